@@ -1,0 +1,115 @@
+"""The async Broker protocol every adapter (paper, Breeze) implements, and its error type."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate, BrokerPosition, Funds
+from app.domain.instruments import Exchange, Instrument
+from app.domain.market import Tick
+from app.domain.orders import OrderType, Product, Side, Validity
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """The broker's published request limits. Place, modify and cancel share ``order_actions_per_second``."""
+
+    order_actions_per_second: int
+    calls_per_minute: int
+    calls_per_day: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCapabilities:
+    """What a broker can do and how fast; the engine shapes its traffic from this."""
+
+    name: str
+    rate_limits: RateLimits
+    exchanges: frozenset[Exchange]
+    market_orders: bool
+    modify: bool
+    bulk_cancel: bool
+    streams_ticks: bool = True
+    streams_order_updates: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRequest:
+    """An order the engine releases to a broker: already validated, price in integer paise."""
+
+    client_order_id: str
+    instrument: Instrument
+    side: Side
+    quantity: int
+    price: int
+    order_type: OrderType = OrderType.LIMIT
+    product: Product = Product.INTRADAY
+    validity: Validity = Validity.DAY
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceAck:
+    """The broker took the order and gave it this id."""
+
+    broker_order_id: str
+    ts_ns: int
+
+
+class BrokerErrorCode(enum.StrEnum):
+    """Why a broker call failed, in terms the engine can act on."""
+
+    RATE_LIMITED = "RATE_LIMITED"
+    REJECTED = "REJECTED"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    TIMEOUT = "TIMEOUT"
+    UNAVAILABLE = "UNAVAILABLE"
+    MALFORMED = "MALFORMED"
+    UNKNOWN_ORDER = "UNKNOWN_ORDER"
+    NOT_CONNECTED = "NOT_CONNECTED"
+
+
+class BrokerError(Exception):
+    """A broker call failed. ``body`` keeps the broker's own error payload (already free of secrets)."""
+
+    def __init__(self, code: BrokerErrorCode, message: str, body: Mapping[str, object] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.body: Mapping[str, object] = body if body is not None else {}
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """An order-routing and market-data connection. Every method may raise ``BrokerError``.
+
+    ``ticks()`` and ``order_updates()`` each have a single consumer (the engine); they end when the
+    broker disconnects.
+    """
+
+    @property
+    def capabilities(self) -> BrokerCapabilities: ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def subscribe(self, instrument_keys: list[str]) -> None: ...
+
+    async def place(self, request: PlaceRequest) -> PlaceAck: ...
+
+    async def modify(self, broker_order_id: str, *, quantity: int | None = None, price: int | None = None) -> None: ...
+
+    async def cancel(self, broker_order_id: str) -> None: ...
+
+    async def order_book(self) -> list[BrokerOrder]: ...
+
+    async def positions(self) -> list[BrokerPosition]: ...
+
+    async def funds(self) -> Funds: ...
+
+    def ticks(self) -> AsyncIterator[Tick]: ...
+
+    def order_updates(self) -> AsyncIterator[BrokerOrderUpdate]: ...

@@ -1,0 +1,1 @@
+"""Value types and pure rules. Imports the standard library only."""

@@ -1,0 +1,57 @@
+"""What a broker reports about orders, in the desk's terms (adapters map their vendor's payloads here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .orders import OrderStatus, Side
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrderUpdate:
+    """A change to one order as the broker reports it.
+
+    Broker feeds duplicate, reorder and drop messages, and fields go missing, so everything but the
+    timestamp is optional and ``filled_quantity`` is cumulative: replaying or reordering updates can
+    then never double-count a fill. ``average_price`` is the cumulative average fill price in paise.
+    """
+
+    ts_ns: int
+    broker_order_id: str | None = None
+    client_order_id: str | None = None
+    status: OrderStatus | None = None
+    filled_quantity: int | None = None
+    average_price: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    """One row of the broker's order book, used to reconcile the desk's view."""
+
+    broker_order_id: str
+    client_order_id: str | None
+    instrument_key: str
+    side: Side
+    quantity: int
+    price: int
+    status: OrderStatus
+    filled_quantity: int
+    average_price: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerPosition:
+    """The broker's net position in one instrument."""
+
+    instrument_key: str
+    quantity: int
+    average_price: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Funds:
+    """Cash the broker reports, in paise."""
+
+    available: int
+    used_margin: int

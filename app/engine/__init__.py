@@ -1,0 +1,1 @@
+"""The headless trading engine: asyncio only, never Qt."""

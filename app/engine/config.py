@@ -1,0 +1,27 @@
+"""Engine tunables, set by the composition root (the CLI maps user settings onto these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain.trading_state import TradingState
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Timeouts in seconds; ``market_protection_bps`` prices marketable limits for market orders."""
+
+    broker_call_timeout: float = 5.0
+    connect_timeout: float = 15.0
+    drain_timeout: float = 5.0
+    market_protection_bps: int = 200
+    client_id_prefix: str = "BW"
+    initial_state: TradingState = TradingState.ACTIVE
+    loop_lag_interval: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("broker_call_timeout", "connect_timeout", "drain_timeout", "loop_lag_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"EngineConfig.{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.market_protection_bps <= 2000:
+            raise ValueError(f"EngineConfig.market_protection_bps must be in (0, 2000], got {self.market_protection_bps}")

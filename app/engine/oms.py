@@ -1,0 +1,336 @@
+"""Order management: client order ids, broker updates applied idempotently, reconciliation.
+
+Broker feeds repeat, reorder and lose messages, and an update can arrive before the ack that
+names its order. Fills are derived from the cumulative filled quantity, so a repeated or late
+update can never count a fill twice; updates for an order id the desk has not bound yet wait
+(bounded) until the ack binds it.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate
+from app.domain.events import OrderEvent, OrderSnapshot
+from app.domain.fills import Fill
+from app.domain.money import round_div
+from app.domain.orders import (
+    Order,
+    OrderSource,
+    OrderStatus,
+    OrderType,
+    Product,
+    Validity,
+    can_transition,
+)
+from app.domain.requests import NewOrder
+
+from .bus import EventBus
+
+log = logging.getLogger(__name__)
+
+_FILL_STATUSES = frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
+_MAX_ORPHAN_IDS = 1_000
+
+
+class UpdateOutcome(enum.StrEnum):
+    """What became of one broker update."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    HELD = "held"
+    UNKNOWN_ORDER = "unknown_order"
+    MALFORMED = "malformed"
+
+
+@dataclass(slots=True)
+class OmsCounters:
+    applied: int = 0
+    duplicate: int = 0
+    stale: int = 0
+    held: int = 0
+    unknown_order: int = 0
+    malformed: int = 0
+    late_fills: int = 0
+
+    def count(self, outcome: UpdateOutcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    """Differences found between the desk's orders and the broker's order book, and what was done."""
+
+    checked: int = 0
+    updated: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    missing_at_broker: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def snapshot(order: Order) -> OrderSnapshot:
+    return OrderSnapshot(
+        client_order_id=order.client_order_id,
+        broker_order_id=order.broker_order_id,
+        instrument_key=order.instrument_key,
+        side=order.side,
+        quantity=order.quantity,
+        price=order.price,
+        order_type=order.order_type,
+        product=order.product,
+        source=order.source,
+        actor=order.actor,
+        status=order.status,
+        filled_quantity=order.filled_quantity,
+        fill_value=order.fill_value,
+        ts_ns=order.updated_ns,
+    )
+
+
+class OrderManager:
+    """Owns every order of the session and publishes ``OrderEvent`` and ``Fill`` on the bus."""
+
+    def __init__(self, bus: EventBus, clock_ns: Callable[[], int], id_prefix: str = "BW") -> None:
+        self._bus = bus
+        self._clock_ns = clock_ns
+        # A per-session random tag keeps client ids unique across restarts without a shared counter.
+        self._id_stem = f"{id_prefix}{secrets.token_hex(3).upper()}"
+        self._seq = itertools.count(1)
+        self._orders: dict[str, Order] = {}
+        self._by_broker_id: dict[str, Order] = {}
+        self._orphans: OrderedDict[str, list[BrokerOrderUpdate]] = OrderedDict()
+        self.counters = OmsCounters()
+
+    def create(self, new: NewOrder, price: int) -> Order:
+        """Register a validated order (status NEW) under a fresh client order id."""
+        now = self._clock_ns()
+        order = Order(
+            client_order_id=f"{self._id_stem}-{next(self._seq):06d}",
+            instrument_key=new.instrument.key,
+            side=new.side,
+            quantity=new.quantity,
+            price=price,
+            order_type=new.order_type,
+            product=new.product,
+            validity=new.validity,
+            source=new.source,
+            actor=new.actor,
+            created_ns=now,
+            updated_ns=now,
+        )
+        self._orders[order.client_order_id] = order
+        self._publish(order, None)
+        return order
+
+    def get(self, client_order_id: str) -> Order | None:
+        return self._orders.get(client_order_id)
+
+    def by_broker_id(self, broker_order_id: str) -> Order | None:
+        return self._by_broker_id.get(broker_order_id)
+
+    def orders(self) -> list[Order]:
+        return list(self._orders.values())
+
+    def working(self) -> list[Order]:
+        return [o for o in self._orders.values() if o.status.is_working]
+
+    def mark_sent(self, order: Order) -> None:
+        self._move(order, OrderStatus.SENT)
+
+    def mark_rejected(self, order: Order, reason: str) -> None:
+        order.reject_reason = reason
+        self._move(order, OrderStatus.REJECTED)
+
+    def bind(self, order: Order, broker_order_id: str) -> None:
+        """Record the broker's id from an ack; the order is OPEN unless an update already moved it on."""
+        order.broker_order_id = broker_order_id
+        self._by_broker_id[broker_order_id] = order
+        if order.status is OrderStatus.SENT:
+            self._move(order, OrderStatus.OPEN)
+        for update in self._orphans.pop(broker_order_id, []):
+            self.apply_update(update)
+
+    def _move(self, order: Order, target: OrderStatus) -> None:
+        previous = order.status
+        order.transition(target, self._clock_ns())
+        self._publish(order, previous)
+
+    def _publish(self, order: Order, previous: OrderStatus | None) -> None:
+        self._bus.publish(OrderEvent(snapshot(order), previous))
+
+    def apply_update(self, update: BrokerOrderUpdate) -> UpdateOutcome:
+        """Apply one broker update. Never raises: malformed, unknown, stale and repeated updates are counted."""
+        outcome = self._apply(update)
+        self.counters.count(outcome)
+        if outcome in (UpdateOutcome.MALFORMED, UpdateOutcome.UNKNOWN_ORDER):
+            log.warning("broker update %s: %s", outcome.value, update)
+        return outcome
+
+    def _find(self, update: BrokerOrderUpdate) -> Order | None:
+        order = None
+        if update.broker_order_id is not None:
+            order = self._by_broker_id.get(update.broker_order_id)
+        if order is None and update.client_order_id is not None:
+            order = self._orders.get(update.client_order_id)
+            if order is not None and update.broker_order_id is not None and order.broker_order_id is None:
+                order.broker_order_id = update.broker_order_id
+                self._by_broker_id[update.broker_order_id] = order
+        return order
+
+    def _apply(self, update: BrokerOrderUpdate) -> UpdateOutcome:
+        if not _well_formed(update):
+            return UpdateOutcome.MALFORMED
+        order = self._find(update)
+        if order is None:
+            if update.broker_order_id is None:
+                return UpdateOutcome.UNKNOWN_ORDER
+            return self._hold(update)
+        if update.filled_quantity is not None and update.filled_quantity > order.quantity:
+            return UpdateOutcome.MALFORMED
+        previous = order.status
+        filled = self._apply_fill(order, update)
+        moved = self._apply_status(order, update)
+        if filled or moved:
+            self._publish(order, previous)
+            return UpdateOutcome.APPLIED
+        if update.status is not None and update.status is not order.status and update.status not in _FILL_STATUSES:
+            return UpdateOutcome.STALE
+        if update.filled_quantity is not None and update.filled_quantity < order.filled_quantity:
+            return UpdateOutcome.STALE
+        return UpdateOutcome.DUPLICATE
+
+    def _hold(self, update: BrokerOrderUpdate) -> UpdateOutcome:
+        assert update.broker_order_id is not None
+        held = self._orphans.setdefault(update.broker_order_id, [])
+        held.append(update)
+        while len(self._orphans) > _MAX_ORPHAN_IDS:
+            dropped_id, dropped = self._orphans.popitem(last=False)
+            self.counters.unknown_order += len(dropped)
+            log.warning("dropping %d updates for never-acked broker order %s", len(dropped), dropped_id)
+        return UpdateOutcome.HELD
+
+    def _apply_fill(self, order: Order, update: BrokerOrderUpdate) -> bool:
+        cumulative = update.filled_quantity
+        if cumulative is None or cumulative <= order.filled_quantity:
+            return False
+        delta = cumulative - order.filled_quantity
+        if update.average_price is not None:
+            price = round_div(cumulative * update.average_price - order.fill_value, delta)
+        else:
+            log.warning("order %s: fill without an average price, using the limit price", order.client_order_id)
+            price = order.price
+        now = self._clock_ns()
+        if order.status.is_terminal:
+            # A fill reported after the order was closed (a cancel racing a fill) still moved the
+            # position: record it rather than lose it; the status stays terminal.
+            order.filled_quantity = cumulative
+            order.fill_value += delta * price
+            order.updated_ns = now
+            self.counters.late_fills += 1
+            log.warning("order %s: fill of %d after %s", order.client_order_id, delta, order.status)
+        else:
+            order.apply_fill(delta, price, now)
+        fill = Fill(
+            fill_id=f"{order.broker_order_id or order.client_order_id}:{cumulative}",
+            client_order_id=order.client_order_id,
+            instrument_key=order.instrument_key,
+            side=order.side,
+            quantity=delta,
+            price=price,
+            ts_ns=update.ts_ns,
+        )
+        order.fill_ids.add(fill.fill_id)
+        self._bus.publish(fill)
+        return True
+
+    def _apply_status(self, order: Order, update: BrokerOrderUpdate) -> bool:
+        target = update.status
+        if target is None or target in _FILL_STATUSES or target is order.status:
+            return False
+        if not can_transition(order.status, target):
+            return False
+        if target is OrderStatus.REJECTED:
+            order.reject_reason = update.reason or "rejected by broker"
+        order.transition(target, self._clock_ns())
+        return True
+
+    def reconcile(self, book: Iterable[BrokerOrder]) -> ReconcileReport:
+        """Bring the desk's orders in line with the broker's book; the broker's book is the truth."""
+        report = ReconcileReport()
+        seen: set[str] = set()
+        now = self._clock_ns()
+        for row in book:
+            report.checked += 1
+            order = self._by_broker_id.get(row.broker_order_id)
+            if order is None and row.client_order_id is not None:
+                order = self._orders.get(row.client_order_id)
+            if order is None:
+                order = self._adopt(row, now)
+                report.adopted.append(order.client_order_id)
+            seen.add(order.client_order_id)
+            update = BrokerOrderUpdate(
+                ts_ns=now,
+                broker_order_id=row.broker_order_id,
+                client_order_id=order.client_order_id,
+                status=row.status,
+                filled_quantity=row.filled_quantity,
+                average_price=row.average_price,
+            )
+            if order.broker_order_id is None:
+                self.bind(order, row.broker_order_id)
+            outcome = self.apply_update(update)
+            if outcome is UpdateOutcome.APPLIED:
+                report.updated.append(order.client_order_id)
+            elif outcome is UpdateOutcome.MALFORMED:
+                report.problems.append(f"{row.broker_order_id}: broker row does not fit order {order.client_order_id}")
+            if order.status is not row.status and not (row.status in _FILL_STATUSES and order.status.is_terminal):
+                report.problems.append(
+                    f"{order.client_order_id}: desk says {order.status}, broker says {row.status}"
+                )
+        for order in self._orders.values():
+            if order.status.is_working and order.broker_order_id is not None and order.client_order_id not in seen:
+                report.missing_at_broker.append(order.client_order_id)
+        return report
+
+    def _adopt(self, row: BrokerOrder, now: int) -> Order:
+        """Take in an order the desk did not place (from the broker's website, say) so it is watched and cancellable."""
+        order = Order(
+            client_order_id=row.client_order_id or f"EXT-{row.broker_order_id}",
+            instrument_key=row.instrument_key,
+            side=row.side,
+            quantity=row.quantity,
+            price=row.price,
+            order_type=OrderType.LIMIT,
+            product=Product.INTRADAY,
+            validity=Validity.DAY,
+            source=OrderSource.SYSTEM,
+            actor="broker",
+            created_ns=now,
+            updated_ns=now,
+            status=OrderStatus.SENT,
+        )
+        self._orders[order.client_order_id] = order
+        log.warning("adopted order %s found at the broker but not at the desk", row.broker_order_id)
+        self.bind(order, row.broker_order_id)
+        return order
+
+
+def _well_formed(update: BrokerOrderUpdate) -> bool:
+    if update.broker_order_id is None and update.client_order_id is None:
+        return False
+    for value in (update.broker_order_id, update.client_order_id):
+        if value is not None and (not isinstance(value, str) or not value):
+            return False
+    if update.status is not None and not isinstance(update.status, OrderStatus):
+        return False
+    for number in (update.filled_quantity, update.average_price):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 0):
+            return False
+    return isinstance(update.ts_ns, int)

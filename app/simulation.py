@@ -1,0 +1,232 @@
+"""`main.py simulate`: the headless engine on the paper broker under a generated order flow.
+
+The flow mixes buys and sells around the last price (some marketable, some resting), cancels a
+share of working orders, and sends a share of deliberately bad orders that must be refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.brokers.paper.universe import UniverseEntry
+from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
+from app.domain.requests import OrderRequest
+from app.engine.config import EngineConfig
+from app.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+ACTOR = "simulator"
+
+
+class SimulationError(ValueError):
+    """The simulation cannot run with these options."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationOptions:
+    """What to simulate. ``bad_share`` and ``cancel_share`` are fractions of flow actions."""
+
+    seconds: float
+    seed: int = 1
+    orders_per_sec: float = 5.0
+    instruments: int = 10
+    bad_share: float = 0.08
+    cancel_share: float = 0.15
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.seconds) or self.seconds <= 0:
+            raise SimulationError(f"--seconds must be a positive number, got {self.seconds}")
+        if not math.isfinite(self.orders_per_sec) or not 0 < self.orders_per_sec <= 1_000:
+            raise SimulationError(f"--orders-per-sec must be in (0, 1000], got {self.orders_per_sec}")
+        if self.instruments < 1:
+            raise SimulationError(f"--instruments must be at least 1, got {self.instruments}")
+
+
+class OrderFlow:
+    """Seeded generator of order-flow actions against a running engine."""
+
+    def __init__(self, engine: Engine, entries: list[UniverseEntry], options: SimulationOptions) -> None:
+        self.engine = engine
+        self.entries = entries
+        self.options = options
+        self.rng = random.Random(f"flow:{options.seed}")
+        self.cancels_sent = 0
+        self.bad_sent = 0
+        self.results: Counter[str] = Counter()
+
+    def _bad_request(self) -> OrderRequest:
+        entry = self.rng.choice(self.entries)
+        inst = entry.instrument
+        key, lot = inst.key, inst.lot_size
+        price = Decimal(entry.start_price) / 100
+        off_tick = Decimal(entry.start_price + (1 if inst.tick_size > 1 else 0)) / 100 + Decimal("0.001")
+        choices: list[tuple[Any, Any, str]] = [
+            (0, price, key),
+            (-lot, price, key),
+            (lot * Decimal("1.5") if lot == 1 else lot + 1, price, key),
+            (lot, off_tick, key),
+            (lot, float("nan"), key),
+            (lot, float("inf"), key),
+            (lot, -price, key),
+            (lot, price, "NSE:NOSUCHSTOCK"),
+        ]
+        quantity, bad_price, bad_key = self.rng.choice(choices)
+        return OrderRequest(bad_key, Side.BUY, quantity, bad_price, source=OrderSource.SIMULATION, actor=ACTOR)
+
+    def _good_request(self) -> OrderRequest | None:
+        entry = self.rng.choice(self.entries)
+        inst = entry.instrument
+        last = self.engine.market_data.last_price(inst.key)
+        if last is None:
+            return None
+        side = self.rng.choice((Side.BUY, Side.SELL))
+        # Offsets from -4 to +2 ticks on the aggressive side: about a third cross the spread.
+        offset = self.rng.randint(-4, 2) * inst.tick_size
+        price = last + offset if side is Side.BUY else last - offset
+        price = max(price - price % inst.tick_size, inst.tick_size)
+        quantity = self.rng.randint(1, 3) * inst.lot_size
+        if self.rng.random() < 0.1:
+            return OrderRequest(
+                inst.key, side, quantity, None, order_type=OrderType.MARKET,
+                product=Product.INTRADAY, source=OrderSource.SIMULATION, actor=ACTOR,
+            )
+        return OrderRequest(
+            inst.key, side, quantity, Decimal(price) / 100,
+            product=Product.INTRADAY, source=OrderSource.SIMULATION, actor=ACTOR,
+        )
+
+    async def act(self) -> None:
+        roll = self.rng.random()
+        if roll < self.options.bad_share:
+            self.bad_sent += 1
+            result = await self.engine.submit(self._bad_request())
+            self.results["bad_accepted" if result.accepted else "bad_rejected"] += 1
+            return
+        if roll < self.options.bad_share + self.options.cancel_share:
+            working = sorted(o.client_order_id for o in self.engine.oms.working())
+            if working:
+                self.cancels_sent += 1
+                outcome = await self.engine.cancel(self.rng.choice(working))
+                self.results["cancel_ok" if outcome.ok else "cancel_failed"] += 1
+                return
+        request = self._good_request()
+        if request is None:
+            self.results["no_price_yet"] += 1
+            return
+        result = await self.engine.submit(request)
+        self.results["accepted" if result.accepted else "rejected"] += 1
+
+    async def run(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.options.orders_per_sec
+        pending: set[asyncio.Task[None]] = set()
+        start = loop.time()
+        n = 0
+        while True:
+            due = start + n * interval
+            if due - start >= seconds:
+                break
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            # Each action runs as its own task, like independent order sources: a slow broker
+            # reply must not hold back the flow's pace.
+            task = loop.create_task(self.act())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+        if pending:
+            await asyncio.wait(pending)
+
+
+async def _await_prices(engine: Engine, keys: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(engine.market_data.last_price(k) is not None for k in keys):
+            return
+        await asyncio.sleep(0.01)
+
+
+def report(engine: Engine, flow: OrderFlow, started: float) -> dict[str, Any]:
+    orders = engine.oms.orders()
+    statuses = Counter(o.status for o in orders)
+    positions = {
+        v.instrument_key: {
+            "quantity": v.quantity,
+            "average_price_paise": round(v.average_price, 2) if v.average_price is not None else None,
+            "mark_paise": v.mark,
+            "realized_paise": v.realized,
+            "unrealized_paise": v.unrealized,
+        }
+        for v in engine.portfolio.views()
+        if v.quantity != 0 or v.realized != 0
+    }
+    return {
+        "seconds": round(time.monotonic() - started, 3),
+        "ticks": engine.market_data.ticks,
+        "orders": {
+            "submitted": engine.submitted,
+            "accepted": engine.accepted,
+            "rejected": sum(engine.rejections.values()),
+            "filled": statuses[OrderStatus.FILLED],
+            "cancelled": statuses[OrderStatus.CANCELLED],
+            "working": sum(1 for o in orders if o.status.is_working),
+        },
+        "cancels_sent": flow.cancels_sent,
+        "bad_orders_sent": flow.bad_sent,
+        "rejections": dict(sorted((r.value, n) for r, n in engine.rejections.items())),
+        "fills": engine.portfolio.fills,
+        "positions": positions,
+        "exposure": {"gross": engine.portfolio.exposure.gross, "net": engine.portfolio.exposure.net},
+        "pnl": {"realized": engine.portfolio.realized, "unrealized": engine.portfolio.unrealized},
+        "loop_lag_ms": {
+            "p50": round(engine.loop_lag.percentile(50), 3),
+            "p99": round(engine.loop_lag.percentile(99), 3),
+            "max": round(engine.loop_lag.percentile(100), 3),
+        },
+        "trading_state": str(engine.trading_state),
+        "oms": {
+            "duplicate_updates": engine.oms.counters.duplicate,
+            "stale_updates": engine.oms.counters.stale,
+            "unknown_updates": engine.oms.counters.unknown_order,
+            "malformed_updates": engine.oms.counters.malformed,
+        },
+        "bus": {"published": engine.bus.published, "handler_errors": engine.bus.handler_errors},
+    }
+
+
+async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
+    """Run the engine on the paper broker for ``options.seconds`` and return the JSON report."""
+    universe = load_universe()
+    if options.instruments > len(universe):
+        raise SimulationError(f"--instruments must be at most {len(universe)} (the paper universe), got {options.instruments}")
+    entries = universe[: options.instruments]
+    broker = PaperBroker(options.paper, universe=entries)
+    engine = Engine(broker, [e.instrument for e in entries], options.engine)
+    flow = OrderFlow(engine, entries, options)
+    started = time.monotonic()
+    await engine.start()
+    try:
+        await _await_prices(engine, [e.instrument.key for e in entries], timeout=5.0)
+        await flow.run(options.seconds)
+        # Let the last acks and fills arrive before the picture is taken.
+        await asyncio.sleep(max(0.05, 2 * options.paper.latency_ms / 1000))
+        try:
+            await engine.reconcile()
+        except Exception as exc:  # noqa: BLE001 - a failed final check is reported, not fatal
+            log.error("final reconcile failed: %s", exc)
+        result = report(engine, flow, started)
+    finally:
+        await engine.stop()
+    log.info("simulation done: %s", {k: result[k] for k in ("ticks", "orders", "trading_state")})
+    return result
