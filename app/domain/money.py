@@ -39,12 +39,13 @@ def rupees_to_paise(value: Decimal | int | float | str) -> int:
     # Exact digit arithmetic: ``amount * 100`` would round to the context's 28 digits, silently
     # accepting "1.000000000000000000000000000001" as 100 paise.
     sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite amounts never carry the 'n'/'N'/'F' markers
     shift = exponent + 2  # paise = coefficient * 10**shift
     if shift < 0:
         if any(digits[shift:]):
             raise MoneyError(f"finer than one paisa: {value!r}")
         digits, shift = digits[:shift], 0
-    paise = int("".join(map(str, digits)) or "0") * 10**shift
+    paise: int = int("".join(map(str, digits)) or "0") * 10**shift
     return -paise if sign else paise
 
 
