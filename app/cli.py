@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(market_protection_bps=round(settings.breeze.market_protection_pct * 100))
+    return EngineConfig(market_protection_bps=round(settings.market_protection_pct * 100))
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:

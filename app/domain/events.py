@@ -51,6 +51,8 @@ class OrderRejected:
 
 @dataclass(frozen=True, slots=True)
 class TradingStateChanged:
+    """The desk moved between ACTIVE, REDUCING and HALTED, by whom and why."""
+
     previous: TradingState
     current: TradingState
     reason: str
@@ -58,6 +60,8 @@ class TradingStateChanged:
 
 
 class AlertLevel(enum.StrEnum):
+    """How loudly an alert should be shown."""
+
     INFO = "INFO"
     WARNING = "WARNING"
     CRITICAL = "CRITICAL"

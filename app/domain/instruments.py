@@ -21,12 +21,16 @@ class Exchange(enum.StrEnum):
 
 
 class Segment(enum.StrEnum):
+    """Cash equity, futures or options."""
+
     CASH = "CASH"
     FUTURES = "FUTURES"
     OPTIONS = "OPTIONS"
 
 
 class OptionRight(enum.StrEnum):
+    """Call (CE) or put (PE)."""
+
     CALL = "CALL"
     PUT = "PUT"
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 
 class Side(enum.StrEnum):
+    """Buy or sell; ``sign`` is +1 for a buy so signed quantities add up to a net position."""
+
     BUY = "BUY"
     SELL = "SELL"
 
@@ -20,6 +22,8 @@ class Side(enum.StrEnum):
 
 
 class OrderType(enum.StrEnum):
+    """LIMIT, or MARKET (which the desk always sends as a protected marketable limit)."""
+
     LIMIT = "LIMIT"
     MARKET = "MARKET"
 
@@ -33,6 +37,8 @@ class Product(enum.StrEnum):
 
 
 class Validity(enum.StrEnum):
+    """DAY rests until the close; IOC cancels whatever does not fill at once."""
+
     DAY = "DAY"
     IOC = "IOC"
 
@@ -50,6 +56,8 @@ class OrderSource(enum.StrEnum):
 
 
 class OrderStatus(enum.StrEnum):
+    """An order's state; the legal moves between them are in ``_TRANSITIONS``."""
+
     NEW = "NEW"
     SENT = "SENT"
     OPEN = "OPEN"

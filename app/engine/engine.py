@@ -45,6 +45,8 @@ _BROKER_REASONS = {
 
 
 class Lifecycle(enum.StrEnum):
+    """Where the engine is in its life: orders pass only while RUNNING, cancels also while STOPPING."""
+
     CREATED = "CREATED"
     STARTING = "STARTING"
     RUNNING = "RUNNING"
@@ -68,6 +70,8 @@ class SubmitResult:
 
 @dataclass(frozen=True, slots=True)
 class CancelResult:
+    """The answer to ``cancel``: whether the request went out (or is queued until the ack), and why not."""
+
     ok: bool
     client_order_id: str
     message: str

@@ -52,6 +52,8 @@ class UpdateOutcome(enum.StrEnum):
 
 @dataclass(slots=True)
 class OmsCounters:
+    """How many broker updates ended each way; a rising ``malformed`` or ``unknown_order`` needs a look."""
+
     applied: int = 0
     duplicate: int = 0
     stale: int = 0

@@ -1,0 +1,1 @@
+"""Operators, roles, passwords, keyring vault, log redaction (arrives with the Security issue)."""

@@ -1,0 +1,686 @@
+"""Bulwark's settings: typed, validated, and loaded from three places.
+
+Precedence, highest first:
+
+1. keyword arguments to :func:`load_settings` (the command line passes its options here);
+2. environment variables named ``BULWARK_<FIELD>``; nested fields use ``__``
+   (``BULWARK_PAPER__SEED=7``). The Breeze endpoints are also read from the flat names
+   ``BULWARK_BREEZE_API_URL``, ``BULWARK_BREEZE_API_V2_URL``, ``BULWARK_BREEZE_STREAM_URL``,
+   ``BULWARK_BREEZE_FEEDS_URL``, ``BULWARK_BREEZE_OHLC_URL``, ``BULWARK_BREEZE_MASTER_URL``
+   (and ``BULWARK_BREEZE_MARKET_PROTECTION_PCT``);
+3. the TOML file ``bulwark.toml`` in the data folder;
+4. the defaults below.
+
+The data folder is ``BULWARK_HOME`` if set, else the platform's user data folder
+(``platformdirs.user_data_dir("Bulwark")``, e.g. ``~/.local/share/Bulwark`` on Linux). It holds
+``bulwark.toml``, ``bulwark.db`` (unless ``BULWARK_DB_URL`` points elsewhere) and ``logs/``.
+Because the settings file lives in the data folder, ``home`` cannot be set inside it.
+
+An example ``bulwark.toml``::
+
+    broker = "paper"
+    log_level = "INFO"
+    market_protection_pct = 1.5
+
+    [paper]
+    seed = 7
+    latency_ms = 35
+    reject_rate = 0.02
+
+    [breeze]
+    api_url = "http://127.0.0.1:8765/breezeapi/api/v1/"
+
+Unknown keys are rejected, so a typo is an error rather than a silently ignored setting.
+
+**No secrets live here.** API keys and secrets, the daily session token and operator passwords
+come from the OS keyring only (see ``app.security``); nothing in this module reads, stores or
+prints them. Put a database password in the database's own mechanism (``~/.pgpass``, peer
+authentication) rather than in ``BULWARK_DB_URL``; if one is there anyway, error messages mask it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import annotated_types
+import platformdirs
+import pydantic_settings
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "SETTINGS_FILE_NAME",
+    "BreezeSettings",
+    "PaperSettings",
+    "Settings",
+    "SettingsError",
+    "default_home",
+    "load_settings",
+    "resolve_home",
+]
+
+ENV_PREFIX = "BULWARK_"
+HOME_ENV = "BULWARK_HOME"
+SETTINGS_FILE_NAME = "bulwark.toml"
+DATABASE_FILE_NAME = "bulwark.db"
+LOG_DIR_NAME = "logs"
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class SettingsError(ValueError):
+    """The settings are invalid, the settings file does not parse, or the data folder is unusable.
+
+    ``str(err)`` is written for the operator: every problem on its own line, naming the key (or
+    the environment variable), the value given and what is allowed. ``problems`` holds the same
+    lines as a list.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) if problems else [message]
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+_HTTP = ("http", "https")
+_HTTP_OR_WS = ("http", "https", "ws", "wss")
+
+
+def _check_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    """Accept ``None`` or an absolute URL with one of ``schemes`` and a host; keep it verbatim.
+
+    The URL is kept exactly as written (no normalisation): the Breeze SDK concatenates paths
+    onto these strings, so a trailing slash matters.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if not parts.scheme:
+        raise ValueError("not an absolute URL (no scheme)")
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(f"URL scheme {parts.scheme!r} is not supported")
+    if not parts.hostname:
+        raise ValueError("URL has no host")
+    return value
+
+
+class PaperSettings(BaseModel):
+    """The embedded simulated market and broker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    seed: int = Field(default=1, description="random seed of the simulated market and order flow")
+    latency_ms: float = Field(
+        default=20.0, ge=0, le=5000, description="simulated broker round trip, milliseconds"
+    )
+    reject_rate: float = Field(
+        default=0.0, ge=0, le=1, description="fraction of orders the simulated broker rejects"
+    )
+    tick_interval_ms: float = Field(
+        default=100.0,
+        ge=10,
+        le=10_000,
+        description="interval between simulated ticks, milliseconds",
+    )
+    partial_fill: bool = Field(default=True, description="fill large orders in several parts")
+
+
+class BreezeSettings(BaseModel):
+    """ICICI Direct Breeze. Endpoints left unset mean the SDK's own (ICICI's servers).
+
+    Setting them points the SDK at another server, e.g. the local emulator in the tests.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    api_url: str | None = Field(
+        default=None,
+        description="REST API base (SDK config.API_URL)",
+        json_schema_extra={"allowed": "an absolute http:// or https:// URL"},
+    )
+    api_v2_url: str | None = Field(
+        default=None,
+        description="newer REST API base (SDK config.BREEZE_NEW_URL)",
+        json_schema_extra={"allowed": "an absolute http:// or https:// URL"},
+    )
+    stream_url: str | None = Field(
+        default=None,
+        description="socket.io server for quotes (SDK config.LIVE_STREAM_URL)",
+        json_schema_extra={"allowed": "an absolute http(s):// or ws(s):// URL"},
+    )
+    feeds_url: str | None = Field(
+        default=None,
+        description="socket.io server for order notifications (SDK config.LIVE_FEEDS_URL)",
+        json_schema_extra={"allowed": "an absolute http(s):// or ws(s):// URL"},
+    )
+    ohlc_url: str | None = Field(
+        default=None,
+        description="socket.io server for OHLC candles (SDK config.LIVE_OHLC_STREAM_URL)",
+        json_schema_extra={"allowed": "an absolute http(s):// or ws(s):// URL"},
+    )
+    master_url: str | None = Field(
+        default=None,
+        description="security master zip (SDK config.SECURITY_MASTER_URL)",
+        json_schema_extra={"allowed": "an absolute http:// or https:// URL"},
+    )
+
+    @field_validator("api_url", "api_v2_url", "master_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return _check_url(value, _HTTP)
+
+    @field_validator("stream_url", "feeds_url", "ohlc_url")
+    @classmethod
+    def _stream_url(cls, value: str | None) -> str | None:
+        return _check_url(value, _HTTP_OR_WS)
+
+
+_DB_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def default_home() -> Path:
+    """The platform's per-user data folder for Bulwark (used when BULWARK_HOME is not set)."""
+    return Path(platformdirs.user_data_dir("Bulwark", appauthor=False))
+
+
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder: ``home`` if given, else ``$BULWARK_HOME``, else :func:`default_home`.
+
+    Always absolute, with ``~`` expanded. Does not create anything.
+    """
+    if home is None or str(home).strip() == "":
+        env = _getenv(HOME_ENV)
+        home = env if env else default_home()
+    return Path(os.path.abspath(Path(home).expanduser()))
+
+
+class Settings(BaseSettings):
+    """All of Bulwark's settings. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default_factory=resolve_home,
+        description="data folder (BULWARK_HOME); holds bulwark.toml, bulwark.db and logs/",
+        json_schema_extra={"allowed": "a folder path"},
+    )
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy database URL (BULWARK_DB_URL); unset: SQLite in the data folder",
+        json_schema_extra={
+            "allowed": "a database URL such as sqlite:///path/bulwark.db or "
+            "postgresql+psycopg://user@host/bulwark"
+        },
+    )
+    broker: Literal["paper", "breeze"] = Field(default="paper", description="broker profile")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="lowest level written to the log"
+    )
+    log_max_bytes: int = Field(
+        5 * MIB, ge=64 * KIB, description="rotate the log file when it would exceed this size"
+    )
+    log_backups: int = Field(default=10, ge=1, le=100, description="rotated log files kept")
+    market_protection_pct: float = Field(
+        default=2.0,
+        gt=0,
+        le=20,
+        description=(
+            "a market order is sent as a limit order this many percent through the last price"
+        ),
+    )
+    paper: PaperSettings = PaperSettings()
+    breeze: BreezeSettings = BreezeSettings()
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home(cls, value: Any) -> Any:
+        if isinstance(value, (str, os.PathLike)):
+            if not str(value).strip():
+                raise ValueError("must not be empty")
+            return resolve_home(value)
+        return value
+
+    @field_validator("broker", "log_level", mode="before")
+    @classmethod
+    def _normalise_choice(cls, value: Any, info: ValidationInfo) -> Any:
+        # "Breeze" and "debug" are what people type; accept them.
+        if isinstance(value, str):
+            value = value.strip()
+            return value.upper() if info.field_name == "log_level" else value.lower()
+        return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            return None
+        if not _DB_URL_RE.match(value):
+            raise ValueError("is not a database URL (dialect://...)")
+        return value
+
+    # -- derived paths -------------------------------------------------------------------------
+
+    @property
+    def database_url(self) -> str:
+        """The database to use: ``db_url`` if set, else SQLite file ``bulwark.db`` in ``home``."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.home / DATABASE_FILE_NAME}"
+
+    @property
+    def settings_file(self) -> Path:
+        """Where the TOML settings file is (it need not exist)."""
+        return self.home / SETTINGS_FILE_NAME
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / LOG_DIR_NAME
+
+    # -- sources -------------------------------------------------------------------------------
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs = getattr(init_settings, "init_kwargs", {}) or {}
+        home = resolve_home(init_kwargs.get("home"))
+        return (
+            init_settings,
+            _BreezeFlatEnvSource(settings_cls),
+            env_settings,
+            _TomlSource(settings_cls, home / SETTINGS_FILE_NAME),
+        )
+
+
+class _BreezeFlatEnvSource(PydanticBaseSettingsSource):
+    """Reads ``BULWARK_BREEZE_<FIELD>`` (single underscore) into the nested ``breeze`` model."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, "", False  # everything happens in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        found = {
+            name: value
+            for name in BreezeSettings.model_fields
+            if (value := _getenv(_breeze_flat_env_name(name))) not in (None, "")
+        }
+        return {"breeze": found} if found else {}
+
+
+class _TomlSource(TomlConfigSettingsSource):
+    """The settings file, with operator-readable errors."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self.path = path
+        super().__init__(settings_cls, toml_file=path)
+        if "home" in self.toml_data:
+            raise SettingsError(
+                f"home = {self.toml_data['home']!r} (in {path}): the data folder cannot be set in "
+                f"the settings file that lives inside it; set the environment variable {HOME_ENV} "
+                "instead"
+            )
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return read_toml(Path(file_path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML settings file, turning every failure into a :class:`SettingsError`."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.14 adds lineno/colno/msg; before that the message ends "(at line L, column C)"
+        lineno, colno = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        where = f"line {lineno}, column {colno}" if lineno is not None else ""
+        detail = str(getattr(exc, "msg", exc))
+        raise SettingsError(
+            f"settings file {path} is not valid TOML: {detail}"
+            + (f" (at {where})" if where else "")
+            + "; see https://toml.io for the syntax"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"settings file {path} is not valid TOML: not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start})"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"settings file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and error reporting
+# --------------------------------------------------------------------------------------------
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from ``overrides`` > environment > ``bulwark.toml`` > defaults.
+
+    Overrides use field names (``broker="breeze"``, ``paper={"seed": 3}``); those whose value is
+    ``None`` are ignored, so command-line options that were not given can be passed straight
+    through. Creates the data folder (and its parents) if needed.
+
+    Raises :class:`SettingsError` naming every invalid key, its value and what is allowed; for a
+    settings file that does not parse (file and line); or when the data folder cannot be created
+    or written.
+    """
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    home = resolve_home(overrides.get("home"))
+    if "home" in overrides:
+        overrides["home"] = home
+    ensure_data_folder(home)
+
+    toml_path = home / SETTINGS_FILE_NAME
+    toml_data = read_toml(toml_path) if toml_path.is_file() else {}
+
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            _describe_error(error, overrides=overrides, toml_data=toml_data, toml_path=toml_path)
+            for error in exc.errors(include_url=False)
+        ]
+        raise SettingsError(_join_problems(problems), problems) from None
+    except pydantic_settings.SettingsError as exc:
+        # e.g. BULWARK_PAPER='{not json' for a whole nested model
+        match = re.search(r'field "([^"]+)"', str(exc))
+        if match:
+            field = match.group(1)
+            message = (
+                f"{field} (from environment variable {ENV_PREFIX}{field.upper()}): "
+                f"cannot be parsed; allowed: a JSON object, or set the keys one by one "
+                f"as {ENV_PREFIX}{field.upper()}__<KEY>"
+            )
+        else:
+            message = f"invalid setting in the environment: {exc}"
+        if exc.__cause__ is not None:
+            message += f" ({exc.__cause__})"
+        raise SettingsError(f"invalid setting: {message}", [message]) from None
+    return settings
+
+
+def ensure_data_folder(home: Path) -> Path:
+    """Create ``home`` (with parents) and check that files can be created in it."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SettingsError(
+            f"data folder {home} exists but is not a folder; set {HOME_ENV} to a folder path"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(
+            f"data folder {home} cannot be created: {exc.strerror or exc}; "
+            f"set {HOME_ENV} to a writable folder"
+        ) from None
+    if not home.is_dir():
+        raise SettingsError(
+            f"data folder {home} exists but is not a folder; set {HOME_ENV} to a folder path"
+        )
+    try:
+        # os.access lies for root and on some network file systems; try it for real.
+        with tempfile.TemporaryFile(dir=home, prefix=".bulwark-write-test-"):
+            pass
+    except OSError as exc:
+        raise SettingsError(
+            f"data folder {home} is not writable: {exc.strerror or exc}; "
+            f"set {HOME_ENV} to a writable folder"
+        ) from None
+    return home
+
+
+def _join_problems(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"invalid setting: {problems[0]}"
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return f"{len(problems)} invalid settings:\n{lines}"
+
+
+def _describe_error(
+    error: Any, *, overrides: dict[str, Any], toml_data: dict[str, Any], toml_path: Path
+) -> str:
+    loc = tuple(error.get("loc", ()))
+    key = ".".join(str(part) for part in loc) or "(settings)"
+    value = error.get("input")
+    kind = error.get("type", "")
+
+    source = _source_of(loc, overrides=overrides, toml_data=toml_data, toml_path=toml_path)
+    shown = _show_value(value, key)
+    head = f"{key} = {shown}" if kind != "missing" else key
+    if source:
+        head += f" ({source})"
+
+    if kind == "extra_forbidden":
+        allowed_keys = _allowed_keys(loc[:-1])
+        text = "unknown setting"
+        if allowed_keys:
+            close = difflib.get_close_matches(str(loc[-1]), allowed_keys, n=1)
+            if close:
+                text += f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)"
+            section = ".".join(map(str, loc[:-1]))
+            where = f"in [{section}]" if section else "at the top level"
+            text += f"; allowed keys {where}: {', '.join(allowed_keys)}"
+        return f"{head}: {text}"
+
+    msg = str(error.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    allowed = _allowed_for(loc)
+    if allowed and kind != "literal_error":
+        return f"{head}: {msg}; allowed: {allowed}"
+    return f"{head}: {msg}"
+
+
+def _source_of(
+    loc: tuple[Any, ...], *, overrides: dict[str, Any], toml_data: dict[str, Any], toml_path: Path
+) -> str:
+    if not loc:
+        return ""
+    names = [str(part) for part in loc]
+    if _lookup(overrides, names) is not _MISSING:
+        return "given as an override"
+    for env_name in _env_names(names):
+        if _getenv(env_name) not in (None, ""):
+            return f"from environment variable {env_name}"
+    if _lookup(toml_data, names) is not _MISSING:
+        return f"in {toml_path}"
+    return ""
+
+
+def _env_names(names: list[str]) -> list[str]:
+    candidates = []
+    if len(names) == 2 and names[0] == "breeze":
+        candidates.append(_breeze_flat_env_name(names[1]))
+    candidates.append(ENV_PREFIX + "__".join(names).upper())
+    # a whole nested model given as JSON, e.g. BULWARK_PAPER='{"seed": "x"}'
+    for i in range(len(names) - 1, 0, -1):
+        candidates.append(ENV_PREFIX + "__".join(names[:i]).upper())
+    return candidates
+
+
+def _breeze_flat_env_name(field_name: str) -> str:
+    return f"{ENV_PREFIX}BREEZE_{field_name.upper()}"
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, names: list[str]) -> Any:
+    for name in names:
+        if not isinstance(data, dict):
+            return _MISSING
+        matches = [v for k, v in data.items() if str(k).lower() == name.lower()]
+        if not matches:
+            return _MISSING
+        data = matches[0]
+    return data
+
+
+def _getenv(name: str) -> str | None:
+    """Case-insensitive environment lookup, matching pydantic-settings (case_sensitive=False)."""
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, val in os.environ.items():
+        if key.lower() == lowered:
+            return val
+    return None
+
+
+# the password in "scheme://user:password@host"
+_PASSWORD_IN_URL = re.compile(r"(?P<pre>://[^/@:\s]*:)[^/@\s]*(?P<at>@)")
+# ... and in "user:password@host", for the database URL, which may have lost its scheme
+_PASSWORD_IN_DB_URL = re.compile(r"(?P<pre>(?:^|://)[^/@:\s]*:)[^/@\s]*(?P<at>@)")
+
+
+def _show_value(value: Any, key: str = "") -> str:
+    if isinstance(value, dict):
+        return "{...}"
+    if isinstance(value, str):
+        pattern = _PASSWORD_IN_DB_URL if key == "db_url" else _PASSWORD_IN_URL
+        value = pattern.sub(r"\g<pre>***\g<at>", value)
+    text = repr(value)
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return text
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the field at ``loc + (field,)``."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model = _model_at(loc)
+    if model is None:
+        return []
+    keys = list(model.model_fields)
+    if model is Settings:
+        keys.remove("home")  # set by BULWARK_HOME, never in the file
+    return keys
+
+
+def _allowed_for(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return ""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return ""
+    field = model.model_fields.get(str(loc[-1]))
+    if field is None:
+        return ""
+    return describe_allowed(field)
+
+
+def describe_allowed(field: FieldInfo) -> str:
+    """What a field accepts, in words: ``a number >= 0 and <= 1``, ``one of 'a', 'b'``."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("allowed"), str):
+        return str(extra["allowed"])
+
+    annotation = field.annotation
+    optional = False
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        optional = len(non_none) < len(args)
+        annotation = non_none[0] if len(non_none) == 1 else annotation
+
+    if typing.get_origin(annotation) is Literal:
+        text = "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        text = f"a table of {', '.join(annotation.model_fields)}"
+    else:
+        nouns: dict[Any, str] = {
+            bool: "true or false",
+            int: "an integer",
+            float: "a number",
+            str: "text",
+            Path: "a path",
+        }
+        noun = nouns.get(annotation) or str(getattr(annotation, "__name__", annotation))
+        bounds = []
+        for meta in field.metadata:
+            if isinstance(meta, annotated_types.Ge):
+                bounds.append(f">= {_num(meta.ge)}")
+            elif isinstance(meta, annotated_types.Gt):
+                bounds.append(f"> {_num(meta.gt)}")
+            elif isinstance(meta, annotated_types.Le):
+                bounds.append(f"<= {_num(meta.le)}")
+            elif isinstance(meta, annotated_types.Lt):
+                bounds.append(f"< {_num(meta.lt)}")
+            elif isinstance(meta, annotated_types.Interval):
+                for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    bound = getattr(meta, attr)
+                    if bound is not None:
+                        bounds.append(f"{sym} {_num(bound)}")
+        text = noun + (" " + " and ".join(bounds) if bounds else "")
+    if optional:
+        text += " (or unset)"
+    return text
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int) and value >= MIB and value % KIB == 0:
+        unit = "MiB" if value % MIB == 0 else "KiB"
+        return f"{value} ({value // (MIB if unit == 'MiB' else KIB)} {unit})"
+    if isinstance(value, int) and value >= KIB and value % KIB == 0:
+        return f"{value} ({value // KIB} KiB)"
+    return str(value)

@@ -1,0 +1,1 @@
+"""Persistence: audit chain, orders, limits, backups (arrives with the Store issue)."""
