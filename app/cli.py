@@ -51,7 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seconds", type=_positive_float, default=10.0, help="how long to run (default 10)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: paper.seed setting)")
     sim.add_argument("--json", action="store_true", help="print one JSON object with the report")
-    sim.add_argument("--orders-per-sec", type=_positive_float, default=5.0, help="order-flow actions per second (default 5)")
+    sim.add_argument(
+        "--orders-per-sec",
+        type=_positive_float,
+        default=1.5,
+        # Breeze allows 100 calls a minute: a faster flow meets the broker's own refusals.
+        help="order-flow actions per second (default 1.5, inside the broker's 100 calls/min)",
+    )
     sim.add_argument("--instruments", type=_positive_int, default=10, help="instruments from the paper universe (default 10)")
     sim.add_argument("--broker", choices=("paper", "breeze"), default=None, help="broker profile (default: settings)")
     return parser

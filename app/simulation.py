@@ -38,7 +38,7 @@ class SimulationOptions:
 
     seconds: float
     seed: int = 1
-    orders_per_sec: float = 5.0
+    orders_per_sec: float = 1.5
     instruments: int = 10
     bad_share: float = 0.08
     cancel_share: float = 0.15
