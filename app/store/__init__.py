@@ -1,1 +1,1 @@
-"""Persistence: audit chain, orders, limits, backups (arrives with the Store issue)."""
+"""Persistence: the audit chain, orders and fills, limits, trading state, counters, backups."""

@@ -1,0 +1,55 @@
+"""Audit trail vocabulary: what happened and which kind of source made it happen. Codes are stable."""
+
+from __future__ import annotations
+
+import enum
+
+
+class AuditSource(enum.StrEnum):
+    """Where a decision came from."""
+
+    TICKET = "ticket"
+    API = "api"
+    PANIC = "panic"
+    BREAKER = "breaker"
+    SYSTEM = "system"
+    SIMULATION = "simulation"
+    BROKER = "broker"
+    OPERATOR = "operator"
+
+
+class AuditEventType(enum.StrEnum):
+    """Every kind of record the audit chain holds."""
+
+    APP_START = "app.start"
+    APP_STOP = "app.stop"
+    LOGIN_OK = "login.ok"
+    LOGIN_FAILED = "login.failed"
+    LOGIN_LOCKED = "login.locked"
+    ORDER_PROPOSED = "order.proposed"
+    GATE_ACCEPTED = "gate.accepted"
+    GATE_REJECTED = "gate.rejected"
+    ORDER_SENT = "order.sent"
+    BROKER_ACK = "broker.ack"
+    BROKER_REJECT = "broker.reject"
+    ORDER_MODIFY = "order.modify"
+    CANCEL_REQUESTED = "cancel.requested"
+    CANCELLED = "order.cancelled"
+    ORDER_UPDATE = "order.update"
+    FILL = "fill"
+    KILL_SWITCH_ENGAGED = "kill_switch.engaged"
+    CANCEL_SWEEP_DONE = "kill_switch.sweep_done"
+    FLATTEN_REQUESTED = "flatten.requested"
+    FLATTEN_DONE = "flatten.done"
+    REARMED = "rearmed"
+    TRADING_STATE_CHANGED = "trading_state.changed"
+    LIMIT_CHANGED = "limit.changed"
+    BREAKER_TRIPPED = "breaker.tripped"
+    ALERT_RAISED = "alert.raised"
+    BROKER_CONNECTED = "broker.connected"
+    BROKER_DISCONNECTED = "broker.disconnected"
+    SESSION_EXPIRED = "session.expired"
+    BACKUP_CREATED = "backup.created"
+    BACKUP_RESTORED = "backup.restored"
+    CONFIG_CHANGED = "config.changed"
+    RECONCILED = "reconciled"

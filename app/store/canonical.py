@@ -1,0 +1,51 @@
+"""Canonical bytes and hashes of audit records: the one definition both the writer and verify use."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"cannot put a {type(value).__name__} in an audit payload")
+
+
+def canonical_json(payload: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text, no NaN: the same payload always gives the same text."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
+
+
+def record_bytes(seq: int, ts_ns: int, actor: str, source: str, event_type: str, payload_json: str) -> bytes:
+    """The hashed form of a record: a canonical JSON array of its fields (the payload already canonical)."""
+    dumps = json.dumps
+    return (
+        f"[{seq:d},{ts_ns:d},{dumps(actor, ensure_ascii=False)},{dumps(source, ensure_ascii=False)},"
+        f"{dumps(event_type, ensure_ascii=False)},{payload_json}]"
+    ).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, seq: int, ts_ns: int, actor: str, source: str, event_type: str, payload_json: str) -> str:
+    """SHA-256 over the previous record's hash followed by this record's canonical bytes."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(record_bytes(seq, ts_ns, actor, source, event_type, payload_json))
+    return digest.hexdigest()

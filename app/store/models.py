@@ -1,0 +1,123 @@
+"""The desk's tables (SQLAlchemy 2 typed ORM). Migrations in ``migrations/`` create and evolve them."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so batch migrations on SQLite can find and alter them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AuditRecord(Base):
+    """One link of the append-only audit chain; ``hash`` covers every other column and ``prev_hash``."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+
+    __table_args__ = (Index("ix_audit_log_ts_ns", "ts_ns"),)
+
+
+class OrderRow(Base):
+    """The latest known state of one order."""
+
+    __tablename__ = "orders"
+
+    client_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    broker_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    instrument_key: Mapped[str] = mapped_column(String(96), nullable=False)
+    side: Mapped[str] = mapped_column(String(4), nullable=False)
+    quantity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    order_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    product: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    status: Mapped[str] = mapped_column(String(24), nullable=False)
+    filled_quantity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fill_value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    trading_day: Mapped[str] = mapped_column(String(10), nullable=False, index=True)
+
+
+class FillRow(Base):
+    """One execution; ``fill_id`` is unique so a replayed fill is stored once."""
+
+    __tablename__ = "fills"
+
+    fill_id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(ForeignKey("orders.client_order_id"), nullable=False, index=True)
+    instrument_key: Mapped[str] = mapped_column(String(96), nullable=False)
+    side: Mapped[str] = mapped_column(String(4), nullable=False)
+    quantity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class PositionSnapshotRow(Base):
+    """A position as it stood at ``ts_ns`` (written at stop and periodically)."""
+
+    __tablename__ = "position_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    instrument_key: Mapped[str] = mapped_column(String(96), nullable=False)
+    quantity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    cost: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    realized: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class LimitVersionRow(Base):
+    """One version of the risk limits: the whole document, who set it, when and why."""
+
+    __tablename__ = "limit_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    document: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class TradingStateRow(Base):
+    """Every change of trading state; the newest row is the state a restart resumes in."""
+
+    __tablename__ = "trading_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+
+
+class RateCounterRow(Base):
+    """Broker calls spent on one trading day, per broker and kind, so the daily cap survives a restart."""
+
+    __tablename__ = "rate_counters"
+
+    trading_day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    broker: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
