@@ -153,6 +153,10 @@ class PaperSettings(BaseModel):
         description="interval between simulated ticks, milliseconds",
     )
     partial_fill: bool = Field(default=True, description="fill large orders in several parts")
+    journal: bool = Field(
+        default=False,
+        description="keep the paper exchange's own journal of received orders in paper-journal.jsonl",
+    )
 
 
 class BreezeSettings(BaseModel):

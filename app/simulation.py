@@ -18,10 +18,15 @@ from typing import Any
 
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.brokers.paper.universe import UniverseEntry
+from app.domain.audit import AuditEventType, AuditSource
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.requests import OrderRequest
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine
+from app.store.audit_writer import AuditWriter
+from app.store.migrate import open_store
+from app.store.redaction import Redactor
+from app.store.verify import verify_chain
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class SimulationOptions:
     cancel_share: float = 0.15
     paper: PaperConfig = field(default_factory=PaperConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.seconds) or self.seconds <= 0:
@@ -118,7 +124,7 @@ class OrderFlow:
             working = sorted(o.client_order_id for o in self.engine.oms.working())
             if working:
                 self.cancels_sent += 1
-                outcome = await self.engine.cancel(self.rng.choice(working))
+                outcome = await self.engine.cancel(self.rng.choice(working), actor=ACTOR, source=AuditSource.SIMULATION)
                 self.results["cancel_ok" if outcome.ok else "cancel_failed"] += 1
                 return
         request = self._good_request()
@@ -206,15 +212,39 @@ def report(engine: Engine, flow: OrderFlow, started: float) -> dict[str, Any]:
 
 
 async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
-    """Run the engine on the paper broker for ``options.seconds`` and return the JSON report."""
+    """Run the engine on the paper broker for ``options.seconds`` and return the JSON report.
+
+    With ``database_url`` every decision goes to the audit chain there (``StoreError`` if the
+    store cannot be opened: the desk does not trade without it), and the report says how many
+    records the chain holds and whether it verifies.
+    """
     universe = load_universe()
     if options.instruments > len(universe):
         raise SimulationError(f"--instruments must be at most {len(universe)} (the paper universe), got {options.instruments}")
     entries = universe[: options.instruments]
+    writer: AuditWriter | None = None
+    if options.database_url is not None:
+        store = await asyncio.to_thread(open_store, options.database_url)
+        writer = AuditWriter(store, redactor=Redactor())
+        writer.start()
+    try:
+        return await _run(options, entries, writer)
+    finally:
+        if writer is not None:
+            await asyncio.to_thread(writer.close)
+
+
+async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer: AuditWriter | None) -> dict[str, Any]:
     broker = PaperBroker(options.paper, universe=entries)
-    engine = Engine(broker, [e.instrument for e in entries], options.engine)
+    engine = Engine(broker, [e.instrument for e in entries], options.engine, audit=writer)
     flow = OrderFlow(engine, entries, options)
     started = time.monotonic()
+    if writer is not None:
+        await writer.append(
+            AuditEventType.APP_START,
+            {"command": "simulate", "seconds": options.seconds, "seed": options.seed, "instruments": len(entries)},
+            actor="system", source=AuditSource.SYSTEM,
+        )
     await engine.start()
     try:
         await _await_prices(engine, [e.instrument.key for e in entries], timeout=5.0)
@@ -228,5 +258,10 @@ async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
         result = report(engine, flow, started)
     finally:
         await engine.stop()
+    if writer is not None:
+        await writer.append(AuditEventType.APP_STOP, {"command": "simulate"}, actor="system", source=AuditSource.SYSTEM)
+        checked = await asyncio.to_thread(verify_chain, writer.engine)
+        result["audit"] = {"records": checked.records, "verified": checked.ok, "last_hash": checked.last_hash}
+        result["trading_state"] = str(engine.trading_state)
     log.info("simulation done: %s", {k: result[k] for k in ("ticks", "orders", "trading_state")})
     return result

@@ -148,6 +148,7 @@ stream_url = "ws://127.0.0.1:8766"
         "reject_rate": 0.25,
         "tick_interval_ms": 10.0,
         "partial_fill": False,
+        "journal": False,
     }
     # kept verbatim: the SDK appends paths to these, so a trailing slash matters
     assert s.breeze.api_url == "http://127.0.0.1:8765/breezeapi/api/v1/"

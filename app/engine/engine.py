@@ -13,9 +13,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.brokers.base import Broker, BrokerError, BrokerErrorCode, PlaceRequest
+from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import Alert, AlertLevel, BrokerStatus, OrderRejected, TaskCrashed, TradingStateChanged
 from app.domain.fills import Fill
 from app.domain.instruments import Instrument
@@ -31,7 +32,11 @@ from .loop_lag import LoopLagMonitor
 from .market_data import MarketData
 from .oms import OrderManager, ReconcileReport
 from .portfolio import Portfolio
+from .recorder import Recorder, audit_source
 from .supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from app.store.audit_writer import AuditWriter
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,7 @@ class Engine:
         instruments: Iterable[Instrument],
         config: EngineConfig | None = None,
         *,
+        audit: AuditWriter | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config or EngineConfig()
@@ -101,6 +107,10 @@ class Engine:
         self.bus.subscribe(Tick, self.market_data.on_tick, name="market_data")
         self.bus.subscribe(Tick, self.portfolio.on_tick, name="portfolio.tick")
         self.bus.subscribe(Fill, self.portfolio.on_fill, name="portfolio.fill")
+        # Without a store the engine still runs (unit tests, benchmarks); the desk always has one.
+        self.recorder = Recorder(audit, self._store_failed) if audit is not None else None
+        if self.recorder is not None:
+            self.recorder.attach(self.bus)
         self.trading_state = self.config.initial_state
         self.halt_reason = "" if self.trading_state is TradingState.ACTIVE else "initial state"
         self.lifecycle = Lifecycle.CREATED
@@ -119,6 +129,8 @@ class Engine:
             raise RuntimeError(f"engine cannot start from {self.lifecycle}")
         self.lifecycle = Lifecycle.STARTING
         name = self.broker.capabilities.name
+        if self.recorder is not None:
+            await self._resume(self.recorder)
         try:
             await asyncio.wait_for(self.broker.connect(), self.config.connect_timeout)
             await self._call(self.broker.subscribe(sorted(self.instruments)))
@@ -137,6 +149,22 @@ class Engine:
             # Not knowing what is already working at the broker is reason enough not to add to it.
             self.halt(f"could not read the broker's order book at start: {exc or type(exc).__name__}")
 
+    async def _resume(self, recorder: Recorder) -> None:
+        """Pick up the stored picture: trading state, working orders, positions from every fill."""
+        try:
+            saved = await asyncio.to_thread(recorder.load)
+        except Exception as exc:  # noqa: BLE001 - an unreadable store means an unknown picture: halt
+            self.halt(f"could not read the store at start: {type(exc).__name__}: {exc}")
+            return
+        if saved.trading_state is not None and saved.trading_state is not TradingState.ACTIVE:
+            self._set_state(saved.trading_state, f"resumed: {saved.reason}", "system")
+        for order in saved.open_orders:
+            self.oms.restore(order)
+        for fill in saved.fills:
+            self.portfolio.on_fill(fill)
+        if saved.open_orders or saved.fills:
+            log.info("resumed %d working orders and %d fills from the store", len(saved.open_orders), len(saved.fills))
+
     async def stop(self) -> None:
         """Stop taking orders, let in-flight broker calls finish (bounded), stop tasks, disconnect."""
         if self.lifecycle in (Lifecycle.CREATED, Lifecycle.STOPPED, Lifecycle.STOPPING):
@@ -147,6 +175,8 @@ class Engine:
             await asyncio.wait_for(self._idle.wait(), self.config.drain_timeout)
         except TimeoutError:
             log.error("stop: %d broker calls still in flight after %.1fs", self._inflight, self.config.drain_timeout)
+        if self.recorder is not None:
+            self.recorder.snapshot_positions(self.portfolio.snapshot_rows())
         stuck = await self.supervisor.shutdown(self.config.drain_timeout)
         if stuck:
             log.error("stop: tasks did not finish: %s", ", ".join(stuck))
@@ -183,6 +213,10 @@ class Engine:
         self.halt(f"event handler {name} failed: {type(exc).__name__}: {exc}")
         self._alert(AlertLevel.CRITICAL, name, f"handler failed ({type(exc).__name__}); trading halted")
 
+    def _store_failed(self, exc: BaseException) -> None:
+        self.halt(f"the audit store failed: {exc}")
+        self._alert(AlertLevel.CRITICAL, "store", f"audit store failed ({type(exc).__name__}); trading halted")
+
     def _alert(self, level: AlertLevel, component: str, message: str) -> None:
         self.bus.publish(Alert(level, component, message, self.clock_ns()))
 
@@ -191,6 +225,7 @@ class Engine:
     async def submit(self, request: OrderRequest) -> SubmitResult:
         """The one path to the broker: validate, check the trading state, price, send. Never raises."""
         self.submitted += 1
+        self._audit(AuditEventType.ORDER_PROPOSED, _request_payload(request), request)
         if self.lifecycle is not Lifecycle.RUNNING:
             return self._refuse(request, Rejection(RejectReason.ENGINE_NOT_RUNNING, f"engine is {self.lifecycle}"))
         key = request.instrument_key if isinstance(request.instrument_key, str) else None
@@ -204,6 +239,16 @@ class Engine:
         if isinstance(price, Rejection):
             return self._refuse(request, price)
         order = self.oms.create(checked, price)
+        self._audit(AuditEventType.GATE_ACCEPTED, {"client_order_id": order.client_order_id, "price_paise": price}, request)
+        if self.recorder is not None:
+            # The invariant: nothing reaches the broker before its audit record is durable.
+            try:
+                await self.recorder.durable(
+                    AuditEventType.ORDER_SENT, _order_payload(order), actor=order.actor, source=audit_source(order.source)
+                )
+            except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
+                self.oms.mark_rejected(order, "audit store unavailable")
+                return self._refused_order(order, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"))
         self.oms.mark_sent(order)
         return await self._send(order)
 
@@ -271,6 +316,11 @@ class Engine:
             self.halt(f"broker adapter failed on place: {type(exc).__name__}")
             return self._unknown_outcome(order, f"broker adapter failed: {type(exc).__name__}")
         self.accepted += 1
+        if self.recorder is not None:
+            self.recorder.record(
+                AuditEventType.BROKER_ACK, {"client_order_id": order.client_order_id, "broker_order_id": ack.broker_order_id},
+                actor=order.actor, source=AuditSource.BROKER,
+            )
         self.oms.bind(order, ack.broker_order_id)
         if order.cancel_requested and order.status.is_working:
             self.supervisor.spawn(f"cancel.{order.client_order_id}", self.cancel(order.client_order_id))
@@ -284,7 +334,12 @@ class Engine:
         self.rejections[rejection.reason] += 1
         return SubmitResult(False, order.client_order_id, rejection, order.status)
 
+    def _audit(self, event: AuditEventType, payload: dict[str, Any], request: OrderRequest) -> None:
+        if self.recorder is not None:
+            self.recorder.record(event, payload, actor=str(request.actor), source=audit_source(request.source))
+
     def _refuse(self, request: OrderRequest, rejection: Rejection) -> SubmitResult:
+        self._audit(AuditEventType.GATE_REJECTED, _rejection_payload(rejection), request)
         self.rejections[rejection.reason] += 1
         self.bus.publish(
             OrderRejected(str(request.instrument_key), request.source, request.actor, rejection)
@@ -292,11 +347,16 @@ class Engine:
         return SubmitResult(False, None, rejection)
 
     def _refused_order(self, order: Order, rejection: Rejection) -> SubmitResult:
+        if self.recorder is not None and rejection.reason is not RejectReason.AUDIT_UNAVAILABLE:
+            self.recorder.record(
+                AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
+                actor=order.actor, source=AuditSource.BROKER,
+            )
         self.rejections[rejection.reason] += 1
         self.bus.publish(OrderRejected(order.instrument_key, order.source, order.actor, rejection, order.client_order_id))
         return SubmitResult(False, order.client_order_id, rejection, order.status)
 
-    async def cancel(self, client_order_id: str) -> CancelResult:
+    async def cancel(self, client_order_id: str, *, actor: str = "system", source: AuditSource = AuditSource.SYSTEM) -> CancelResult:
         """Ask the broker to cancel a working order. Allowed in every trading state."""
         order = self.oms.get(client_order_id)
         if order is None:
@@ -305,6 +365,15 @@ class Engine:
             return CancelResult(False, client_order_id, f"order is {order.status}, not working")
         if self.lifecycle not in (Lifecycle.RUNNING, Lifecycle.STOPPING):
             return CancelResult(False, client_order_id, f"engine is {self.lifecycle}")
+        if self.recorder is not None and not order.cancel_requested:
+            try:
+                await self.recorder.durable(
+                    AuditEventType.CANCEL_REQUESTED,
+                    {"client_order_id": client_order_id, "broker_order_id": order.broker_order_id},
+                    actor=actor, source=source,
+                )
+            except Exception as exc:  # noqa: BLE001 - cancels must still go out when the store fails
+                log.error("cancel of %s goes out unaudited: the store failed (%s)", client_order_id, exc)
         order.cancel_requested = True
         if order.broker_order_id is None:
             return CancelResult(True, client_order_id, "cancel will be sent as soon as the broker acknowledges the order")
@@ -356,3 +425,33 @@ class Engine:
             name = self.broker.capabilities.name
             self.bus.publish(BrokerStatus(name, False, f"{stream} stream ended", self.clock_ns()))
             self._alert(AlertLevel.CRITICAL, "broker", f"{name} {stream} stream ended unexpectedly")
+
+
+def _request_payload(request: OrderRequest) -> dict[str, Any]:
+    # repr() of what arrived: the record must show exactly what a source sent, garbage included.
+    return {
+        "instrument": repr(request.instrument_key) if not isinstance(request.instrument_key, str) else request.instrument_key,
+        "side": repr(request.side) if not isinstance(request.side, str) else request.side,
+        "quantity": repr(request.quantity),
+        "price": repr(request.price),
+        "order_type": str(request.order_type),
+        "product": str(request.product),
+        "tag": request.tag,
+    }
+
+
+def _order_payload(order: Order) -> dict[str, Any]:
+    return {
+        "client_order_id": order.client_order_id,
+        "instrument": order.instrument_key,
+        "side": order.side,
+        "quantity": order.quantity,
+        "price_paise": order.price,
+        "order_type": order.order_type,
+        "product": order.product,
+        "validity": order.validity,
+    }
+
+
+def _rejection_payload(rejection: Rejection) -> dict[str, Any]:
+    return {"reason": rejection.reason, "message": rejection.message, "value": rejection.value, "limit": rejection.limit}

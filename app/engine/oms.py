@@ -131,6 +131,31 @@ class OrderManager:
         self._publish(order, None)
         return order
 
+    def restore(self, saved: OrderSnapshot) -> Order:
+        """Take back an order the store still lists as working (after a restart), without events."""
+        order = Order(
+            client_order_id=saved.client_order_id,
+            instrument_key=saved.instrument_key,
+            side=saved.side,
+            quantity=saved.quantity,
+            price=saved.price,
+            order_type=saved.order_type,
+            product=saved.product,
+            validity=Validity.DAY,
+            source=saved.source,
+            actor=saved.actor,
+            created_ns=saved.ts_ns,
+            updated_ns=saved.ts_ns,
+            status=saved.status,
+            broker_order_id=saved.broker_order_id,
+            filled_quantity=saved.filled_quantity,
+            fill_value=saved.fill_value,
+        )
+        self._orders[order.client_order_id] = order
+        if order.broker_order_id is not None:
+            self._by_broker_id[order.broker_order_id] = order
+        return order
+
     def get(self, client_order_id: str) -> Order | None:
         return self._orders.get(client_order_id)
 

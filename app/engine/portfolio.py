@@ -102,6 +102,10 @@ class Portfolio:
         contrib.market_value = value
         contrib.unrealized = unrealized
 
+    def snapshot_rows(self) -> list[tuple[str, int, int, int]]:
+        """(instrument, quantity, cost, realized) for every instrument ever traded this session."""
+        return [(key, p.quantity, p.cost, p.realized) for key, p in sorted(self._positions.items())]
+
     def position(self, instrument_key: str) -> int:
         """Signed net quantity (0 when none)."""
         position = self._positions.get(instrument_key)

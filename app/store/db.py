@@ -22,7 +22,9 @@ def sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
-    return Path(parsed.database)
+    name = parsed.database
+    # SQLite URI filenames (``file:/path?mode=ro&uri=true``) name the file after the scheme.
+    return Path(name[len("file:"):] if name.startswith("file:") else name)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

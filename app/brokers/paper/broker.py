@@ -9,10 +9,12 @@ is marketable on arrival fills at the next step, never inside ``place()``.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from app.brokers.base import (
@@ -46,7 +48,9 @@ class PaperConfig:
     ``tick_interval_ms=None`` runs no background stepping: the caller drives the market with
     ``PaperBroker.step()``, which is how tests and replayable simulations get exact determinism.
     ``clock`` (monotonic seconds) feeds the rate limiter; ``wall_clock_ns`` stamps ticks, acks and
-    updates. ``starting_cash`` is in paise (₹10,00,000 by default).
+    updates. ``starting_cash`` is in paise (₹10,00,000 by default). ``journal_path``, when set, gets
+    one JSON line per order the "exchange" received, written before the ack: the broker's own
+    record, against which crash tests check that the desk audited every order it sent.
     """
 
     seed: int = 0
@@ -58,6 +62,7 @@ class PaperConfig:
     starting_cash: int = 10_00_000_00
     volatility_bp: float = 2.0
     tick_queue_size: int = 10_000
+    journal_path: Path | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     wall_clock_ns: Callable[[], int] = field(default=time.time_ns)
 
@@ -230,6 +235,14 @@ class PaperBroker:
         if self._config.tick_interval_ms is not None:
             self._task = asyncio.create_task(self._run(self._config.tick_interval_ms / 1000), name="paper-market")
 
+    def _journal(self, request: PlaceRequest) -> None:
+        if self._config.journal_path is None:
+            return
+        line = json.dumps({"client_order_id": request.client_order_id, "instrument": request.instrument.key})
+        # Flushed to the OS before the ack: a killed desk process cannot take it back.
+        with self._config.journal_path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
     async def disconnect(self) -> None:
         """Stop the market and end both streams. Orders and positions stay, as at a real broker."""
         self._connected = False
@@ -277,6 +290,7 @@ class PaperBroker:
 
     async def place(self, request: PlaceRequest) -> PlaceAck:
         await self._request("place", order_action=True)
+        self._journal(request)
         if request.order_type is not OrderType.LIMIT:
             raise _error(BrokerErrorCode.REJECTED, "Market orders are not accepted via the API; place a limit order")
         instrument = self._instruments.get(request.instrument.key)

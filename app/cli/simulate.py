@@ -1,73 +1,45 @@
-"""The `main.py` sub-commands."""
+"""`main.py simulate`: the headless desk on the paper broker under generated order flow."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import logging
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from app.brokers.paper import PaperConfig
+from app.domain.money import format_inr
 from app.engine.config import EngineConfig
 from app.engine.engine import EngineStartError
-from app.logs import configure_logging
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings
 from app.simulation import SimulationError, SimulationOptions, run_simulation
+from app.store.db import StoreError
 
-log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, positive_float, positive_int
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="main.py", description="Bulwark trading control desk")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = commands.add_parser("simulate", help="headless engine + paper broker + generated order flow")
-    sim.add_argument("--seconds", type=_positive_float, default=10.0, help="how long to run (default 10)")
+    sim.add_argument("--seconds", type=positive_float, default=10.0, help="how long to run (default 10)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: paper.seed setting)")
     sim.add_argument("--json", action="store_true", help="print one JSON object with the report")
     sim.add_argument(
         "--orders-per-sec",
-        type=_positive_float,
+        type=positive_float,
         default=1.5,
         # Breeze allows 100 calls a minute: a faster flow meets the broker's own refusals.
         help="order-flow actions per second (default 1.5, inside the broker's 100 calls/min)",
     )
-    sim.add_argument("--instruments", type=_positive_int, default=10, help="instruments from the paper universe (default 10)")
+    sim.add_argument("--instruments", type=positive_int, default=10, help="instruments from the paper universe (default 10)")
     sim.add_argument("--broker", choices=("paper", "breeze"), default=None, help="broker profile (default: settings)")
-    return parser
 
 
 def _engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(market_protection_bps=round(settings.market_protection_pct * 100))
 
 
-def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     broker = args.broker or settings.broker
     if broker != "paper":
         print(
@@ -82,6 +54,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         reject_rate=settings.paper.reject_rate,
         tick_interval_ms=settings.paper.tick_interval_ms,
         partial_fill=settings.paper.partial_fill,
+        journal_path=settings.home / "paper-journal.jsonl" if settings.paper.journal else None,
     )
     try:
         options = SimulationOptions(
@@ -91,11 +64,15 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
             instruments=args.instruments,
             paper=paper,
             engine=_engine_config(settings),
+            database_url=settings.database_url,
         )
         result = asyncio.run(run_simulation(options))
     except SimulationError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as exc:
+        print(f"Bulwark refuses to trade: the store is unusable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except EngineStartError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -107,8 +84,6 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_summary(result: dict[str, Any]) -> None:
-    from app.domain.money import format_inr
-
     orders = result["orders"]
     print(f"ran {result['seconds']} s: {result['ticks']} ticks, trading state {result['trading_state']}")
     print(
@@ -122,24 +97,6 @@ def _print_summary(result: dict[str, Any]) -> None:
     print(f"P&L: realized {format_inr(result['pnl']['realized'])}, unrealized {format_inr(result['pnl']['unrealized'])}")
     lag = result["loop_lag_ms"]
     print(f"event-loop lag: p50 {lag['p50']} ms, p99 {lag['p99']} ms")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"Bulwark cannot start: invalid settings\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.command is None:
-        print(
-            "The desk GUI is not part of this build yet. Run the headless desk with:\n"
-            "  python main.py simulate --seconds 30",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    log_file = configure_logging(settings, console=True)
-    log.info("bulwark %s starting; data folder %s; log %s", args.command, settings.home, log_file)
-    if args.command == "simulate":
-        return _simulate(args, settings)
-    raise AssertionError(f"unhandled command {args.command}")
+    if "audit" in result:
+        audit = result["audit"]
+        print(f"audit: {audit['records']} records, {'verified' if audit['verified'] else 'NOT VERIFIED'}")

@@ -1,0 +1,230 @@
+"""Everything the engine decides or learns goes to the store: audit records and the desk's rows.
+
+The engine awaits ``durable`` for records that must be on disk before the broker hears anything
+(an order sent, a cancel requested); everything else is queued in order behind them. A write
+that fails calls ``on_failure`` so the engine can halt: a desk that cannot record must not trade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, insert, select, update
+
+from app.domain.audit import AuditEventType, AuditSource
+from app.domain.events import Alert, BrokerStatus, OrderEvent, OrderSnapshot, TaskCrashed, TradingStateChanged
+from app.domain.fills import Fill
+from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
+from app.domain.trading_state import TradingState
+from app.store.audit_writer import AuditEntry, AuditWriter
+from app.store.models import FillRow, OrderRow, PositionSnapshotRow, TradingStateRow
+from app.store.verify import ist_day
+
+from .bus import EventBus
+
+log = logging.getLogger(__name__)
+
+_ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
+_FILLS: Table = FillRow.__table__  # type: ignore[assignment]
+_STATE: Table = TradingStateRow.__table__  # type: ignore[assignment]
+_SNAPSHOTS: Table = PositionSnapshotRow.__table__  # type: ignore[assignment]
+
+_SOURCE_OF_ORDER = {
+    OrderSource.TICKET: AuditSource.TICKET,
+    OrderSource.API: AuditSource.API,
+    OrderSource.STRATEGY: AuditSource.API,
+    OrderSource.FLATTEN: AuditSource.OPERATOR,
+    OrderSource.KILL_SWITCH: AuditSource.PANIC,
+    OrderSource.SIMULATION: AuditSource.SIMULATION,
+    OrderSource.SYSTEM: AuditSource.SYSTEM,
+}
+
+
+def audit_source(source: OrderSource) -> AuditSource:
+    return _SOURCE_OF_ORDER.get(source, AuditSource.SYSTEM)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    """What a restart picks up from the store."""
+
+    trading_state: TradingState | None
+    reason: str
+    open_orders: list[OrderSnapshot]
+    fills: list[Fill]
+
+
+class Recorder:
+    """Writes audit records and desk rows through the single writer, and reads them back at start."""
+
+    def __init__(self, writer: AuditWriter, on_failure: Callable[[BaseException], None]) -> None:
+        self.writer = writer
+        self._on_failure = on_failure
+        self.failed = False
+        self.records_queued = 0
+
+    @property
+    def engine(self) -> Engine:
+        return self.writer.engine
+
+    def attach(self, bus: EventBus) -> None:
+        bus.subscribe(OrderEvent, self._on_order, name="recorder.order")
+        bus.subscribe(Fill, self._on_fill, name="recorder.fill")
+        bus.subscribe(TradingStateChanged, self._on_state, name="recorder.state")
+        bus.subscribe(Alert, self._on_alert, name="recorder.alert")
+        bus.subscribe(TaskCrashed, self._on_crash, name="recorder.crash")
+        bus.subscribe(BrokerStatus, self._on_broker, name="recorder.broker")
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    async def durable(self, event: AuditEventType, payload: Mapping[str, Any], *, actor: str, source: AuditSource) -> AuditEntry:
+        """Append and wait until the record, and everything queued before it, is committed."""
+        self.records_queued += 1
+        future = self.writer.append(event, payload, actor=actor, source=source)
+        try:
+            return await future
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+
+    def record(self, event: AuditEventType, payload: Mapping[str, Any], *, actor: str, source: AuditSource) -> None:
+        """Append without waiting; a failure still reaches ``on_failure``."""
+        self.records_queued += 1
+        self._watch(self.writer.append(event, payload, actor=actor, source=source))
+
+    def _write_rows(self, work: Callable[[Connection], Any]) -> None:
+        self._watch(self.writer.execute(work))
+
+    def _watch(self, future: asyncio.Future[Any]) -> None:
+        future.add_done_callback(self._check)
+
+    def _check(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._failed(future.exception())  # type: ignore[arg-type]
+
+    def _failed(self, exc: BaseException) -> None:
+        # Only the first failure is reported: the engine's reaction (halt, alert) writes again,
+        # and that write failing too must not loop.
+        if self.failed:
+            return
+        self.failed = True
+        log.critical("store write failed: %s", exc)
+        self._on_failure(exc)
+
+    # -- bus handlers ------------------------------------------------------------------------------
+
+    def _on_order(self, event: OrderEvent) -> None:
+        order = event.order
+        self._write_rows(lambda connection: _upsert_order(connection, order))
+        if event.previous is None or event.previous is OrderStatus.NEW:
+            return  # creation and sending are audited by the engine with their decisions
+        kind = AuditEventType.CANCELLED if order.status is OrderStatus.CANCELLED else AuditEventType.ORDER_UPDATE
+        self.record(
+            kind,
+            {"client_order_id": order.client_order_id, "broker_order_id": order.broker_order_id,
+             "from": event.previous, "to": order.status, "filled_quantity": order.filled_quantity,
+             "fill_value_paise": order.fill_value},
+            actor="broker", source=AuditSource.BROKER,
+        )
+
+    def _on_fill(self, fill: Fill) -> None:
+        self._write_rows(lambda connection: _insert_fill(connection, fill))
+        self.record(
+            AuditEventType.FILL,
+            {"fill_id": fill.fill_id, "client_order_id": fill.client_order_id, "instrument": fill.instrument_key,
+             "side": fill.side, "quantity": fill.quantity, "price_paise": fill.price, "ts_ns": fill.ts_ns},
+            actor="broker", source=AuditSource.BROKER,
+        )
+
+    def _on_state(self, event: TradingStateChanged) -> None:
+        self._write_rows(lambda connection: connection.execute(
+            insert(_STATE).values(ts_ns=_now_ns(), state=str(event.current), reason=event.reason, actor=event.actor)
+        ))
+        self.record(
+            AuditEventType.TRADING_STATE_CHANGED,
+            {"from": event.previous, "to": event.current, "reason": event.reason},
+            actor=event.actor, source=AuditSource.SYSTEM if event.actor == "system" else AuditSource.OPERATOR,
+        )
+
+    def _on_alert(self, alert: Alert) -> None:
+        self.record(AuditEventType.ALERT_RAISED, {"level": alert.level, "component": alert.component, "message": alert.message},
+                    actor="system", source=AuditSource.SYSTEM)
+
+    def _on_crash(self, crash: TaskCrashed) -> None:
+        self.record(AuditEventType.ALERT_RAISED, {"level": "CRITICAL", "component": crash.task, "message": f"task crashed: {crash.error}"},
+                    actor="system", source=AuditSource.SYSTEM)
+
+    def _on_broker(self, status: BrokerStatus) -> None:
+        kind = AuditEventType.BROKER_CONNECTED if status.connected else AuditEventType.BROKER_DISCONNECTED
+        self.record(kind, {"broker": status.broker, "detail": status.detail}, actor="system", source=AuditSource.BROKER)
+
+    # -- snapshots and resume ----------------------------------------------------------------------
+
+    def snapshot_positions(self, rows: list[tuple[str, int, int, int]]) -> None:
+        """Store (instrument, quantity, cost, realized) rows stamped now."""
+        ts = _now_ns()
+        if rows:
+            self._write_rows(lambda connection: connection.execute(
+                insert(_SNAPSHOTS), [{"ts_ns": ts, "instrument_key": k, "quantity": q, "cost": c, "realized": r} for k, q, c, r in rows]
+            ))
+
+    def load(self) -> ResumeState:
+        """Read the last trading state, the orders still working and every fill (blocking; call at start)."""
+        with self.engine.connect() as connection:
+            state_row = connection.execute(select(_STATE).order_by(_STATE.c.id.desc()).limit(1)).first()
+            working = [OrderStatus.SENT.value, OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]
+            orders = connection.execute(select(_ORDERS).where(_ORDERS.c.status.in_(working))).all()
+            fills = connection.execute(select(_FILLS).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)).all()
+        state = TradingState(state_row.state) if state_row is not None else None
+        return ResumeState(
+            trading_state=state,
+            reason=state_row.reason if state_row is not None else "",
+            open_orders=[_snapshot_from_row(row) for row in orders],
+            fills=[
+                Fill(row.fill_id, row.client_order_id, row.instrument_key, Side(row.side), row.quantity, row.price, row.ts_ns)
+                for row in fills
+            ],
+        )
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _snapshot_from_row(row: Any) -> OrderSnapshot:
+    return OrderSnapshot(
+        client_order_id=row.client_order_id, broker_order_id=row.broker_order_id, instrument_key=row.instrument_key,
+        side=Side(row.side), quantity=row.quantity, price=row.price, order_type=OrderType(row.order_type),
+        product=Product(row.product), source=OrderSource(row.source), actor=row.actor, status=OrderStatus(row.status),
+        filled_quantity=row.filled_quantity, fill_value=row.fill_value, ts_ns=row.updated_ns,
+    )
+
+
+def _upsert_order(connection: Connection, order: OrderSnapshot) -> None:
+    values = {
+        "broker_order_id": order.broker_order_id, "instrument_key": order.instrument_key, "side": str(order.side),
+        "quantity": order.quantity, "price": order.price, "order_type": str(order.order_type), "product": str(order.product),
+        "source": str(order.source), "actor": order.actor, "status": str(order.status),
+        "filled_quantity": order.filled_quantity, "fill_value": order.fill_value, "updated_ns": order.ts_ns,
+    }
+    result = connection.execute(update(_ORDERS).where(_ORDERS.c.client_order_id == order.client_order_id).values(**values))
+    if result.rowcount == 0:
+        connection.execute(insert(_ORDERS).values(
+            client_order_id=order.client_order_id, created_ns=order.ts_ns,
+            trading_day=ist_day(order.ts_ns).isoformat(), **values,
+        ))
+
+
+def _insert_fill(connection: Connection, fill: Fill) -> None:
+    # A replayed fill is stored once; checking first keeps a duplicate from failing the whole batch.
+    exists = connection.execute(select(_FILLS.c.fill_id).where(_FILLS.c.fill_id == fill.fill_id)).first()
+    if exists is None:
+        connection.execute(insert(_FILLS).values(
+            fill_id=fill.fill_id, client_order_id=fill.client_order_id, instrument_key=fill.instrument_key,
+            side=str(fill.side), quantity=fill.quantity, price=fill.price, ts_ns=fill.ts_ns,
+        ))
