@@ -1,0 +1,117 @@
+"""The engine with a real store: audit before broker, fail closed when the store fails, resume after restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import event
+
+from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.domain.orders import OrderStatus, Side
+from app.domain.rejections import RejectReason
+from app.domain.requests import OrderRequest
+from app.domain.trading_state import TradingState
+from app.engine.engine import Engine
+from app.store.audit_writer import AuditWriter
+from app.store.export import rows
+from app.store.migrate import open_store
+from app.store.verify import verify_chain
+
+RELIANCE = next(e for e in load_universe() if e.instrument.key == "NSE:RELIANCE")
+
+
+def order(price: str = "1000", qty: int = 1, side: Side = Side.BUY) -> OrderRequest:
+    return OrderRequest("NSE:RELIANCE", side, qty, price, actor="carol")
+
+
+async def desk(url: str, journal: Path | None = None) -> tuple[Engine, PaperBroker, AuditWriter]:
+    writer = AuditWriter(open_store(url))
+    writer.start()
+    broker = PaperBroker(PaperConfig(seed=3, tick_interval_ms=None, journal_path=journal), universe=[RELIANCE])
+    engine = Engine(broker, [RELIANCE.instrument], audit=writer)
+    await engine.start()
+    return engine, broker, writer
+
+
+async def test_every_order_the_broker_received_was_audited_first(db_url: str, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    engine, broker, writer = await desk(db_url, journal)
+    seen_at_send: list[int] = []
+    original_place = broker.place
+
+    async def place(request):  # type: ignore[no-untyped-def]
+        # at the moment the broker is called, the order.sent record must already be committed
+        sent = [r for r in rows(writer.engine) if r["event_type"] == "order.sent" and request.client_order_id in str(r["payload"])]
+        seen_at_send.append(len(sent))
+        return await original_place(request)
+
+    broker.place = place  # type: ignore[method-assign]
+    results = [await engine.submit(order()) for _ in range(5)]
+    await engine.submit(order(qty=0))
+    await engine.stop()
+    writer.close()
+    assert all(r.accepted for r in results)
+    assert seen_at_send == [1] * 5
+    events = [r["event_type"] for r in rows(writer.engine)]
+    assert events.count("order.proposed") == 6
+    assert events.count("gate.accepted") == 5 and events.count("gate.rejected") == 1
+    assert events.count("broker.ack") == 5
+    assert verify_chain(writer.engine).ok
+
+
+async def test_store_failure_halts_and_sends_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bulwark.db"
+    engine, broker, writer = await desk(url)
+    with writer.engine.connect() as c:
+        pages = c.exec_driver_sql("PRAGMA page_count").scalar()
+
+    @event.listens_for(writer.engine, "connect")
+    def cap(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    writer.engine.dispose()
+    big = OrderRequest("NSE:RELIANCE", Side.BUY, 1, "1000", actor="x" * 100, tag="t" * 100_000)
+    result = await engine.submit(big)
+    assert not result.accepted
+    assert result.rejection is not None and result.rejection.reason is RejectReason.AUDIT_UNAVAILABLE
+    assert engine.trading_state is TradingState.HALTED
+    assert await broker.order_book() == []
+    await engine.stop()
+    writer.close()
+
+
+async def test_restart_resumes_halt_positions_and_working_orders(db_url: str) -> None:
+    engine, broker, writer = await desk(db_url)
+    broker.step()
+    await asyncio.sleep(0)
+    last = engine.market_data.last_price("NSE:RELIANCE")
+    assert last is not None
+    filled = await engine.submit(order(str((last + 500) / 100), 3))
+    resting = await engine.submit(order("100", 1))
+    for _ in range(8):
+        broker.step()
+        await asyncio.sleep(0.01)
+    assert engine.portfolio.position("NSE:RELIANCE") == 3
+    engine.halt("risk officer says stop", "dana")
+    await asyncio.sleep(0.05)
+    await engine.stop()
+    writer.close()
+
+    writer2 = AuditWriter(open_store(db_url))
+    writer2.start()
+    broker2 = PaperBroker(PaperConfig(seed=3, tick_interval_ms=None), universe=[RELIANCE])
+    engine2 = Engine(broker2, [RELIANCE.instrument], audit=writer2)
+    await engine2.start()
+    assert engine2.trading_state is TradingState.HALTED
+    assert "risk officer says stop" in engine2.halt_reason
+    assert engine2.portfolio.position("NSE:RELIANCE") == 3
+    assert engine2.portfolio.realized == engine.portfolio.realized
+    assert resting.client_order_id is not None and filled.accepted
+    restored = engine2.oms.get(resting.client_order_id)
+    assert restored is not None and restored.status is OrderStatus.OPEN
+    refused = await engine2.submit(order())
+    assert refused.rejection is not None and refused.rejection.reason is RejectReason.TRADING_HALTED
+    await engine2.stop()
+    writer2.close()
+    assert verify_chain(writer2.engine).ok
