@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from app.domain.audit import AuditEventType, AuditSource
 
@@ -84,6 +84,11 @@ class AuditWriter:
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock_table = engine.dialect.name == "postgresql"
+        marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_sql = (
+            "INSERT INTO audit_log (seq, ts_ns, actor, source, event_type, payload, prev_hash, hash) "
+            f"VALUES ({', '.join([marker] * 8)})"
+        )
         self.failure: BaseException | None = None
         self.commits = 0
         self.records = 0
@@ -170,23 +175,21 @@ class AuditWriter:
                     select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
                 ).first()
                 seq, prev = (last[0], last[1]) if last is not None else (0, GENESIS_HASH)
-                rows: list[dict[str, Any]] = []
+                rows: list[tuple[int, int, str, str, str, str, str, str]] = []
                 for job in jobs:
                     work = job.work
                     if isinstance(work, _Append):
                         seq += 1
                         digest = chain_hash(prev, seq, work.ts_ns, work.actor, work.source, work.event_type, work.payload)
                         entry = AuditEntry(seq, work.ts_ns, work.actor, work.source, work.event_type, work.payload, prev, digest)
-                        rows.append(
-                            {"seq": seq, "ts_ns": work.ts_ns, "actor": work.actor, "source": work.source,
-                             "event_type": work.event_type, "payload": work.payload, "prev_hash": prev, "hash": digest}
-                        )
+                        rows.append((seq, work.ts_ns, work.actor, work.source, work.event_type, work.payload, prev, digest))
                         prev = digest
                         results.append(entry)
                     else:
                         results.append(None)
                 if rows:
-                    connection.execute(insert(_AUDIT), rows)
+                    # The driver's executemany directly: Core's per-row bookkeeping halved throughput.
+                    connection.exec_driver_sql(self._insert_sql, rows)
                 for index, job in enumerate(jobs):
                     if not isinstance(job.work, _Append):
                         results[index] = job.work(connection)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 from datetime import date, datetime
@@ -35,12 +36,16 @@ def canonical_json(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_string(value: str) -> str:
+    # Actors, sources and event types repeat endlessly; quoting each once is enough.
+    return json.dumps(value, ensure_ascii=False)
+
+
 def record_bytes(seq: int, ts_ns: int, actor: str, source: str, event_type: str, payload_json: str) -> bytes:
     """The hashed form of a record: a canonical JSON array of its fields (the payload already canonical)."""
-    dumps = json.dumps
     return (
-        f"[{seq:d},{ts_ns:d},{dumps(actor, ensure_ascii=False)},{dumps(source, ensure_ascii=False)},"
-        f"{dumps(event_type, ensure_ascii=False)},{payload_json}]"
+        f"[{seq:d},{ts_ns:d},{_json_string(actor)},{_json_string(source)},{_json_string(event_type)},{payload_json}]"
     ).encode("utf-8")
 
 

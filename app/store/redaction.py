@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -13,6 +14,12 @@ _SECRET_KEY = re.compile(
     r"pass(word|wd|phrase)?|secret|api[_-]?key|appkey|token|checksum|authori[sz]ation|cookie|credential|private[_-]?key",
     re.IGNORECASE,
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def is_secret_key(key: str) -> bool:
+    """Whether a field of this name holds a secret (cached: payloads reuse a few hundred keys)."""
+    return _SECRET_KEY.search(key) is not None
 
 
 class Redactor:
@@ -33,7 +40,7 @@ class Redactor:
             value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         if isinstance(value, dict):
             return {
-                key: REDACTED if isinstance(key, str) and _SECRET_KEY.search(key) else self.redact(item)
+                key: REDACTED if isinstance(key, str) and is_secret_key(key) else self.redact(item)
                 for key, item in value.items()
             }
         if isinstance(value, (list, tuple)):
