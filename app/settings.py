@@ -312,6 +312,17 @@ class Settings(BaseSettings):
             return self.db_url
         return f"sqlite:///{self.home / DATABASE_FILE_NAME}"
 
+    def summary(self) -> dict[str, Any]:
+        """The settings as plain data for the audit trail, with any password in a URL masked."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        if data.get("db_url"):
+            data["db_url"] = _PASSWORD_IN_DB_URL.sub(r"\g<pre>***\g<at>", data["db_url"])
+        breeze = data.get("breeze", {})
+        for key, value in breeze.items():
+            if isinstance(value, str):
+                breeze[key] = _PASSWORD_IN_URL.sub(r"\g<pre>***\g<at>", value)
+        return data
+
     @property
     def settings_file(self) -> Path:
         """Where the TOML settings file is (it need not exist)."""

@@ -50,6 +50,8 @@ class SimulationOptions:
     paper: PaperConfig = field(default_factory=PaperConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     database_url: str | None = None
+    secrets: tuple[str, ...] = ()
+    settings_summary: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.seconds) or self.seconds <= 0:
@@ -225,7 +227,7 @@ async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
     writer: AuditWriter | None = None
     if options.database_url is not None:
         store = await asyncio.to_thread(open_store, options.database_url)
-        writer = AuditWriter(store, redactor=Redactor())
+        writer = AuditWriter(store, redactor=Redactor(options.secrets))
         writer.start()
     try:
         return await _run(options, entries, writer)
@@ -242,7 +244,8 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
     if writer is not None:
         await writer.append(
             AuditEventType.APP_START,
-            {"command": "simulate", "seconds": options.seconds, "seed": options.seed, "instruments": len(entries)},
+            {"command": "simulate", "seconds": options.seconds, "seed": options.seed, "instruments": len(entries),
+             "settings": options.settings_summary},
             actor="system", source=AuditSource.SYSTEM,
         )
     await engine.start()

@@ -12,6 +12,8 @@ from app.brokers.paper import PaperConfig
 from app.domain.money import format_inr
 from app.engine.config import EngineConfig
 from app.engine.engine import EngineStartError
+from app.logs import redact_in_logs
+from app.security.vault import stored_secrets
 from app.settings import Settings
 from app.simulation import SimulationError, SimulationOptions, run_simulation
 from app.store.db import StoreError
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_USAGE
     seed = args.seed if args.seed is not None else settings.paper.seed
+    secrets = stored_secrets()
+    redact_in_logs(secrets)
     paper = PaperConfig(
         seed=seed,
         latency_ms=settings.paper.latency_ms,
@@ -65,6 +69,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             paper=paper,
             engine=_engine_config(settings),
             database_url=settings.database_url,
+            secrets=tuple(secrets),
+            settings_summary=settings.summary(),
         )
         result = asyncio.run(run_simulation(options))
     except SimulationError as exc:

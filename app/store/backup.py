@@ -1126,7 +1126,8 @@ class BackupScheduler:
     missing ``pg_dump``) is passed to ``on_done`` and the next day's backup is still attempted.
     The wait is re-measured against ``clock`` at least every ``max_sleep_s`` so a suspended
     laptop or a corrected clock does not push the backup off its time. A backup missed while the
-    desk was closed is not caught up.
+    desk was closed is not caught up. Cancelling ``run()`` during a backup lets the copy already
+    running in its thread finish (it is atomic either way); that run's prune and report are skipped.
     """
 
     db_url: str
