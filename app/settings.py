@@ -40,6 +40,8 @@ authentication) rather than in ``BULWARK_DB_URL``; if one is there anyway, error
 
 from __future__ import annotations
 
+import datetime as dt
+
 import difflib
 import os
 import re
@@ -270,6 +272,11 @@ class Settings(BaseSettings):
             "a market order is sent as a limit order this many percent through the last price"
         ),
     )
+    backup_time: dt.time = Field(
+        default=dt.time(16, 0),
+        description="daily backup while the desk runs, India time (after the 15:30 close)",
+        json_schema_extra={"allowed": "a time of day such as 16:00"},
+    )
     paper: PaperSettings = PaperSettings()
     breeze: BreezeSettings = BreezeSettings()
 
@@ -322,6 +329,11 @@ class Settings(BaseSettings):
             if isinstance(value, str):
                 breeze[key] = _PASSWORD_IN_URL.sub(r"\g<pre>***\g<at>", value)
         return data
+
+    @property
+    def backups_dir(self) -> Path:
+        """Where backups go: ``backups/`` in the data folder."""
+        return self.home / "backups"
 
     @property
     def settings_file(self) -> Path:

@@ -7,6 +7,7 @@ share of working orders, and sends a share of deliberately bad orders that must 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import random
@@ -14,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
@@ -24,6 +26,8 @@ from app.domain.requests import OrderRequest
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine
 from app.store.audit_writer import AuditWriter
+from app.store.backup import BackupInfo, BackupScheduler
+from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
 from app.store.migrate import open_store
 from app.store.redaction import Redactor
 from app.store.verify import verify_chain
@@ -51,6 +55,8 @@ class SimulationOptions:
     engine: EngineConfig = field(default_factory=EngineConfig)
     database_url: str | None = None
     secrets: tuple[str, ...] = ()
+    backups_dir: Path | None = None
+    backup_time: dt.time = dt.time(16, 0)
     settings_summary: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -213,6 +219,15 @@ def report(engine: Engine, flow: OrderFlow, started: float) -> dict[str, Any]:
     }
 
 
+def _backup_done(writer: AuditWriter, outcome: BackupInfo | Exception) -> None:
+    if isinstance(outcome, Exception):
+        log.error("scheduled backup failed: %s", outcome)
+        writer.append(AuditEventType.ALERT_RAISED, {"level": "WARNING", "component": "backup", "message": str(outcome)},
+                      actor="system", source=AuditSource.SYSTEM)
+        return
+    writer.append(AuditEventType.BACKUP_CREATED, outcome.audit_payload(), actor="system", source=AuditSource.SYSTEM)
+
+
 async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
     """Run the engine on the paper broker for ``options.seconds`` and return the JSON report.
 
@@ -224,15 +239,15 @@ async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
     if options.instruments > len(universe):
         raise SimulationError(f"--instruments must be at most {len(universe)} (the paper universe), got {options.instruments}")
     entries = universe[: options.instruments]
-    writer: AuditWriter | None = None
-    if options.database_url is not None:
-        store = await asyncio.to_thread(open_store, options.database_url)
+    if options.database_url is None:
+        return await _run(options, entries, None)
+    with DeskLock(options.database_url):
+        store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
         writer = AuditWriter(store, redactor=Redactor(options.secrets))
         writer.start()
-    try:
-        return await _run(options, entries, writer)
-    finally:
-        if writer is not None:
+        try:
+            return await _run(options, entries, writer)
+        finally:
             await asyncio.to_thread(writer.close)
 
 
@@ -249,6 +264,12 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
             actor="system", source=AuditSource.SYSTEM,
         )
     await engine.start()
+    if writer is not None and options.backups_dir is not None:
+        scheduler = BackupScheduler(
+            options.database_url or "", options.backups_dir, options.backup_time,
+            on_done=lambda outcome: _backup_done(writer, outcome),
+        )
+        engine.supervisor.spawn("backup.scheduler", scheduler.run())
     try:
         await _await_prices(engine, [e.instrument.key for e in entries], timeout=5.0)
         await flow.run(options.seconds)

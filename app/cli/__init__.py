@@ -10,13 +10,17 @@ from collections.abc import Callable, Sequence
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
 
-from . import audit, simulate
+from . import audit, backup, simulate
 from .common import EXIT_USAGE
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (simulate, audit)
-RUNNERS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {"simulate": simulate.run, "audit": audit.run}
+COMMANDS = (simulate, audit, backup)
+RUNNERS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "simulate": simulate.run,
+    "audit": audit.run,
+    "backup": backup.run,
+}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             database_url=settings.database_url,
             secrets=tuple(secrets),
             settings_summary=settings.summary(),
+            backups_dir=settings.backups_dir,
+            backup_time=settings.backup_time,
         )
         result = asyncio.run(run_simulation(options))
     except SimulationError as exc:

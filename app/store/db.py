@@ -40,8 +40,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """A SQLAlchemy engine with the desk's durability settings applied to every connection."""
+def make_engine(url: str, *, application_name: str = "bulwark", **kwargs: Any) -> Engine:
+    """A SQLAlchemy engine with the desk's durability settings applied to every connection.
+
+    On PostgreSQL ``application_name`` labels the connections, so other workstations can see a
+    running desk (``bulwark-desk``) in ``pg_stat_activity``.
+    """
     path = sqlite_path(url)
     if path is not None and not path.parent.is_dir():
         raise StoreError(f"database folder {path.parent} does not exist")
@@ -49,4 +53,5 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    connect_args = {"application_name": application_name, **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)

@@ -48,13 +48,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def open_store(url: str) -> Engine:
+def open_store(url: str, *, application_name: str = "bulwark") -> Engine:
     """Open the database at ``url``, migrate it to head and return its engine; ``StoreError`` on any failure."""
     path = sqlite_path(url)
     if path is not None and path.exists() and path.stat().st_size and not _looks_like_sqlite(path):
         raise StoreError(f"{path} is not a SQLite database (corrupt or overwritten); restore a backup")
     try:
-        engine = make_engine(url)
+        engine = make_engine(url, application_name=application_name)
         upgrade(engine)
     except StoreError:
         raise

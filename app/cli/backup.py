@@ -1,0 +1,77 @@
+"""`main.py backup create|list|verify PATH|restore PATH`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.domain.audit import AuditEventType, AuditSource
+from app.settings import Settings
+from app.store.audit_writer import AuditWriter
+from app.store.backup import BackupError, create_backup, list_backups, restore_backup, verify_backup
+from app.store.db import StoreError, sqlite_path
+from app.store.desk_lock import desk_running
+from app.store.migrate import open_store
+
+from .common import EXIT_FAILED, EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backup = commands.add_parser("backup", help="create, list, verify and restore backups of the store")
+    actions = backup.add_subparsers(dest="backup_command", metavar="ACTION", required=True)
+    actions.add_parser("create", help="back up the store now (safe while the desk runs)")
+    actions.add_parser("list", help="the backups in the data folder, newest first")
+    verify = actions.add_parser("verify", help="restore a backup into a temporary folder and check its audit chain")
+    verify.add_argument("path", type=Path)
+    restore = actions.add_parser("restore", help="replace the store with a backup (the current one is kept first)")
+    restore.add_argument("path", type=Path)
+    restore.add_argument("--force", action="store_true", help="restore even though the backup's audit chain is broken")
+
+
+def _audit(settings: Settings, event: AuditEventType, payload: dict[str, object]) -> None:
+    writer = AuditWriter(open_store(settings.database_url))
+    writer.start()
+    try:
+        writer.append_blocking(event, payload, actor="operator", source=AuditSource.OPERATOR)
+    finally:
+        writer.close()
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    url = settings.database_url
+    try:
+        if args.backup_command == "create":
+            path = sqlite_path(url)
+            if path is not None and not path.exists():
+                print(f"no database at {path}: nothing to back up", file=sys.stderr)
+                return EXIT_FAILED
+            info = create_backup(url, settings.backups_dir)
+            _audit(settings, AuditEventType.BACKUP_CREATED, info.audit_payload())
+            print(f"created {info.path} ({info.size} bytes, {info.records} audit records, chain {'verified' if info.verified else 'BROKEN'})")
+            return EXIT_OK if info.verified else EXIT_FAILED
+        if args.backup_command == "list":
+            backups = list_backups(settings.backups_dir)
+            if not backups:
+                print(f"no backups in {settings.backups_dir}")
+            for info in backups:
+                state = "ok" if info.ok else "PROBLEM: " + "; ".join(info.problems)
+                print(f"{info.created_at.isoformat()}  {info.path.name}  {info.size} bytes  {info.records} records  {state}")
+            return EXIT_OK
+        if args.backup_command == "verify":
+            check = verify_backup(args.path)
+            for note in check.notes:
+                print(f"note: {note}")
+            if not check.ok:
+                for problem in check.problems:
+                    print(f"PROBLEM: {problem}")
+                return EXIT_FAILED
+            print(f"verified backup {args.path}: {check.records} audit records intact")
+            return EXIT_OK
+        result = restore_backup(args.path, url, desk_running=lambda: desk_running(url), force=args.force)
+        _audit(settings, AuditEventType.BACKUP_RESTORED, result.audit_payload())
+        print(f"restored {args.path} ({result.records} audit records); the previous database is kept at {result.safety_copy}")
+        return EXIT_OK
+    except (BackupError, StoreError, OSError) as exc:
+        print(f"backup {args.backup_command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED

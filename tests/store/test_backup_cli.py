@@ -1,0 +1,83 @@
+"""`main.py backup ...` end to end, including the refusal to restore under a running desk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env_for(home: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+    environ["BULWARK_HOME"] = str(home)
+    return environ
+
+
+def main_py(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          env=env_for(home), timeout=120)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_create_list_verify_restore(tmp_path: Path) -> None:
+    assert main_py(tmp_path, "backup", "create").returncode == 1  # nothing recorded yet
+    assert main_py(tmp_path, "simulate", "--seconds", "1").returncode == 0
+    created = main_py(tmp_path, "backup", "create")
+    assert created.returncode == 0, created.stderr
+    (backup,) = sorted((tmp_path / "backups").glob("*.db.gz"))
+    listed = main_py(tmp_path, "backup", "list")
+    assert backup.name in listed.stdout and " ok" in listed.stdout
+    assert main_py(tmp_path, "backup", "verify", str(backup)).returncode == 0
+    assert main_py(tmp_path, "simulate", "--seconds", "1").returncode == 0
+    restored = main_py(tmp_path, "backup", "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    assert list(tmp_path.glob("bulwark.db.pre-restore-*"))
+    verify = main_py(tmp_path, "audit", "verify")
+    assert verify.returncode == 0 and verify.stdout.strip().endswith("records")
+    events = main_py(tmp_path, "audit", "export").stdout
+    assert '"backup.restored"' in events
+
+
+def test_verify_rejects_a_damaged_backup(tmp_path: Path) -> None:
+    assert main_py(tmp_path, "simulate", "--seconds", "1").returncode == 0
+    assert main_py(tmp_path, "backup", "create").returncode == 0
+    (backup,) = sorted((tmp_path / "backups").glob("*.db.gz"))
+    data = bytearray(backup.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    backup.write_bytes(bytes(data))
+    proc = main_py(tmp_path, "backup", "verify", str(backup))
+    assert proc.returncode == 1 and "PROBLEM" in proc.stdout
+    before = digest(tmp_path / "bulwark.db")
+    assert main_py(tmp_path, "backup", "restore", str(backup)).returncode == 1
+    assert digest(tmp_path / "bulwark.db") == before
+
+
+def test_restore_refused_while_a_desk_runs(tmp_path: Path) -> None:
+    assert main_py(tmp_path, "simulate", "--seconds", "1").returncode == 0
+    assert main_py(tmp_path, "backup", "create").returncode == 0
+    (backup,) = sorted((tmp_path / "backups").glob("*.db.gz"))
+    desk = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "simulate", "--seconds", "20"],
+                            env=env_for(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = tmp_path / "bulwark.db.desk-lock"
+        deadline = time.monotonic() + 20
+        # the lock file outlives a desk; it is this desk's once it holds this desk's pid
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip() == str(desk.pid)):
+            time.sleep(0.05)
+        proc = main_py(tmp_path, "backup", "restore", str(backup))
+        assert proc.returncode == 1
+        assert "desk is running" in proc.stderr
+        assert not list(tmp_path.glob("bulwark.db.pre-restore-*"))
+    finally:
+        desk.kill()
+        desk.wait(10)
+    # the desk is gone (killed): its lock went with it, and the restore now goes through
+    assert main_py(tmp_path, "backup", "restore", str(backup)).returncode == 0
