@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from app.domain.india_time import IST
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -28,9 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["IST", "LOG_FILE_NAME", "LineFormatter", "configure_logging", "unconfigure_logging"]
 
 LOG_FILE_NAME = "bulwark.log"
-
-# India has no daylight saving time: a fixed offset is exact and needs no tz database.
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
 # Marks the handlers this module installs, so configuring again replaces them.
 _MARK = "_bulwark_handler"

@@ -74,9 +74,10 @@ class OrderStatus(enum.StrEnum):
     @property
     def is_working(self) -> bool:
         """Live at the broker (or on its way there): may still fill, so it counts as exposure."""
-        return self in (OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+        return self in WORKING_STATUSES
 
 
+WORKING_STATUSES = frozenset({OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
 TERMINAL_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )

@@ -19,11 +19,11 @@ from sqlalchemy import Connection, Engine, Table, insert, select, update
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import Alert, BrokerStatus, OrderEvent, OrderSnapshot, TaskCrashed, TradingStateChanged
 from app.domain.fills import Fill
-from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
+from app.domain.india_time import ist_day
+from app.domain.orders import WORKING_STATUSES, OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.trading_state import TradingState
 from app.store.audit_writer import AuditEntry, AuditWriter
 from app.store.models import FillRow, OrderRow, PositionSnapshotRow, TradingStateRow
-from app.store.verify import ist_day
 
 from .bus import EventBus
 
@@ -177,7 +177,7 @@ class Recorder:
         """Read the last trading state, the orders still working and every fill (blocking; call at start)."""
         with self.engine.connect() as connection:
             state_row = connection.execute(select(_STATE).order_by(_STATE.c.id.desc()).limit(1)).first()
-            working = [OrderStatus.SENT.value, OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value]
+            working = [status.value for status in WORKING_STATUSES]
             orders = connection.execute(select(_ORDERS).where(_ORDERS.c.status.in_(working))).all()
             fills = connection.execute(select(_FILLS).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)).all()
         state = TradingState(state_row.state) if state_row is not None else None

@@ -46,14 +46,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from .db import StoreError, is_sqlite, sqlite_path
+from app.domain.india_time import IST
+
+from .db import StoreError, sqlite_path
 from .verify import VerifyResult, verify_chain
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,6 @@ PG_RESTORE_MISSING = (
 PG_TOOL_TIMEOUT_S = 3600.0
 _CHUNK = 1 << 20
 _NAME_RE = re.compile(r"^bulwark-(\d{8})-(\d{6})(?:-(\d+))?(\.db\.gz|\.pgdump)$")
-
-try:
-    IST: dt.tzinfo = ZoneInfo("Asia/Kolkata")
-except ZoneInfoNotFoundError:  # no tz database (Windows without tzdata): India has no DST anyway
-    IST = dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")
-
 
 class BackupError(StoreError):
     """A backup could not be created, checked or restored; the message says why and what to do."""

@@ -7,11 +7,11 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import TextIO
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 
-IST = ZoneInfo("Asia/Kolkata")
+from app.domain.india_time import IST
+
 COLUMNS = ("seq", "ts_ns", "ts_ist", "actor", "source", "event_type", "payload", "prev_hash", "hash")
 
 

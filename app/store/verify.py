@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, inspect
 
-from .canonical import GENESIS_HASH, chain_hash
+from app.domain.india_time import day_from_number, ist_day_number
 
-_IST_OFFSET_S = 19_800  # India has kept UTC+05:30 all year since 1945
-_SECONDS_PER_DAY = 86_400
+from .canonical import GENESIS_HASH, chain_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +37,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return self.broken_at is None and not self.missing_triggers
-
-
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-
-
-def _ist_day_number(ts_ns: int) -> int:
-    return (ts_ns // 1_000_000_000 + _IST_OFFSET_S) // _SECONDS_PER_DAY
-
-
-def ist_day(ts_ns: int) -> dt.date:
-    """The calendar day in India of an epoch-nanosecond timestamp."""
-    return dt.date.fromordinal(_EPOCH_ORDINAL + _ist_day_number(ts_ns))
 
 
 def _rows(engine: Engine) -> Iterator[tuple[int, int, str, str, str, str, str, str]]:
@@ -104,7 +91,7 @@ def verify_chain(engine: Engine) -> VerifyResult:
             result.broken_at = seq
             result.reason = "its content does not match its hash (the record was edited)"
             return result
-        key = _ist_day_number(ts_ns)
+        key = ist_day_number(ts_ns)
         if key != day_key:
             if day_last is not None:
                 result.digests.append(_digest(day_key, day_count, day_last))
@@ -121,4 +108,4 @@ def verify_chain(engine: Engine) -> VerifyResult:
 
 
 def _digest(day_number: int, records: int, last: tuple[int, str]) -> DayDigest:
-    return DayDigest(dt.date.fromordinal(_EPOCH_ORDINAL + day_number), last[0], records, last[1])
+    return DayDigest(day_from_number(day_number), last[0], records, last[1])
