@@ -21,6 +21,7 @@ from typing import Any
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.brokers.paper.universe import UniverseEntry
 from app.domain.audit import AuditEventType, AuditSource
+from app.domain.events import Alert, AlertLevel
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.requests import OrderRequest
 from app.engine.config import EngineConfig
@@ -219,13 +220,12 @@ def report(engine: Engine, flow: OrderFlow, started: float) -> dict[str, Any]:
     }
 
 
-def _backup_done(writer: AuditWriter, outcome: BackupInfo | Exception) -> None:
+def _backup_done(engine: Engine, outcome: BackupInfo | Exception) -> None:
     if isinstance(outcome, Exception):
         log.error("scheduled backup failed: %s", outcome)
-        writer.append(AuditEventType.ALERT_RAISED, {"level": "WARNING", "component": "backup", "message": str(outcome)},
-                      actor="system", source=AuditSource.SYSTEM)
-        return
-    writer.append(AuditEventType.BACKUP_CREATED, outcome.audit_payload(), actor="system", source=AuditSource.SYSTEM)
+        engine.bus.publish(Alert(AlertLevel.WARNING, "backup", f"scheduled backup failed: {outcome}", time.time_ns()))
+    elif engine.recorder is not None:
+        engine.recorder.record(AuditEventType.BACKUP_CREATED, outcome.audit_payload(), actor="system", source=AuditSource.SYSTEM)
 
 
 async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
@@ -267,7 +267,7 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
     if writer is not None and options.backups_dir is not None:
         scheduler = BackupScheduler(
             options.database_url or "", options.backups_dir, options.backup_time,
-            on_done=lambda outcome: _backup_done(writer, outcome),
+            on_done=lambda outcome: _backup_done(engine, outcome),
         )
         engine.supervisor.spawn("backup.scheduler", scheduler.run())
     try:

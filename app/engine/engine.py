@@ -207,7 +207,7 @@ class Engine:
         now = self.clock_ns()
         self.halt(f"engine task {name} crashed: {type(exc).__name__}: {exc}")
         self.bus.publish(TaskCrashed(name, f"{type(exc).__name__}: {exc}", now))
-        self._alert(AlertLevel.CRITICAL, name, f"task crashed ({type(exc).__name__}); trading halted")
+        self._alert(AlertLevel.CRITICAL, name, f"task crashed ({type(exc).__name__}: {exc}); trading halted")
 
     def _critical_handler_failed(self, name: str, exc: BaseException) -> None:
         self.halt(f"event handler {name} failed: {type(exc).__name__}: {exc}")
@@ -307,8 +307,13 @@ class Engine:
             if exc.code is BrokerErrorCode.SESSION_EXPIRED:
                 self.halt("broker session expired; log in again", "broker")
             self.oms.mark_rejected(order, exc.message)
-            reason = _BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE)
-            return self._refused_order(order, Rejection(reason, exc.message))
+            rejection = Rejection(_BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE), exc.message)
+            if self.recorder is not None:
+                self.recorder.record(
+                    AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
+                    actor=order.actor, source=AuditSource.BROKER,
+                )
+            return self._refused_order(order, rejection)
         except TimeoutError:
             return self._unknown_outcome(order, f"no answer from the broker within {self.config.broker_call_timeout}s")
         except Exception as exc:  # noqa: BLE001 - an adapter bug must halt the desk, not vanish
@@ -347,11 +352,6 @@ class Engine:
         return SubmitResult(False, None, rejection)
 
     def _refused_order(self, order: Order, rejection: Rejection) -> SubmitResult:
-        if self.recorder is not None and rejection.reason is not RejectReason.AUDIT_UNAVAILABLE:
-            self.recorder.record(
-                AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
-                actor=order.actor, source=AuditSource.BROKER,
-            )
         self.rejections[rejection.reason] += 1
         self.bus.publish(OrderRejected(order.instrument_key, order.source, order.actor, rejection, order.client_order_id))
         return SubmitResult(False, order.client_order_id, rejection, order.status)

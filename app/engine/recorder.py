@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from app.domain.audit import AuditEventType, AuditSource
-from app.domain.events import Alert, BrokerStatus, OrderEvent, OrderSnapshot, TaskCrashed, TradingStateChanged
+from app.domain.events import Alert, BrokerStatus, OrderEvent, OrderSnapshot, TradingStateChanged
 from app.domain.fills import Fill
 from app.domain.india_time import ist_day
 from app.domain.orders import WORKING_STATUSES, OrderSource, OrderStatus, OrderType, Product, Side
@@ -66,7 +66,6 @@ class Recorder:
         self.writer = writer
         self._on_failure = on_failure
         self.failed = False
-        self.records_queued = 0
 
     @property
     def engine(self) -> Engine:
@@ -77,14 +76,12 @@ class Recorder:
         bus.subscribe(Fill, self._on_fill, name="recorder.fill")
         bus.subscribe(TradingStateChanged, self._on_state, name="recorder.state")
         bus.subscribe(Alert, self._on_alert, name="recorder.alert")
-        bus.subscribe(TaskCrashed, self._on_crash, name="recorder.crash")
         bus.subscribe(BrokerStatus, self._on_broker, name="recorder.broker")
 
     # -- writing -----------------------------------------------------------------------------------
 
     async def durable(self, event: AuditEventType, payload: Mapping[str, Any], *, actor: str, source: AuditSource) -> AuditEntry:
         """Append and wait until the record, and everything queued before it, is committed."""
-        self.records_queued += 1
         future = self.writer.append(event, payload, actor=actor, source=source)
         try:
             return await future
@@ -94,7 +91,6 @@ class Recorder:
 
     def record(self, event: AuditEventType, payload: Mapping[str, Any], *, actor: str, source: AuditSource) -> None:
         """Append without waiting; a failure still reaches ``on_failure``."""
-        self.records_queued += 1
         self._watch(self.writer.append(event, payload, actor=actor, source=source))
 
     def _write_rows(self, work: Callable[[Connection], Any]) -> None:
@@ -143,7 +139,7 @@ class Recorder:
 
     def _on_state(self, event: TradingStateChanged) -> None:
         self._write_rows(lambda connection: connection.execute(
-            insert(_STATE).values(ts_ns=_now_ns(), state=str(event.current), reason=event.reason, actor=event.actor)
+            insert(_STATE).values(ts_ns=time.time_ns(), state=str(event.current), reason=event.reason, actor=event.actor)
         ))
         self.record(
             AuditEventType.TRADING_STATE_CHANGED,
@@ -155,10 +151,6 @@ class Recorder:
         self.record(AuditEventType.ALERT_RAISED, {"level": alert.level, "component": alert.component, "message": alert.message},
                     actor="system", source=AuditSource.SYSTEM)
 
-    def _on_crash(self, crash: TaskCrashed) -> None:
-        self.record(AuditEventType.ALERT_RAISED, {"level": "CRITICAL", "component": crash.task, "message": f"task crashed: {crash.error}"},
-                    actor="system", source=AuditSource.SYSTEM)
-
     def _on_broker(self, status: BrokerStatus) -> None:
         kind = AuditEventType.BROKER_CONNECTED if status.connected else AuditEventType.BROKER_DISCONNECTED
         self.record(kind, {"broker": status.broker, "detail": status.detail}, actor="system", source=AuditSource.BROKER)
@@ -167,7 +159,7 @@ class Recorder:
 
     def snapshot_positions(self, rows: list[tuple[str, int, int, int]]) -> None:
         """Store (instrument, quantity, cost, realized) rows stamped now."""
-        ts = _now_ns()
+        ts = time.time_ns()
         if rows:
             self._write_rows(lambda connection: connection.execute(
                 insert(_SNAPSHOTS), [{"ts_ns": ts, "instrument_key": k, "quantity": q, "cost": c, "realized": r} for k, q, c, r in rows]
@@ -190,10 +182,6 @@ class Recorder:
                 for row in fills
             ],
         )
-
-
-def _now_ns() -> int:
-    return time.time_ns()
 
 
 def _snapshot_from_row(row: Any) -> OrderSnapshot:

@@ -91,7 +91,6 @@ class AuditWriter:
         )
         self.failure: BaseException | None = None
         self.commits = 0
-        self.records = 0
 
     def start(self) -> None:
         if self._thread is not None:
@@ -200,7 +199,6 @@ class AuditWriter:
             self._settle(jobs, [error] * len(jobs), failed=True)
             return
         self.commits += 1
-        self.records += sum(1 for r in results if isinstance(r, AuditEntry))
         self._settle(jobs, results, failed=False)
 
     def _settle(self, jobs: list[_Job], results: list[Any], *, failed: bool) -> None:
