@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from app.logs import configure_logging
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import SettingsError, load_settings
 
 from . import audit, backup, simulate
 from .common import EXIT_USAGE
@@ -16,11 +16,6 @@ from .common import EXIT_USAGE
 log = logging.getLogger(__name__)
 
 COMMANDS = (simulate, audit, backup)
-RUNNERS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-    "simulate": simulate.run,
-    "audit": audit.run,
-    "backup": backup.run,
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,4 +42,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     log_file = configure_logging(settings, console=True)
     log.info("bulwark %s starting; data folder %s; log %s", args.command, settings.home, log_file)
-    return RUNNERS[args.command](args, settings)
+    result: int = args.run(args, settings)
+    return result

@@ -19,6 +19,7 @@ from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, iso_date
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="check or export the audit chain")
+    audit.set_defaults(run=run)
     actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = actions.add_parser("verify", help="recompute every hash; exit 1 at the first break")
     verify.add_argument("--digests", type=Path, default=None, help="also write the daily digests to this file (JSON lines)")

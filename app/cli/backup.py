@@ -19,6 +19,7 @@ from .common import EXIT_FAILED, EXIT_OK
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backup = commands.add_parser("backup", help="create, list, verify and restore backups of the store")
+    backup.set_defaults(run=run)
     actions = backup.add_subparsers(dest="backup_command", metavar="ACTION", required=True)
     actions.add_parser("create", help="back up the store now (safe while the desk runs)")
     actions.add_parser("list", help="the backups in the data folder, newest first")

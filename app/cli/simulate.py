@@ -35,6 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sim.add_argument("--instruments", type=positive_int, default=10, help="instruments from the paper universe (default 10)")
     sim.add_argument("--broker", choices=("paper", "breeze"), default=None, help="broker profile (default: settings)")
+    sim.set_defaults(run=run)
 
 
 def _engine_config(settings: Settings) -> EngineConfig:

@@ -55,6 +55,7 @@ from sqlalchemy.pool import NullPool
 from app.domain.india_time import IST
 
 from .db import StoreError, sqlite_path
+from .migrate import current_revision
 from .verify import VerifyResult, verify_chain
 
 log = logging.getLogger(__name__)
@@ -339,13 +340,9 @@ def _readonly_sqlite_engine(path: Path) -> Engine:
 
 def _schema_revision(engine: Engine) -> str | None:
     try:
-        if not inspect(engine).has_table("alembic_version"):
-            return None
-        with engine.connect() as connection:
-            value = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        return current_revision(engine)
     except SQLAlchemyError:
         return None
-    return None if value is None else str(value)
 
 
 def _chain_reason(result: VerifyResult) -> str | None:
