@@ -281,7 +281,7 @@ class Engine:
             return new.price
         reference = self.market_data.last_price(new.instrument.key)
         if reference is None:
-            return Rejection(RejectReason.NO_REFERENCE_PRICE, "no last price to protect a market order with")
+            return Rejection(RejectReason.STALE_PRICE, "no last price to protect a market order with")
         tick = new.instrument.tick_size
         bps = self.config.market_protection_bps
         if new.side is Side.BUY:

@@ -105,7 +105,7 @@ async def test_bad_orders_are_refused_and_disturb_nothing(request_: OrderRequest
 async def test_market_order_becomes_protected_marketable_limit() -> None:
     engine, broker = make_engine(EngineConfig(market_protection_bps=100))
     await engine.start()
-    assert (await engine.submit(buy(None, 1))).rejection.reason is RejectReason.NO_REFERENCE_PRICE  # type: ignore[union-attr]
+    assert (await engine.submit(buy(None, 1))).rejection.reason is RejectReason.STALE_PRICE  # type: ignore[union-attr]
     broker.step()
     await settle()
     last = engine.market_data.last_price("NSE:RELIANCE")
