@@ -1,7 +1,13 @@
 """`main.py simulate`: the headless engine on the paper broker under a generated order flow.
 
 The flow mixes buys and sells around the last price (some marketable, some resting), cancels a
-share of working orders, and sends a share of deliberately bad orders that must be refused.
+share of working orders, sends a share of malformed orders that validation must refuse and a share
+of well-formed orders the risk gate must refuse (too large, off the collar, repeated at once).
+``kill_at`` engages the kill switch mid-run.
+
+The run keeps a session clock: trading hours come from the real exchange calendar, so when the
+market is closed the engine's clock (and the paper market's) starts at the next session's open and
+runs in real time from there. The audit chain keeps real time.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import math
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,10 +29,15 @@ from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.brokers.paper.universe import UniverseEntry
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import Alert, AlertLevel
+from app.domain.instruments import Exchange
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.requests import OrderRequest
+from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
+from app.engine.control import ControlServer
 from app.engine.engine import Engine
+from app.engine.risk.calendar import TradingCalendar
+from app.engine.risk.limits import load_limits_file
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
@@ -36,6 +48,10 @@ from app.store.verify import verify_chain
 log = logging.getLogger(__name__)
 
 ACTOR = "simulator"
+DEFAULT_LIMITS = Path(__file__).resolve().parent.parent / "resources" / "limits.toml"
+# Minutes into the session the clock starts at when the market is closed now: past the opening
+# minutes' auction noise, like a desk that starts trading a little after the open.
+_SESSION_START_OFFSET_NS = 5 * 60 * 1_000_000_000
 
 
 class SimulationError(ValueError):
@@ -51,7 +67,11 @@ class SimulationOptions:
     orders_per_sec: float = 1.5
     instruments: int = 10
     bad_share: float = 0.08
+    gate_share: float = 0.08
     cancel_share: float = 0.15
+    kill_at: float | None = None
+    limits_path: Path | None = None
+    control_home: Path | None = None
     paper: PaperConfig = field(default_factory=PaperConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     database_url: str | None = None
@@ -67,6 +87,8 @@ class SimulationOptions:
             raise SimulationError(f"--orders-per-sec must be in (0, 1000], got {self.orders_per_sec}")
         if self.instruments < 1:
             raise SimulationError(f"--instruments must be at least 1, got {self.instruments}")
+        if self.kill_at is not None and (not math.isfinite(self.kill_at) or not 0 <= self.kill_at <= self.seconds):
+            raise SimulationError(f"--kill-at must be between 0 and --seconds ({self.seconds}), got {self.kill_at}")
 
 
 class OrderFlow:
@@ -80,6 +102,7 @@ class OrderFlow:
         self.cancels_sent = 0
         self.bad_sent = 0
         self.results: Counter[str] = Counter()
+        self.last_request: OrderRequest | None = None
 
     def _bad_request(self) -> OrderRequest:
         entry = self.rng.choice(self.entries)
@@ -99,6 +122,28 @@ class OrderFlow:
         ]
         quantity, bad_price, bad_key = self.rng.choice(choices)
         return OrderRequest(bad_key, Side.BUY, quantity, bad_price, source=OrderSource.SIMULATION, actor=ACTOR)
+
+    def _gate_probe(self) -> OrderRequest | None:
+        """A well-formed order the risk gate must refuse: too large, off the collar, or a duplicate."""
+        entry = self.rng.choice(self.entries)
+        inst = entry.instrument
+        last = self.engine.market_data.last_price(inst.key)
+        limits = self.engine.gate.limits.for_instrument(inst)
+        if last is None or limits is None:
+            return None
+        kind = self.rng.choice(("oversize", "collar", "duplicate"))
+        if kind == "oversize":
+            lots = min(limits.max_order_quantity // inst.lot_size + 1, inst.freeze_quantity // inst.lot_size)
+            if lots * inst.lot_size <= limits.max_order_quantity:
+                kind = "collar"
+            else:
+                price = Decimal(last - last % inst.tick_size) / 100
+                return OrderRequest(inst.key, Side.BUY, lots * inst.lot_size, price, source=OrderSource.SIMULATION, actor=ACTOR)
+        if kind == "collar":
+            far = last * (10_000 + 2 * limits.price_collar_bps) // 10_000
+            price = Decimal(far - far % inst.tick_size) / 100
+            return OrderRequest(inst.key, Side.SELL, inst.lot_size, price, source=OrderSource.SIMULATION, actor=ACTOR)
+        return self.last_request
 
     def _good_request(self) -> OrderRequest | None:
         entry = self.rng.choice(self.entries)
@@ -129,7 +174,13 @@ class OrderFlow:
             result = await self.engine.submit(self._bad_request())
             self.results["bad_accepted" if result.accepted else "bad_rejected"] += 1
             return
-        if roll < self.options.bad_share + self.options.cancel_share:
+        if roll < self.options.bad_share + self.options.gate_share:
+            probe = self._gate_probe()
+            if probe is not None:
+                result = await self.engine.submit(probe)
+                self.results["probe_accepted" if result.accepted else "probe_rejected"] += 1
+                return
+        if roll < self.options.bad_share + self.options.gate_share + self.options.cancel_share:
             working = sorted(o.client_order_id for o in self.engine.oms.working())
             if working:
                 self.cancels_sent += 1
@@ -140,6 +191,7 @@ class OrderFlow:
         if request is None:
             self.results["no_price_yet"] += 1
             return
+        self.last_request = request
         result = await self.engine.submit(request)
         self.results["accepted" if result.accepted else "rejected"] += 1
 
@@ -210,6 +262,13 @@ def report(engine: Engine, flow: OrderFlow, started: float) -> dict[str, Any]:
             "max": round(engine.loop_lag.percentile(100), 3),
         },
         "trading_state": str(engine.trading_state),
+        "kill_switch": _kill_switch_report(engine, started),
+        "governor": {
+            "released": {str(kind): n for kind, n in engine.governor.stats.released.items()},
+            "throttled": engine.governor.stats.throttled,
+            "dropped": engine.governor.stats.dropped,
+            "max_wait_ms": round(engine.governor.stats.max_wait * 1000, 1),
+        },
         "oms": {
             "duplicate_updates": engine.oms.counters.duplicate,
             "stale_updates": engine.oms.counters.stale,
@@ -217,6 +276,24 @@ def report(engine: Engine, flow: OrderFlow, started: float) -> dict[str, Any]:
             "malformed_updates": engine.oms.counters.malformed,
         },
         "bus": {"published": engine.bus.published, "handler_errors": engine.bus.handler_errors},
+    }
+
+
+def _kill_switch_report(engine: Engine, started: float) -> dict[str, Any] | None:
+    run = engine.kill_switch.last
+    if run is None:
+        return None
+    summary = run.summary()
+    return {
+        "engaged_at": round((run.engaged_at_ns - engine.started_ns) / 1e9, 3) if engine.started_ns is not None else None,
+        "halted_in_us": summary["halted_in_us"],
+        "cancels": summary["cancels"],
+        "cleared_in_ms": summary["cleared_in_ms"],
+        "working_after": summary["working_after"],
+        "working_at_engage": summary["working_at_engage"],
+        "expected_clear_s": summary["expected_clear_s"],
+        "outcomes": summary["outcomes"],
+        "reason": run.reason,
     }
 
 
@@ -251,9 +328,28 @@ async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
             await asyncio.to_thread(writer.close)
 
 
+def session_clock(calendar: TradingCalendar, now_ns: int, seconds: float) -> Callable[[], int]:
+    """Real time if the market is open for the whole run; otherwise real time shifted to just after the next open."""
+    end_ns = now_ns + int((seconds + 60) * 1e9)
+    if not (calendar.is_open(Exchange.NSE, now_ns) and calendar.is_open(Exchange.NSE, end_ns)):
+        next_open = calendar.next_open_ns(Exchange.NSE, now_ns)
+        if next_open is None:
+            raise SimulationError(
+                f"the exchange calendar covers sessions only until {calendar.last_covered_day}: "
+                "update exchange-calendars to simulate with trading hours"
+            )
+        offset = next_open + _SESSION_START_OFFSET_NS - now_ns
+        return lambda: time.time_ns() + offset
+    return time.time_ns
+
+
 async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer: AuditWriter | None) -> dict[str, Any]:
-    broker = PaperBroker(options.paper, universe=entries)
-    engine = Engine(broker, [e.instrument for e in entries], options.engine, audit=writer)
+    calendar = TradingCalendar()
+    clock_ns = session_clock(calendar, time.time_ns(), options.seconds)
+    broker = PaperBroker(replace(options.paper, wall_clock_ns=clock_ns), universe=entries)
+    instruments = [e.instrument for e in entries]
+    fixed_limits = None if writer is not None and options.limits_path is not None else load_limits_file(DEFAULT_LIMITS)
+    engine = Engine(broker, instruments, options.engine, audit=writer, clock_ns=clock_ns, limits=fixed_limits, calendar=calendar)
     flow = OrderFlow(engine, entries, options)
     started = time.monotonic()
     if writer is not None:
@@ -263,16 +359,29 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
              "settings": options.settings_summary},
             actor="system", source=AuditSource.SYSTEM,
         )
+    if fixed_limits is None:
+        assert options.limits_path is not None
+        await engine.load_limits(options.limits_path, DEFAULT_LIMITS)
     await engine.start()
+    control = None
+    if options.control_home is not None:
+        control = ControlServer(options.control_home, {"panic": lambda args: _panic(engine, args)})
+        await control.start()
     if writer is not None and options.backups_dir is not None:
         scheduler = BackupScheduler(
             options.database_url or "", options.backups_dir, options.backup_time,
             on_done=lambda outcome: _backup_done(engine, outcome),
         )
         engine.supervisor.spawn("backup.scheduler", scheduler.run())
+    kill_task = None
     try:
         await _await_prices(engine, [e.instrument.key for e in entries], timeout=5.0)
+        if options.kill_at is not None:
+            kill_task = asyncio.get_running_loop().create_task(_kill_at(engine, options.kill_at, started))
         await flow.run(options.seconds)
+        if kill_task is not None:
+            await kill_task
+        await engine.kill_switch.wait()
         # Let the last acks and fills arrive before the picture is taken.
         await asyncio.sleep(max(0.05, 2 * options.paper.latency_ms / 1000))
         try:
@@ -281,6 +390,10 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
             log.error("final reconcile failed: %s", exc)
         result = report(engine, flow, started)
     finally:
+        if kill_task is not None and not kill_task.done():
+            kill_task.cancel()
+        if control is not None:
+            await control.close()
         await engine.stop()
     if writer is not None:
         await writer.append(AuditEventType.APP_STOP, {"command": "simulate"}, actor="system", source=AuditSource.SYSTEM)
@@ -289,3 +402,21 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
         result["trading_state"] = str(engine.trading_state)
     log.info("simulation done: %s", {k: result[k] for k in ("ticks", "orders", "trading_state")})
     return result
+
+
+async def _kill_at(engine: Engine, seconds: float, started: float) -> None:
+    await asyncio.sleep(max(0.0, started + seconds - time.monotonic()))
+    engine.engage_kill_switch(f"simulate --kill-at {seconds:g}", ACTOR, AuditSource.SIMULATION)
+
+
+async def _panic(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    """The running desk's answer to `main.py panic`: engage the kill switch and confirm HALTED."""
+    reason = str(args.get("reason") or "panic")
+    actor = str(args.get("actor") or "panic")
+    run = engine.engage_kill_switch(reason, actor, AuditSource.PANIC)
+    return {
+        "ok": engine.trading_state is TradingState.HALTED,
+        "state": str(engine.trading_state),
+        "working": run.working_at_engage,
+        "expected_clear_s": round(run.expected_clear_s, 3),
+    }

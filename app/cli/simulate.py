@@ -18,7 +18,7 @@ from app.settings import Settings
 from app.simulation import SimulationError, SimulationOptions, run_simulation
 from app.store.db import StoreError
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, positive_float, positive_int
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative_float, positive_float, positive_int
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +35,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sim.add_argument("--instruments", type=positive_int, default=10, help="instruments from the paper universe (default 10)")
     sim.add_argument("--broker", choices=("paper", "breeze"), default=None, help="broker profile (default: settings)")
+    sim.add_argument(
+        "--kill-at", type=non_negative_float, default=None, metavar="SECONDS",
+        help="engage the kill switch this many seconds into the run",
+    )
     sim.set_defaults(run=run)
 
 
@@ -74,6 +78,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             settings_summary=settings.summary(),
             backups_dir=settings.backups_dir,
             backup_time=settings.backup_time,
+            kill_at=args.kill_at,
+            limits_path=settings.home / "limits.toml",
+            control_home=settings.home,
         )
         result = asyncio.run(run_simulation(options))
     except SimulationError as exc:
@@ -104,6 +111,12 @@ def _print_summary(result: dict[str, Any]) -> None:
     print(f"fills: {result['fills']}, open positions: {sum(1 for p in result['positions'].values() if p['quantity'])}")
     print(f"exposure: gross {format_inr(result['exposure']['gross'])}, net {format_inr(result['exposure']['net'])}")
     print(f"P&L: realized {format_inr(result['pnl']['realized'])}, unrealized {format_inr(result['pnl']['unrealized'])}")
+    kill = result.get("kill_switch")
+    if kill:
+        print(
+            f"kill switch at {kill['engaged_at']} s: halted in {kill['halted_in_us']} µs, {kill['cancels']} cancels, "
+            f"cleared in {kill['cleared_in_ms']} ms (expected {kill['expected_clear_s']} s), {kill['working_after']} still working"
+        )
     lag = result["loop_lag_ms"]
     print(f"event-loop lag: p50 {lag['p50']} ms, p99 {lag['p99']} ms")
     if "audit" in result:

@@ -30,6 +30,7 @@ class AuditEventType(enum.StrEnum):
     GATE_ACCEPTED = "gate.accepted"
     GATE_REJECTED = "gate.rejected"
     ORDER_SENT = "order.sent"
+    ORDER_THROTTLED = "order.throttled"
     BROKER_ACK = "broker.ack"
     BROKER_REJECT = "broker.reject"
     ORDER_MODIFY = "order.modify"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.domain.trading_state import TradingState
+
+from .governor import GovernorConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +20,11 @@ class EngineConfig:
     client_id_prefix: str = "BW"
     initial_state: TradingState = TradingState.ACTIVE
     loop_lag_interval: float = 0.01
+    breaker_interval: float = 0.1
+    governor: GovernorConfig = field(default_factory=GovernorConfig)
 
     def __post_init__(self) -> None:
-        for name in ("broker_call_timeout", "connect_timeout", "drain_timeout", "loop_lag_interval"):
+        for name in ("broker_call_timeout", "connect_timeout", "drain_timeout", "loop_lag_interval", "breaker_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"EngineConfig.{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.market_protection_bps <= 2000:

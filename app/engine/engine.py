@@ -1,7 +1,9 @@
 """The Engine: composition root and lifecycle of the headless desk.
 
-Every order source calls ``Engine.submit``; nothing else talks to the broker about orders. The
-full pre-trade risk gate and the rate governor slot in between validation and the broker call.
+Every order source calls ``Engine.submit``; nothing else talks to the broker about orders. An
+order is validated, passes the risk gate, is made durable in the audit chain, waits for the rate
+governor and only then reaches the broker. Every broker call (cancels and reads too) passes the
+governor, so the desk never bursts past the broker's limits.
 """
 
 from __future__ import annotations
@@ -13,26 +15,41 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.brokers.base import Broker, BrokerError, BrokerErrorCode, PlaceRequest
+from app.domain.actors import Actor, Permission
+from app.domain.broker_messages import BrokerPosition
 from app.domain.audit import AuditEventType, AuditSource
-from app.domain.events import Alert, AlertLevel, BrokerStatus, OrderRejected, TaskCrashed, TradingStateChanged
+from app.domain.events import Alert, AlertLevel, BrokerStatus, OrderEvent, OrderRejected, TaskCrashed, TradingStateChanged
 from app.domain.fills import Fill
+from app.domain.india_time import ist_day, ist_day_number
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
-from app.domain.orders import Order, OrderStatus, OrderType, Side
+from app.domain.orders import Order, OrderStatus
 from app.domain.rejections import Rejection, RejectReason
-from app.domain.requests import NewOrder, OrderRequest, validate_request
+from app.domain.requests import OrderRequest, validate_request
 from app.domain.trading_state import TradingState
 
 from .bus import EventBus
 from .config import EngineConfig
+from .governor import CallKind, Governor, Throttled
 from .loop_lag import LoopLagMonitor
 from .market_data import MarketData
 from .oms import OrderManager, ReconcileReport
 from .portfolio import Portfolio
 from .recorder import Recorder, audit_source
+from .round_trips import RoundTrips
+from .risk.book import RiskBook
+from .risk.breakers import Breaker, Breakers
+from .risk.calendar import TradingCalendar
+from .risk.day_pnl import DayPnl
+from .risk.flatten import Flattener, FlattenReport
+from .risk.gate import RiskGate
+from .risk.kill_switch import KillSwitch, KillSwitchReport
+from .risk.limits import RiskLimits
+from .risk.limits_registry import LimitsLoad, LimitsRegistry
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -93,6 +110,8 @@ class Engine:
         *,
         audit: AuditWriter | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        limits: RiskLimits | None = None,
+        calendar: TradingCalendar | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.broker = broker
@@ -104,24 +123,74 @@ class Engine:
         self.oms = OrderManager(self.bus, clock_ns, self.config.client_id_prefix)
         self.supervisor = Supervisor(self._task_crashed)
         self.loop_lag = LoopLagMonitor(self.config.loop_lag_interval)
+        self.risk_book = RiskBook(self.portfolio, self.instruments)
+        self.day_pnl = DayPnl(self.portfolio)
         self.bus.subscribe(Tick, self.market_data.on_tick, name="market_data")
         self.bus.subscribe(Tick, self.portfolio.on_tick, name="portfolio.tick")
         self.bus.subscribe(Fill, self.portfolio.on_fill, name="portfolio.fill")
+        # After the portfolio: the book reads the position the fill just moved.
+        self.bus.subscribe(Fill, self.risk_book.on_fill, name="risk.fill")
+        self.bus.subscribe(OrderEvent, self.risk_book.on_order, name="risk.order")
+        self.bus.subscribe(BrokerStatus, self._on_broker_status, name="engine.broker_status")
         # Without a store the engine still runs (unit tests, benchmarks); the desk always has one.
         self.recorder = Recorder(audit, self._store_failed) if audit is not None else None
         if self.recorder is not None:
             self.recorder.attach(self.bus)
         self.trading_state = self.config.initial_state
         self.halt_reason = "" if self.trading_state is TradingState.ACTIVE else "initial state"
+        self.limits = LimitsRegistry(self.recorder, self.instruments, clock_ns=clock_ns)
+        self.gate = RiskGate(
+            limits=limits if limits is not None else self.limits.current,
+            book=self.risk_book,
+            portfolio=self.portfolio,
+            market_data=self.market_data,
+            calendar=calendar if calendar is not None else TradingCalendar(),
+            day_pnl=self.day_pnl,
+            state=lambda: (self.trading_state, self.halt_reason),
+            protection_bps=self.config.market_protection_bps,
+        )
+        self.limits.subscribe(self.gate.set_limits)
+        self.governor = self._make_governor({})
+        self.kill_switch = KillSwitch(self)
+        self.breakers = Breakers(self, interval=self.config.breaker_interval)
+        self.flattener = Flattener(self)
         self.lifecycle = Lifecycle.CREATED
         self.rejections: Counter[RejectReason] = Counter()
         self.submitted = 0
         self.accepted = 0
+        self.broker_down_since_ns: int | None = None
+        self.started_ns: int | None = None
+        self._rtt = RoundTrips()
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def _make_governor(self, counts: dict[str, int]) -> Governor:
+        recorder = self.recorder
+        broker = self.broker.capabilities.name
+        on_count = None
+        if recorder is not None:
+            def on_count(day: str, kind: str, count: int) -> None:
+                recorder.count_calls(day, broker, kind, count)
+        return Governor(
+            self.broker.capabilities.rate_limits, self.config.governor,
+            wall_ns=self.clock_ns, initial_counts=counts, on_count=on_count,
+        )
+
     # -- lifecycle -------------------------------------------------------------------------------
+
+    async def load_limits(self, path: Path, default: Path, *, actor: str = "system") -> LimitsLoad:
+        """Bring the limits file into force (a new audited version when it changed); see LimitsRegistry."""
+        loaded = await self.limits.load_at_start(path, default, actor=actor)
+        for problem in loaded.problems:
+            self.alert(AlertLevel.CRITICAL, "limits", f"limits file refused, version {loaded.version} stays in force: {problem}")
+        for warning in loaded.warnings:
+            self.alert(AlertLevel.WARNING, "limits", warning)
+        return loaded
+
+    async def set_limits(self, text: str, *, actor: Actor, reason: str, path: Path | None = None) -> int:
+        """Put a new limits document in force (needs SET_LIMITS); a refused one changes nothing."""
+        return await self.limits.apply(text, actor=actor, reason=reason, path=path)
 
     async def start(self) -> None:
         """Connect the broker, start the supervised streams and reconcile with the broker's book."""
@@ -133,16 +202,25 @@ class Engine:
             await self._resume(self.recorder)
         try:
             await asyncio.wait_for(self.broker.connect(), self.config.connect_timeout)
-            await self._call(self.broker.subscribe(sorted(self.instruments)))
+            await self._call(self.broker.subscribe(sorted(self.instruments)), CallKind.READ)
         except (BrokerError, TimeoutError) as exc:
             self.lifecycle = Lifecycle.STOPPED
             raise EngineStartError(f"broker {name} did not connect: {exc or type(exc).__name__}") from exc
+        self.started_ns = self.clock_ns()
         self.supervisor.spawn("broker.ticks", self._pump_ticks())
         self.supervisor.spawn("broker.order_updates", self._pump_order_updates())
         self.supervisor.spawn("loop_lag", self.loop_lag.run())
+        self.supervisor.spawn("breakers", self.breakers.run())
         self.lifecycle = Lifecycle.RUNNING
         self.bus.publish(BrokerStatus(name, True, "connected", self.clock_ns()))
         log.info("engine running with broker %s, %d instruments, state %s", name, len(self.instruments), self.trading_state)
+        left = self.gate.calendar.days_of_cover_left(self.clock_ns())
+        if left < 30:
+            self.alert(
+                AlertLevel.WARNING, "calendar",
+                f"the exchange calendar covers sessions only until {self.gate.calendar.last_covered_day}; "
+                "update exchange-calendars before then or every order will be refused as MARKET_CLOSED",
+            )
         try:
             await self.reconcile()
         except (BrokerError, TimeoutError) as exc:
@@ -150,9 +228,11 @@ class Engine:
             self.halt(f"could not read the broker's order book at start: {exc or type(exc).__name__}")
 
     async def _resume(self, recorder: Recorder) -> None:
-        """Pick up the stored picture: trading state, working orders, positions from every fill."""
+        """Pick up the stored picture: trading state, working orders, positions, today's counts."""
+        now = self.clock_ns()
+        today = ist_day(now).isoformat()
         try:
-            saved = await asyncio.to_thread(recorder.load)
+            saved = await asyncio.to_thread(recorder.load, today, self.broker.capabilities.name)
         except Exception as exc:  # noqa: BLE001 - an unreadable store means an unknown picture: halt
             self.halt(f"could not read the store at start: {type(exc).__name__}: {exc}")
             return
@@ -160,8 +240,18 @@ class Engine:
             self._set_state(saved.trading_state, f"resumed: {saved.reason}", "system")
         for order in saved.open_orders:
             self.oms.restore(order)
+            self.risk_book.track(order)
+        day = ist_day_number(now)
+        start_of_day: int | None = None
         for fill in saved.fills:
+            if start_of_day is None and ist_day_number(fill.ts_ns) >= day:
+                start_of_day = self.portfolio.realized
             self.portfolio.on_fill(fill)
+            self.risk_book.on_fill(fill)
+        self.day_pnl.begin_day(day, self.portfolio.realized if start_of_day is None else start_of_day)
+        self.risk_book.roll(now)
+        self.risk_book.orders_today = saved.orders_today
+        self.governor = self._make_governor(saved.call_counts)
         if saved.open_orders or saved.fills:
             log.info("resumed %d working orders and %d fills from the store", len(saved.open_orders), len(saved.fills))
 
@@ -191,8 +281,49 @@ class Engine:
     # -- trading state ---------------------------------------------------------------------------
 
     def halt(self, reason: str, actor: str = "system") -> None:
-        """Latch HALTED now, synchronously: no new order passes after this returns. Cancels still pass."""
+        """Latch HALTED now, synchronously: no new order passes after this returns. Cancels still pass.
+
+        This only stops new orders; ``kill_switch.engage`` halts and also cancels what is working.
+        """
         self._set_state(TradingState.HALTED, reason, actor)
+
+    def engage_kill_switch(self, reason: str, actor: str, source: AuditSource = AuditSource.OPERATOR) -> KillSwitchReport:
+        """HALT now and cancel every working order at the broker's pace; see ``KillSwitch``."""
+        return self.kill_switch.engage(reason, actor, source)
+
+    async def flatten(self, actor: Actor, *, confirmed: bool) -> FlattenReport:
+        """Close every open position with protected marketable limits (needs FLATTEN and a confirmation)."""
+        return await self.flattener.run(actor, confirmed=confirmed)
+
+    async def rearm(self, actor: Actor, reason: str, *, to: TradingState = TradingState.ACTIVE) -> None:
+        """Leave HALTED (or REDUCING) for ``to``: an authorised actor with a reason, audited before it happens.
+
+        Raises ``PermissionError`` for an actor without REARM and ``ValueError`` when re-arming now
+        would be unsafe (no reason given, a sweep or flatten still running, the loss limit breached).
+        """
+        if not actor.can(Permission.REARM):
+            log.warning("re-arm refused: %s lacks the rearm permission", actor.name)
+            self.record(AuditEventType.REARMED, {"refused": "no rearm permission", "to": to}, actor.name, AuditSource.OPERATOR)
+            raise PermissionError(f"{actor.name} may not re-arm the desk (needs the {Permission.REARM} permission)")
+        if not reason.strip():
+            raise ValueError("re-arming needs a reason")
+        if to is TradingState.HALTED:
+            raise ValueError("re-arm goes to ACTIVE or REDUCING; use the kill switch to halt")
+        if self.kill_switch.sweeping or self.flattener.running:
+            raise ValueError("the kill switch sweep or a flatten is still running; wait for its report")
+        if to is TradingState.ACTIVE:
+            now = self.clock_ns()
+            pnl = self.day_pnl.current(now)
+            if pnl <= -self.gate.limits.desk.daily_loss_limit:
+                raise ValueError("today's loss is at the daily loss limit: re-arm to REDUCING at most")
+        await self.durable_or_log(
+            AuditEventType.REARMED, {"from": self.trading_state, "to": to, "reason": reason}, actor.name, AuditSource.OPERATOR,
+        )
+        self._set_state(to, f"re-armed: {reason}", actor.name)
+
+    def reduce_only(self, reason: str, actor: str) -> None:
+        """Move to REDUCING: only risk-reducing orders pass (the flatten action uses it)."""
+        self._set_state(TradingState.REDUCING, reason, actor)
 
     def _set_state(self, state: TradingState, reason: str, actor: str) -> None:
         previous = self.trading_state
@@ -200,30 +331,68 @@ class Engine:
             return
         self.trading_state = state
         self.halt_reason = reason
+        if state is TradingState.HALTED:
+            self.governor.drop_pending(f"trading halted: {reason}")
         log.warning("trading state %s -> %s by %s: %s", previous, state, actor, reason)
         self.bus.publish(TradingStateChanged(previous, state, reason, actor))
 
     def _task_crashed(self, name: str, exc: BaseException) -> None:
         now = self.clock_ns()
-        self.halt(f"engine task {name} crashed: {type(exc).__name__}: {exc}")
+        detail = f"engine task {name} crashed: {type(exc).__name__}: {exc}"
         self.bus.publish(TaskCrashed(name, f"{type(exc).__name__}: {exc}", now))
-        self._alert(AlertLevel.CRITICAL, name, f"task crashed ({type(exc).__name__}: {exc}); trading halted")
+        if name.startswith("kill_switch"):
+            # The sweep itself died: halt (already so) and say so loudly; re-engaging could loop.
+            self.halt(detail)
+            self.alert(AlertLevel.CRITICAL, name, f"kill switch sweep crashed ({type(exc).__name__}: {exc}); cancel at the broker")
+            return
+        self.breakers.trip(Breaker.TASK_CRASHED, detail, type(exc).__name__, "no crash")
+        self.alert(AlertLevel.CRITICAL, name, f"task crashed ({type(exc).__name__}: {exc}); trading halted")
 
     def _critical_handler_failed(self, name: str, exc: BaseException) -> None:
         self.halt(f"event handler {name} failed: {type(exc).__name__}: {exc}")
-        self._alert(AlertLevel.CRITICAL, name, f"handler failed ({type(exc).__name__}); trading halted")
+        self.alert(AlertLevel.CRITICAL, name, f"handler failed ({type(exc).__name__}); trading halted")
 
     def _store_failed(self, exc: BaseException) -> None:
         self.halt(f"the audit store failed: {exc}")
-        self._alert(AlertLevel.CRITICAL, "store", f"audit store failed ({type(exc).__name__}); trading halted")
+        self.alert(AlertLevel.CRITICAL, "store", f"audit store failed ({type(exc).__name__}); trading halted")
 
-    def _alert(self, level: AlertLevel, component: str, message: str) -> None:
+    def _on_broker_status(self, status: BrokerStatus) -> None:
+        if status.connected:
+            self.broker_down_since_ns = None
+        elif self.broker_down_since_ns is None and self.lifecycle is Lifecycle.RUNNING:
+            self.broker_down_since_ns = status.ts_ns
+
+    def alert(self, level: AlertLevel, component: str, message: str) -> None:
         self.bus.publish(Alert(level, component, message, self.clock_ns()))
+
+    def record(self, event: AuditEventType, payload: dict[str, Any], actor: str, source: AuditSource) -> None:
+        """Append an audit record without waiting (no-op without a store)."""
+        if self.recorder is not None:
+            self.recorder.record(event, payload, actor=actor, source=source)
+
+    async def durable_or_log(self, event: AuditEventType, payload: dict[str, Any], actor: str, source: AuditSource) -> None:
+        """Append and wait until durable; a store failure is logged (the recorder already halted the desk)."""
+        if self.recorder is None:
+            return
+        try:
+            await self.recorder.durable(event, payload, actor=actor, source=source)
+        except Exception as exc:  # noqa: BLE001 - the caller goes on (a halt, a cancel) even unrecorded
+            log.error("%s could not be recorded: %s", event, exc)
+
+    def round_trip_s(self) -> float:
+        """A broker call's round trip as observed (median of recent calls), for the kill switch's bound."""
+        return self._rtt.median()
+
+    def exposed_instruments(self) -> set[str]:
+        """Instruments the desk holds or has a working order in: their prices must stay fresh."""
+        keys = self.portfolio.open_instruments()
+        keys.update(o.instrument_key for o in self.oms.working())
+        return keys
 
     # -- orders ----------------------------------------------------------------------------------
 
     async def submit(self, request: OrderRequest) -> SubmitResult:
-        """The one path to the broker: validate, check the trading state, price, send. Never raises."""
+        """The one path to the broker: validate, risk gate, durable audit, governor, send. Never raises."""
         self.submitted += 1
         self._audit(AuditEventType.ORDER_PROPOSED, _request_payload(request), request)
         if self.lifecycle is not Lifecycle.RUNNING:
@@ -232,14 +401,13 @@ class Engine:
         checked = validate_request(request, self.instruments.get(key) if key is not None else None)
         if isinstance(checked, Rejection):
             return self._refuse(request, checked)
-        refusal = self._state_check(checked)
-        if refusal is not None:
-            return self._refuse(request, refusal)
-        price = self._limit_price(checked)
-        if isinstance(price, Rejection):
-            return self._refuse(request, price)
-        order = self.oms.create(checked, price)
-        self._audit(AuditEventType.GATE_ACCEPTED, {"client_order_id": order.client_order_id, "price_paise": price}, request)
+        now = self.clock_ns()
+        decision = self.gate.check(checked, now)
+        if isinstance(decision, Rejection):
+            return self._refuse(request, decision)
+        self.gate.accepted(checked, now)
+        order = self.oms.create(checked, decision)
+        self._audit(AuditEventType.GATE_ACCEPTED, {"client_order_id": order.client_order_id, "price_paise": decision}, request)
         if self.recorder is not None:
             # The invariant: nothing reaches the broker before its audit record is durable.
             try:
@@ -249,46 +417,31 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
                 self.oms.mark_rejected(order, "audit store unavailable")
                 return self._refused_order(order, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"))
+        try:
+            await self.governor.acquire(CallKind.PLACE)
+        except Throttled as exc:
+            return self._not_sent(order, Rejection(RejectReason.THROTTLED, str(exc)))
+        if self.trading_state is TradingState.HALTED:
+            # Halted while this order waited for its slot: it must not leak out now.
+            return self._not_sent(order, Rejection(RejectReason.TRADING_HALTED, f"trading halted before the order went out: {self.halt_reason}"))
         self.oms.mark_sent(order)
         return await self._send(order)
 
-    def _state_check(self, new: NewOrder) -> Rejection | None:
-        state = self.trading_state
-        if state is TradingState.ACTIVE:
-            return None
-        if state is TradingState.HALTED:
-            return Rejection(RejectReason.TRADING_HALTED, f"trading is halted: {self.halt_reason}")
-        position = self.portfolio.position(new.instrument.key)
-        pending = sum(
-            o.quantity - o.filled_quantity
-            for o in self.oms.working()
-            if o.instrument_key == new.instrument.key and o.side is new.side
-        )
-        reducible = abs(position) - pending
-        if position == 0 or (position > 0) == (new.side is Side.BUY) or new.quantity > reducible:
-            return Rejection(
-                RejectReason.NOT_RISK_REDUCING,
-                "only orders that reduce an open position are allowed while REDUCING",
-                f"{new.side} {new.quantity}",
-                f"position {position}, already reducing {pending}",
-            )
-        return None
+    def preview(self, request: OrderRequest) -> list[Rejection]:
+        """Every reason ``request`` would be refused now (for the order ticket); submits nothing."""
+        key = request.instrument_key if isinstance(request.instrument_key, str) else None
+        checked = validate_request(request, self.instruments.get(key) if key is not None else None)
+        if isinstance(checked, Rejection):
+            return [checked]
+        return self.gate.preview(checked, self.clock_ns())
 
-    def _limit_price(self, new: NewOrder) -> int | Rejection:
-        """The limit price to send: the order's own, or for a market order a marketable limit with protection."""
-        if new.order_type is OrderType.LIMIT:
-            assert new.price is not None
-            return new.price
-        reference = self.market_data.last_price(new.instrument.key)
-        if reference is None:
-            return Rejection(RejectReason.STALE_PRICE, "no last price to protect a market order with")
-        tick = new.instrument.tick_size
-        bps = self.config.market_protection_bps
-        if new.side is Side.BUY:
-            price = reference * (10_000 + bps) // 10_000 // tick * tick
-        else:
-            price = -(-(reference * (10_000 - bps)) // 10_000 // tick) * tick
-        return max(price, tick)
+    def _not_sent(self, order: Order, rejection: Rejection) -> SubmitResult:
+        self.oms.mark_rejected(order, rejection.message)
+        self.record(
+            AuditEventType.ORDER_THROTTLED, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
+            order.actor, audit_source(order.source),
+        )
+        return self._refused_order(order, rejection)
 
     async def _send(self, order: Order) -> SubmitResult:
         instrument = self.instruments[order.instrument_key]
@@ -302,17 +455,15 @@ class Engine:
             validity=order.validity,
         )
         try:
-            ack = await self._call(self.broker.place(request))
+            ack = await self._call(self.broker.place(request), None)
         except BrokerError as exc:
-            if exc.code is BrokerErrorCode.SESSION_EXPIRED:
-                self.halt("broker session expired; log in again", "broker")
+            self._broker_error(exc)
             self.oms.mark_rejected(order, exc.message)
             rejection = Rejection(_BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE), exc.message)
-            if self.recorder is not None:
-                self.recorder.record(
-                    AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
-                    actor=order.actor, source=AuditSource.BROKER,
-                )
+            self.record(
+                AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
+                order.actor, AuditSource.BROKER,
+            )
             return self._refused_order(order, rejection)
         except TimeoutError:
             return self._unknown_outcome(order, f"no answer from the broker within {self.config.broker_call_timeout}s")
@@ -321,19 +472,27 @@ class Engine:
             self.halt(f"broker adapter failed on place: {type(exc).__name__}")
             return self._unknown_outcome(order, f"broker adapter failed: {type(exc).__name__}")
         self.accepted += 1
-        if self.recorder is not None:
-            self.recorder.record(
-                AuditEventType.BROKER_ACK, {"client_order_id": order.client_order_id, "broker_order_id": ack.broker_order_id},
-                actor=order.actor, source=AuditSource.BROKER,
-            )
+        self.record(
+            AuditEventType.BROKER_ACK, {"client_order_id": order.client_order_id, "broker_order_id": ack.broker_order_id},
+            order.actor, AuditSource.BROKER,
+        )
         self.oms.bind(order, ack.broker_order_id)
         if order.cancel_requested and order.status.is_working:
             self.supervisor.spawn(f"cancel.{order.client_order_id}", self.cancel(order.client_order_id))
         return SubmitResult(True, order.client_order_id, None, order.status)
 
+    def _broker_error(self, exc: BrokerError) -> None:
+        self.breakers.errors.add(self.clock_ns())
+        if exc.code is BrokerErrorCode.SESSION_EXPIRED:
+            self.halt("broker session expired; log in again", "broker")
+        elif exc.code is BrokerErrorCode.RATE_LIMITED:
+            # The governor should make this impossible: if the broker still says so, someone else
+            # is using the same API key, or the broker's limits changed.
+            self.alert(AlertLevel.WARNING, "governor", f"the broker refused a call for its rate limit: {exc.message}")
+
     def _unknown_outcome(self, order: Order, message: str) -> SubmitResult:
         # The order may be live at the broker: keep it working at the desk and let reconciliation decide.
-        self._alert(AlertLevel.CRITICAL, "broker", f"order {order.client_order_id}: {message}; reconciling")
+        self.alert(AlertLevel.CRITICAL, "broker", f"order {order.client_order_id}: {message}; reconciling")
         self.supervisor.spawn(f"reconcile.{order.client_order_id}", self.reconcile())
         rejection = Rejection(RejectReason.BROKER_TIMEOUT, f"{message}; state unknown, reconciling with the broker")
         self.rejections[rejection.reason] += 1
@@ -357,7 +516,7 @@ class Engine:
         return SubmitResult(False, order.client_order_id, rejection, order.status)
 
     async def cancel(self, client_order_id: str, *, actor: str = "system", source: AuditSource = AuditSource.SYSTEM) -> CancelResult:
-        """Ask the broker to cancel a working order. Allowed in every trading state."""
+        """Ask the broker to cancel a working order. Allowed in every trading state; cancels jump the governor's queue."""
         order = self.oms.get(client_order_id)
         if order is None:
             return CancelResult(False, client_order_id, "no such order")
@@ -378,8 +537,9 @@ class Engine:
         if order.broker_order_id is None:
             return CancelResult(True, client_order_id, "cancel will be sent as soon as the broker acknowledges the order")
         try:
-            await self._call(self.broker.cancel(order.broker_order_id))
+            await self._call(self.broker.cancel(order.broker_order_id), CallKind.CANCEL)
         except BrokerError as exc:
+            self._broker_error(exc)
             return CancelResult(False, client_order_id, exc.message)
         except TimeoutError:
             return CancelResult(False, client_order_id, f"no answer from the broker within {self.config.broker_call_timeout}s")
@@ -387,7 +547,11 @@ class Engine:
 
     async def reconcile(self) -> ReconcileReport:
         """Fetch the broker's order book and bring the desk's orders in line with it."""
-        book = await self._call(self.broker.order_book())
+        try:
+            book = await self._call(self.broker.order_book(), CallKind.READ)
+        except BrokerError as exc:
+            self._broker_error(exc)
+            raise
         report = self.oms.reconcile(book)
         if report.adopted or report.missing_at_broker or report.problems:
             log.warning(
@@ -396,12 +560,40 @@ class Engine:
             )
         return report
 
-    async def _call(self, call: Awaitable[T]) -> T:
-        """Every broker call is bounded by a timeout and counted as in flight for a graceful drain."""
+    async def reconcile_working(self) -> int:
+        """Reconcile, and return how many orders the broker's book itself shows as working."""
+        try:
+            book = await self._call(self.broker.order_book(), CallKind.READ)
+        except BrokerError as exc:
+            self._broker_error(exc)
+            raise
+        self.oms.reconcile(book)
+        return sum(1 for row in book if row.status.is_working)
+
+    async def broker_positions(self) -> list[BrokerPosition]:
+        """The broker's own positions (a governed read)."""
+        return await self._call(self.broker.positions(), CallKind.READ)
+
+    async def _call(self, call: Awaitable[T], kind: CallKind | None) -> T:
+        """Every broker call waits for the governor (``kind``; ``None`` when the caller already did),
+        is bounded by a timeout and counted as in flight for a graceful drain."""
         self._inflight += 1
         self._idle.clear()
         try:
-            return await asyncio.wait_for(call, self.config.broker_call_timeout)
+            if kind is not None:
+                try:
+                    await self.governor.acquire(kind)
+                except BaseException:
+                    if asyncio.iscoroutine(call):
+                        call.close()
+                    raise
+            started = time.perf_counter()
+            result = await asyncio.wait_for(call, self.config.broker_call_timeout)
+            self._rtt.add(time.perf_counter() - started)
+            return result
+        except TimeoutError:
+            self.breakers.errors.add(self.clock_ns())
+            raise
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -424,7 +616,7 @@ class Engine:
         if self.lifecycle is Lifecycle.RUNNING:
             name = self.broker.capabilities.name
             self.bus.publish(BrokerStatus(name, False, f"{stream} stream ended", self.clock_ns()))
-            self._alert(AlertLevel.CRITICAL, "broker", f"{name} {stream} stream ended unexpectedly")
+            self.alert(AlertLevel.CRITICAL, "broker", f"{name} {stream} stream ended unexpectedly")
 
 
 def _request_payload(request: OrderRequest) -> dict[str, Any]:

@@ -115,6 +115,14 @@ class Portfolio:
         group = self._by_underlying.get(underlying)
         return Exposure(group.gross, group.net) if group is not None else Exposure()
 
+    def open_instruments(self) -> set[str]:
+        """Keys of the instruments with a non-zero position."""
+        return {key for key, p in self._positions.items() if p.quantity}
+
+    def underlying_totals(self, underlying: str) -> Exposure | None:
+        """The live totals for one underlying (not a copy: the risk gate reads it per order)."""
+        return self._by_underlying.get(underlying)
+
     def underlyings(self) -> dict[str, Exposure]:
         return {name: Exposure(e.gross, e.net) for name, e in self._by_underlying.items()}
 

@@ -11,10 +11,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import Alert, BrokerStatus, OrderEvent, OrderSnapshot, TradingStateChanged
@@ -23,6 +23,7 @@ from app.domain.india_time import ist_day
 from app.domain.orders import WORKING_STATUSES, OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.trading_state import TradingState
 from app.store.audit_writer import AuditEntry, AuditWriter
+from app.store import rate_counters
 from app.store.models import FillRow, OrderRow, PositionSnapshotRow, TradingStateRow
 
 from .bus import EventBus
@@ -57,6 +58,8 @@ class ResumeState:
     reason: str
     open_orders: list[OrderSnapshot]
     fills: list[Fill]
+    orders_today: int = 0
+    call_counts: dict[str, int] = field(default_factory=dict)
 
 
 class Recorder:
@@ -165,13 +168,20 @@ class Recorder:
                 insert(_SNAPSHOTS), [{"ts_ns": ts, "instrument_key": k, "quantity": q, "cost": c, "realized": r} for k, q, c, r in rows]
             ))
 
-    def load(self) -> ResumeState:
-        """Read the last trading state, the orders still working and every fill (blocking; call at start)."""
+    def count_calls(self, trading_day: str, broker: str, kind: str, count: int) -> None:
+        """Persist the governor's day count so a restart the same day resumes it."""
+        self._write_rows(lambda connection: rate_counters.upsert(connection, trading_day, broker, kind, count))
+
+    def load(self, trading_day: str, broker: str) -> ResumeState:
+        """Read the last trading state, working orders, every fill and today's counts (blocking; call at start)."""
         with self.engine.connect() as connection:
             state_row = connection.execute(select(_STATE).order_by(_STATE.c.id.desc()).limit(1)).first()
             working = [status.value for status in WORKING_STATUSES]
             orders = connection.execute(select(_ORDERS).where(_ORDERS.c.status.in_(working))).all()
             fills = connection.execute(select(_FILLS).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)).all()
+            orders_today = connection.execute(
+                select(func.count()).select_from(_ORDERS).where(_ORDERS.c.trading_day == trading_day)
+            ).scalar_one()
         state = TradingState(state_row.state) if state_row is not None else None
         return ResumeState(
             trading_state=state,
@@ -181,6 +191,8 @@ class Recorder:
                 Fill(row.fill_id, row.client_order_id, row.instrument_key, Side(row.side), row.quantity, row.price, row.ts_ns)
                 for row in fills
             ],
+            orders_today=orders_today,
+            call_counts=rate_counters.load(self.engine, trading_day, broker),
         )
 
 

@@ -54,6 +54,7 @@ class _Append:
     source: str
     event_type: str
     payload: str
+    rows: Callable[[Connection], Any] | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +85,7 @@ class AuditWriter:
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock_table = engine.dialect.name == "postgresql"
+        self._begin_immediate = engine.dialect.name == "sqlite"
         marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_sql = (
             "INSERT INTO audit_log (seq, ts_ns, actor, source, event_type, payload, prev_hash, hash) "
@@ -127,11 +129,17 @@ class AuditWriter:
 
     def append_blocking(
         self, event_type: AuditEventType | str, payload: Mapping[str, Any], *, actor: str, source: AuditSource | str,
-        timeout: float = 30.0,
+        timeout: float = 30.0, rows: Callable[[Connection], Any] | None = None,
     ) -> AuditEntry:
-        """``append`` for code outside the event loop (CLI commands)."""
+        """``append`` for code outside the event loop (CLI commands).
+
+        ``rows(connection)``, if given, writes desk rows in the same transaction as the record:
+        both are stored or neither is. Raises ``TimeoutError`` if the commit is not confirmed in time.
+        """
         future: concurrent.futures.Future[AuditEntry] = concurrent.futures.Future()
-        self._queue.put(_Job(self._prepare(event_type, payload, actor, source), future, None))
+        work = self._prepare(event_type, payload, actor, source)
+        work.rows = rows
+        self._queue.put(_Job(work, future, None))
         return future.result(timeout)
 
     def execute(self, work: Callable[[Connection], Any]) -> asyncio.Future[Any]:
@@ -170,6 +178,12 @@ class AuditWriter:
                 if self._lock_table:
                     # Desks sharing one PostgreSQL database take turns extending the one chain.
                     connection.exec_driver_sql("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+                elif self._begin_immediate:
+                    # Another process (`main.py panic`) may extend the chain too. pysqlite would only
+                    # begin at the INSERT, after the tail was read, so both could read the same tail;
+                    # taking the write lock first makes the read and the append one step. pysqlite
+                    # sees the open transaction and commits or rolls it back as usual.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
                 last = connection.execute(
                     select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
                 ).first()
@@ -192,6 +206,8 @@ class AuditWriter:
                 for index, job in enumerate(jobs):
                     if not isinstance(job.work, _Append):
                         results[index] = job.work(connection)
+                    elif job.work.rows is not None:
+                        job.work.rows(connection)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
             self.failure = exc
             log.critical("audit write of %d jobs failed: %s", len(jobs), exc)

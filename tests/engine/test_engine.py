@@ -19,16 +19,18 @@ from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine, EngineStartError, Lifecycle
+from tests.support.limits import wide_limits
 
 UNIVERSE = load_universe()
 ENTRIES = UNIVERSE[:5]
 RELIANCE = next(e for e in UNIVERSE if e.instrument.key == "NSE:RELIANCE")
+LIMITS = wide_limits([RELIANCE.instrument, *(e.instrument for e in ENTRIES)])
 
 
 def make_engine(config: EngineConfig | None = None, **paper: object) -> tuple[Engine, PaperBroker]:
     paper.setdefault("tick_interval_ms", None)
     broker = PaperBroker(PaperConfig(seed=7, **paper), universe=[RELIANCE, *ENTRIES])  # type: ignore[arg-type]
-    engine = Engine(broker, [RELIANCE.instrument, *(e.instrument for e in ENTRIES)], config)
+    engine = Engine(broker, [RELIANCE.instrument, *(e.instrument for e in ENTRIES)], config, limits=LIMITS)
     return engine, broker
 
 
@@ -159,27 +161,50 @@ async def test_reducing_admits_only_orders_that_shrink_the_position() -> None:
     engine._set_state(TradingState.REDUCING, "test", "risk")
     more = await engine.submit(buy(last, 1))
     assert more.rejection is not None and more.rejection.reason is RejectReason.NOT_RISK_REDUCING
-    too_big = await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 5, rupees(last * 2)))
+    too_big = await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 5, rupees(last * 14 // 10 // 5 * 5)))
     assert too_big.rejection is not None and too_big.rejection.reason is RejectReason.NOT_RISK_REDUCING
-    first = await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 3, rupees(last * 2)))
+    first = await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 3, rupees(last * 14 // 10 // 5 * 5)))
     assert first.accepted
     # 3 of the 4 are already being sold: a further 2 would flip the position.
-    second = await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 2, rupees(last * 2)))
+    second = await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 2, rupees(last * 14 // 10 // 5 * 5)))
     assert second.rejection is not None and second.rejection.reason is RejectReason.NOT_RISK_REDUCING
-    assert (await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 1, rupees(last * 2)))).accepted
+    assert (await engine.submit(OrderRequest("NSE:RELIANCE", Side.SELL, 1, rupees(last * 14 // 10 // 5 * 5)))).accepted
     await engine.stop()
 
 
-async def test_broker_rate_limit_answer_becomes_a_rejection() -> None:
+async def test_the_governor_paces_places_so_the_broker_never_refuses() -> None:
     engine, broker = make_engine()
     await engine.start()
-    results = [await engine.submit(buy(100_000, 1)) for _ in range(11)]
-    assert all(r.accepted for r in results[:9])
-    # The start-up reconcile spent one call, not an order action: ten places pass, the eleventh is refused.
-    assert results[9].accepted
-    assert results[10].rejection is not None and results[10].rejection.reason is RejectReason.BROKER_RATE_LIMITED
-    assert engine.oms.get(results[10].client_order_id).status is OrderStatus.REJECTED  # type: ignore[arg-type, union-attr]
+    broker.step()
+    await settle()
+    started = asyncio.get_running_loop().time()
+    results = await asyncio.gather(*(engine.submit(buy(100_000 + 5 * i, 1)) for i in range(14)))
+    elapsed = asyncio.get_running_loop().time() - started
+    assert all(r.accepted for r in results), [r.rejection for r in results if not r.accepted]
+    assert RejectReason.BROKER_RATE_LIMITED not in engine.rejections
+    # Places may use 8 of the broker's 10 actions a second (2 stay free for cancels): 14 need over a second.
+    assert elapsed > 0.7
+    await engine.stop()
+
+
+class _RateLimitedBroker(PaperBroker):
+    async def place(self, request: PlaceRequest) -> PlaceAck:
+        raise BrokerError(BrokerErrorCode.RATE_LIMITED, "Limit exceed", {"Success": None, "Status": 429, "Error": "Limit exceed"})
+
+
+async def test_broker_rate_limit_answer_becomes_a_rejection_and_an_alert() -> None:
+    broker = _RateLimitedBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[RELIANCE])
+    engine = Engine(broker, [RELIANCE.instrument], limits=LIMITS)
+    await engine.start()
+    broker.step()
+    await settle()
+    alerts: list[Alert] = []
+    engine.bus.subscribe(Alert, alerts.append)
+    result = await engine.submit(buy(100_000, 1))
+    assert result.rejection is not None and result.rejection.reason is RejectReason.BROKER_RATE_LIMITED
+    assert engine.oms.get(result.client_order_id).status is OrderStatus.REJECTED  # type: ignore[arg-type, union-attr]
     assert engine.trading_state is TradingState.ACTIVE
+    assert any(a.component == "governor" for a in alerts)
     await engine.stop()
 
 
@@ -208,6 +233,8 @@ async def test_crashed_task_latches_halted_and_is_reported() -> None:
 async def test_failing_critical_handler_halts_but_others_still_run() -> None:
     engine, broker = make_engine()
     await engine.start()
+    broker.step()
+    await settle()
 
     def broken(tick: Tick) -> None:
         raise KeyError("oops")
@@ -231,8 +258,10 @@ class _SlowPlaceBroker(PaperBroker):
 
 async def test_place_timeout_keeps_order_working_and_reconciles() -> None:
     broker = _SlowPlaceBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[RELIANCE])
-    engine = Engine(broker, [RELIANCE.instrument], EngineConfig(broker_call_timeout=0.05))
+    engine = Engine(broker, [RELIANCE.instrument], EngineConfig(broker_call_timeout=0.05), limits=LIMITS)
     await engine.start()
+    broker.step()
+    await settle()
     alerts: list[Alert] = []
     engine.bus.subscribe(Alert, alerts.append)
     result = await engine.submit(buy(100_000, 1))
@@ -253,8 +282,10 @@ class _BuggyBroker(PaperBroker):
 
 async def test_adapter_exception_halts_the_desk() -> None:
     broker = _BuggyBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[RELIANCE])
-    engine = Engine(broker, [RELIANCE.instrument])
+    engine = Engine(broker, [RELIANCE.instrument], limits=LIMITS)
     await engine.start()
+    broker.step()
+    await settle()
     result = await engine.submit(buy(100_000, 1))
     assert not result.accepted
     assert engine.trading_state is TradingState.HALTED
@@ -268,8 +299,10 @@ class _ExpiringBroker(PaperBroker):
 
 async def test_session_expiry_halts() -> None:
     broker = _ExpiringBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[RELIANCE])
-    engine = Engine(broker, [RELIANCE.instrument])
+    engine = Engine(broker, [RELIANCE.instrument], limits=LIMITS)
     await engine.start()
+    broker.step()
+    await settle()
     result = await engine.submit(buy(100_000, 1))
     assert result.rejection is not None and result.rejection.reason is RejectReason.BROKER_UNAVAILABLE
     assert engine.trading_state is TradingState.HALTED
@@ -295,8 +328,10 @@ class _GarbageFeedBroker(PaperBroker):
 
 async def test_malformed_updates_never_crash_the_engine() -> None:
     broker = _GarbageFeedBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[RELIANCE])
-    engine = Engine(broker, [RELIANCE.instrument])
+    engine = Engine(broker, [RELIANCE.instrument], limits=LIMITS)
     await engine.start()
+    broker.step()
+    await settle()
     await settle()
     assert engine.oms.counters.malformed >= 2
     assert engine.oms.counters.unknown_order + engine.oms.counters.held >= 1
@@ -312,7 +347,7 @@ async def test_connect_failure_is_a_clear_start_error() -> None:
         async def connect(self) -> None:
             raise BrokerError(BrokerErrorCode.UNAVAILABLE, "connection refused")
 
-    engine = Engine(_Down(PaperConfig(tick_interval_ms=None), universe=[RELIANCE]), [RELIANCE.instrument])
+    engine = Engine(_Down(PaperConfig(tick_interval_ms=None), universe=[RELIANCE]), [RELIANCE.instrument], limits=LIMITS)
     with pytest.raises(EngineStartError, match="connection refused"):
         await engine.start()
     assert (await engine.submit(buy(100_000, 1))).rejection.reason is RejectReason.ENGINE_NOT_RUNNING  # type: ignore[union-attr]
@@ -321,6 +356,8 @@ async def test_connect_failure_is_a_clear_start_error() -> None:
 async def test_stream_end_while_running_raises_alert() -> None:
     engine, broker = make_engine()
     await engine.start()
+    broker.step()
+    await settle()
     alerts: list[Alert] = []
     engine.bus.subscribe(Alert, alerts.append)
     await broker.disconnect()
@@ -332,6 +369,8 @@ async def test_stream_end_while_running_raises_alert() -> None:
 async def test_stop_drains_in_flight_orders() -> None:
     engine, broker = make_engine(latency_ms=50)
     await engine.start()
+    broker.step()
+    await settle()
     broker.step()
     pending = asyncio.ensure_future(engine.submit(buy(100_000, 1)))
     await asyncio.sleep(0.01)
@@ -345,12 +384,15 @@ async def test_stop_drains_in_flight_orders() -> None:
 async def test_cancel_before_ack_is_sent_once_acked() -> None:
     engine, broker = make_engine(latency_ms=30)
     await engine.start()
+    broker.step()
+    await settle()
     pending = asyncio.ensure_future(engine.submit(buy(100_000, 1)))
     await asyncio.sleep(0.005)
     (order,) = engine.oms.working()
     early = await engine.cancel(order.client_order_id)
     assert early.ok and "as soon as" in early.message
     assert (await pending).accepted
-    await asyncio.sleep(0.1)
+    # The cancel waits for its governor slot (about 0.1 s after the place) and the broker's latency.
+    await asyncio.sleep(0.3)
     assert order.status is OrderStatus.CANCELLED
     await engine.stop()

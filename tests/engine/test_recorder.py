@@ -17,8 +17,10 @@ from app.store.audit_writer import AuditWriter
 from app.store.export import rows
 from app.store.migrate import open_store
 from app.store.verify import verify_chain
+from tests.support.limits import wide_limits
 
 RELIANCE = next(e for e in load_universe() if e.instrument.key == "NSE:RELIANCE")
+LIMITS = wide_limits([RELIANCE.instrument])
 
 
 def order(price: str = "1000", qty: int = 1, side: Side = Side.BUY) -> OrderRequest:
@@ -29,8 +31,10 @@ async def desk(url: str, journal: Path | None = None) -> tuple[Engine, PaperBrok
     writer = AuditWriter(open_store(url))
     writer.start()
     broker = PaperBroker(PaperConfig(seed=3, tick_interval_ms=None, journal_path=journal), universe=[RELIANCE])
-    engine = Engine(broker, [RELIANCE.instrument], audit=writer)
+    engine = Engine(broker, [RELIANCE.instrument], audit=writer, limits=LIMITS)
     await engine.start()
+    broker.step()
+    await asyncio.sleep(0)
     return engine, broker, writer
 
 
@@ -88,7 +92,7 @@ async def test_restart_resumes_halt_positions_and_working_orders(db_url: str) ->
     last = engine.market_data.last_price("NSE:RELIANCE")
     assert last is not None
     filled = await engine.submit(order(str((last + 500) / 100), 3))
-    resting = await engine.submit(order("100", 1))
+    resting = await engine.submit(order(str(last * 6 // 10 // 5 * 5 / 100), 1))
     for _ in range(8):
         broker.step()
         await asyncio.sleep(0.01)
@@ -101,7 +105,7 @@ async def test_restart_resumes_halt_positions_and_working_orders(db_url: str) ->
     writer2 = AuditWriter(open_store(db_url))
     writer2.start()
     broker2 = PaperBroker(PaperConfig(seed=3, tick_interval_ms=None), universe=[RELIANCE])
-    engine2 = Engine(broker2, [RELIANCE.instrument], audit=writer2)
+    engine2 = Engine(broker2, [RELIANCE.instrument], audit=writer2, limits=LIMITS)
     await engine2.start()
     assert engine2.trading_state is TradingState.HALTED
     assert "risk officer says stop" in engine2.halt_reason

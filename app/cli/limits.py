@@ -1,0 +1,106 @@
+"""`main.py limits check [FILE]` and `limits history`: the risk limits as the operator sees them."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.brokers.paper import load_universe
+from app.domain.india_time import IST
+from app.domain.money import format_inr
+from app.engine.risk.limits import (
+    DEFAULT_LIMITS_PATH,
+    LimitsError,
+    RiskLimits,
+    load_limits_file,
+)
+from app.settings import Settings
+from app.store import limit_versions
+from app.store.db import make_engine, sqlite_path
+
+from .common import EXIT_FAILED, EXIT_OK, positive_int
+
+LIMITS_FILE_NAME = "limits.toml"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    limits = commands.add_parser("limits", help="check the risk limits file or list its stored versions")
+    limits.set_defaults(run=run)
+    actions = limits.add_subparsers(dest="limits_command", metavar="ACTION", required=True)
+    check = actions.add_parser("check", help="validate a limits file; exit 1 listing every problem")
+    check.add_argument(
+        "file", nargs="?", type=Path, default=None,
+        help=f"the file to check (default: {LIMITS_FILE_NAME} in the data folder, else the shipped default)",
+    )
+    history = actions.add_parser("history", help="list the stored versions of the limits, newest first")
+    history.add_argument("--limit", type=positive_int, default=20, help="how many versions to list (default 20)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limits_command == "check":
+        return _check(args.file if args.file is not None else default_limits_file(settings))
+    return _history(settings, args.limit)
+
+
+def default_limits_file(settings: Settings) -> Path:
+    """The data folder's limits file if there is one, else the default that ships."""
+    own = settings.home / LIMITS_FILE_NAME
+    return own if own.exists() else DEFAULT_LIMITS_PATH
+
+
+def _check(path: Path) -> int:
+    try:
+        limits = load_limits_file(path)
+    except LimitsError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
+    universe = [entry.instrument for entry in load_universe()]
+    coverage = limits.review(universe)
+    print(f"{path}: valid")
+    print(f"covers {len(coverage.covered)} of {len(universe)} paper instruments")
+    for line in _desk_summary(limits):
+        print(line)
+    for warning in coverage.warnings:
+        print(f"warning: {warning}")
+    return EXIT_OK
+
+
+def _desk_summary(limits: RiskLimits) -> list[str]:
+    desk = limits.desk
+    trailing = format_inr(desk.trailing_loss_limit) if desk.trailing_loss_limit is not None else "off"
+    return [
+        f"gross exposure cap {format_inr(desk.max_gross_exposure)}, net {format_inr(desk.max_net_exposure)}",
+        f"daily loss limit {format_inr(desk.daily_loss_limit)}, trailing {trailing}",
+        f"at most {desk.max_open_orders} open orders and {desk.max_orders_per_day} orders a day",
+        f"order types {', '.join(sorted(desk.allowed_order_types))}; products {', '.join(sorted(desk.allowed_products))}",
+    ]
+
+
+def _history(settings: Settings, limit: int) -> int:
+    url = settings.database_url
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        print(f"no database at {path}: no limits have been stored in this data folder", file=sys.stderr)
+        return EXIT_FAILED
+    # Read as it is, like `audit verify`: listing the history never migrates or writes.
+    engine = make_engine(url)
+    try:
+        versions = limit_versions.history(engine, limit)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"limits: cannot read the stored versions: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.dispose()
+    if not versions:
+        print("no limits have been stored yet")
+        return EXIT_OK
+    print("version  time (IST)           actor         reason")
+    for stored in versions:
+        stamp = dt.datetime.fromtimestamp(stored.ts_ns // 1_000_000_000, IST).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stored.version:>7}  {stamp}  {stored.actor:<12}  {stored.reason}")
+    return EXIT_OK

@@ -1,0 +1,196 @@
+"""`main.py panic`: the emergency stop from outside the GUI.
+
+In order, printing each step as it happens:
+
+1. write the persisted HALTED flag (audit record + trading-state row), so the next start is
+   halted whatever happens next; a store failure is reported and the command carries on,
+   because telling the desk matters more;
+2. tell the running desk over its authenticated local control channel and wait for it to
+   confirm HALTED;
+3. if no desk confirmed: say whether one holds the database, and cancel working orders at the
+   broker directly where the configured broker profile allows it from another process.
+
+Exit 0 when trading is stopped and the flag is written; 1 when the operator must act.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.engine.control import ControlUnavailable, send_command
+from app.settings import Settings
+from app.store.audit_writer import AuditWriter
+from app.store.desk_lock import desk_running
+from app.store.halt_flag import persist_halt
+from app.store.migrate import open_store
+
+from .common import EXIT_FAILED, EXIT_OK, positive_float
+
+DEFAULT_REASON = "panic from the command line"
+MAX_REASON = 500
+# The flag comes first, but a store that hangs must not keep the desk from hearing about the panic.
+STORE_TIMEOUT_S = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class DirectCancel:
+    """How ``panic`` cancels at a broker without the desk.
+
+    ``cancel(settings)`` cancels every working order with the stored credentials and returns one
+    line saying what it did, or raises. ``None`` when the profile cannot do this; ``why_not`` says why.
+    """
+
+    cancel: Callable[[Settings], str] | None
+    why_not: str = ""
+
+
+# Keyed by broker profile name; a broker adapter that can cancel out of process registers here.
+DIRECT_CANCEL: dict[str, DirectCancel] = {
+    "paper": DirectCancel(
+        None,
+        "the paper broker lives inside the desk process; with no desk there is no paper order book to cancel",
+    ),
+}
+
+
+def _reason(text: str) -> str:
+    reason = text.strip()
+    if not reason:
+        raise argparse.ArgumentTypeError("the reason must not be empty")
+    if len(reason) > MAX_REASON:
+        raise argparse.ArgumentTypeError(f"the reason must be at most {MAX_REASON} characters")
+    return reason
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    panic = commands.add_parser("panic", help="emergency stop: halt the running desk, or cancel at the broker")
+    panic.add_argument("--reason", type=_reason, default=DEFAULT_REASON, help=f"why (default: {DEFAULT_REASON!r})")
+    panic.add_argument(
+        "--timeout", type=positive_float, default=2.0, help="seconds to wait for the desk to confirm (default 2)"
+    )
+    panic.set_defaults(run=run)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _shout(text: str) -> None:
+    print(f"!! {text}", file=sys.stderr, flush=True)
+
+
+def _actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        user = "unknown"
+    return f"panic:{user}"
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    actor = _actor()
+    _say(f"PANIC by {actor}: {args.reason}")
+    flag_problem = _write_flag(settings, args.reason, actor)
+    reply, desk_pid = _tell_desk(settings, args.reason, actor, args.timeout)
+    if reply is not None:
+        if flag_problem is not None:
+            _shout(f"the desk is halted, but the HALTED flag was NOT written ({flag_problem}): a restart would "
+                   "not be halted; keep the desk running and fix the store")
+            return EXIT_FAILED
+        _say("done: the desk is HALTED and will start HALTED")
+        return EXIT_OK
+    return _without_desk(settings, flag_problem, desk_pid)
+
+
+def _write_flag(settings: Settings, reason: str, actor: str) -> str | None:
+    """Step 1. Returns what went wrong, or ``None`` once the flag is durable."""
+    _say("[1/3] writing the HALTED flag to the store ...")
+    try:
+        engine = open_store(settings.database_url)
+        try:
+            writer = AuditWriter(engine)
+            writer.start()
+            try:
+                persist_halt(writer, reason, actor, timeout=STORE_TIMEOUT_S)
+            finally:
+                writer.close(timeout=1.0)
+        finally:
+            engine.dispose()
+    except TimeoutError:
+        problem = f"the store did not confirm the write within {STORE_TIMEOUT_S:g}s"
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the desk must still be told
+        problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}"
+    else:
+        _say("      written: the next start of the desk is HALTED")
+        return None
+    _shout(f"could not write the HALTED flag: {problem}")
+    _shout("carrying on to tell the desk")
+    return problem
+
+
+def _tell_desk(settings: Settings, reason: str, actor: str, timeout: float) -> tuple[dict[str, Any] | None, int | None]:
+    """Step 2. Returns the desk's reply if it confirmed HALTED, and the desk's pid if known."""
+    _say(f"[2/3] telling the running desk (waiting up to {timeout:g}s) ...")
+    try:
+        reply = send_command(settings.home, "panic", {"reason": reason, "actor": actor}, timeout=timeout)
+    except ControlUnavailable as exc:
+        _say(f"      no desk answered: {exc.reason}")
+        return None, exc.pid
+    if reply.get("ok") is True and reply.get("state") == "HALTED":
+        working = reply.get("working")
+        clear = reply.get("expected_clear_s")
+        detail = [f"{working} working orders being cancelled" if isinstance(working, int) else None,
+                  f"expected clear in about {clear}s" if isinstance(clear, (int, float)) else None]
+        _say("      the desk confirmed: trading HALTED" + "".join(f"; {part}" for part in detail if part))
+        return reply, None
+    _shout(f"the desk answered but did not confirm HALTED: {reply.get('error') or reply}")
+    return None, None
+
+
+def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | None) -> int:
+    """Step 3: nothing confirmed the halt. Find out whether a desk runs, and cancel at the broker if possible."""
+    _say("[3/3] no desk confirmed the halt")
+    try:
+        running: bool | None = desk_running(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - not knowing is treated as a desk that may be trading
+        _shout(f"cannot tell whether a desk is running on this database ({type(exc).__name__}): assuming one is")
+        running = None
+    pid = f" (pid {desk_pid})" if desk_pid is not None else ""
+    if running:
+        _shout(f"a desk{pid} is running on this database but is not answering")
+    elif running is False:
+        _say("      no desk is running on this database: nothing is trading from this desk")
+    cancelled = _cancel_at_broker(settings)
+    if flag_problem is not None:
+        _shout(f"the HALTED flag was NOT written ({flag_problem}): the next start will not be halted")
+    if cancelled is False or (running is not False and cancelled is None):
+        _shout("ACTION NEEDED: cancel the working orders on the broker's own site or terminal now"
+               + (f", then end the desk process{pid}" if running is not False else ""))
+        return EXIT_FAILED
+    if flag_problem is not None:
+        return EXIT_FAILED
+    _say("done: " + ("working orders cancelled at the broker; " if cancelled else "")
+         + "the next start of the desk is HALTED")
+    return EXIT_OK
+
+
+def _cancel_at_broker(settings: Settings) -> bool | None:
+    """Cancel every working order at the broker directly: True done, False failed, None not possible here."""
+    route = DIRECT_CANCEL.get(settings.broker)
+    if route is None or route.cancel is None:
+        why = route.why_not if route is not None else f"no direct cancel for broker {settings.broker!r} in this build"
+        _say(f"      cancelling at the broker directly is not possible: {why}")
+        return None
+    _say(f"      cancelling working orders at {settings.broker} directly ...")
+    try:
+        summary = route.cancel(settings)
+    except Exception as exc:  # noqa: BLE001 - the operator must hear of any failure and act
+        _shout(f"cancelling at {settings.broker} failed: {type(exc).__name__}: {exc}")
+        return False
+    _say(f"      {summary}")
+    return True

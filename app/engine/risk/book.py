@@ -1,0 +1,207 @@
+"""What the gate needs to know about orders, kept incrementally so each decision is O(1).
+
+Working orders count against every limit as if they will fill: per instrument the book keeps the
+open buy and sell quantity and value, and from them how far the worst case (all buys fill, or all
+sells fill) would push the position beyond where it stands. Orders the gate has accepted but the
+broker has not yet acknowledged (status NEW) count too, so two sources racing each other cannot
+both slip under a limit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.domain.events import OrderEvent, OrderSnapshot
+from app.domain.fills import Fill
+from app.domain.india_time import ist_day_number
+from app.domain.instruments import Instrument
+from app.domain.orders import OrderSource, OrderStatus, Side
+
+from ..portfolio import Portfolio
+
+_OPEN = frozenset({OrderStatus.NEW, OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+_SECOND_NS = 1_000_000_000
+
+
+@dataclass(slots=True)
+class Pending:
+    """Open (unfilled) quantity and value of the working orders in one instrument, per side."""
+
+    buy_quantity: int = 0
+    buy_value: int = 0
+    sell_quantity: int = 0
+    sell_value: int = 0
+    growth_value: int = 0
+
+
+@dataclass(slots=True)
+class PendingTotals:
+    """Sums over a group of instruments (one underlying, or the desk)."""
+
+    buy_value: int = 0
+    sell_value: int = 0
+    growth_value: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    instrument_key: str
+    side: Side
+    remaining: int
+    price: int
+
+
+def growth(position: int, pending: Pending, side: Side | None = None, quantity: int = 0, price: int = 0) -> int:
+    """Paise by which the worst case (every buy fills, or every sell fills) exceeds today's |position|.
+
+    With ``side``/``quantity``/``price`` the growth is computed as if that order were working too.
+    Each side is valued at its own orders' prices: that is what the desk would pay.
+    """
+    buy_q, buy_v, sell_q, sell_v = pending.buy_quantity, pending.buy_value, pending.sell_quantity, pending.sell_value
+    if side is Side.BUY:
+        buy_q += quantity
+        buy_v += quantity * price
+    elif side is Side.SELL:
+        sell_q += quantity
+        sell_v += quantity * price
+    base = abs(position)
+    up = abs(position + buy_q) - base
+    down = abs(position - sell_q) - base
+    if up <= 0 and down <= 0:
+        return 0
+    if up >= down:
+        return up * buy_v // buy_q
+    return down * sell_v // sell_q
+
+
+class RiskBook:
+    """Open orders per instrument, order counts, the duplicate window and per-source rates."""
+
+    def __init__(self, portfolio: Portfolio, instruments: Mapping[str, Instrument]) -> None:
+        self._portfolio = portfolio
+        self._instruments = instruments
+        self._open: dict[str, _Open] = {}
+        self._pending: dict[str, Pending] = {}
+        self._by_underlying: dict[str, PendingTotals] = {}
+        self.desk = PendingTotals()
+        self.day = -1
+        self.orders_today = 0
+        self._recent: deque[tuple[int, tuple[str, Side, int, int | None]]] = deque()
+        self._recent_keys: dict[tuple[str, Side, int, int | None], int] = {}
+        self._by_source: dict[OrderSource, deque[int]] = {}
+
+    # -- open orders -------------------------------------------------------------------------------
+
+    @property
+    def open_orders(self) -> int:
+        return len(self._open)
+
+    def pending(self, instrument_key: str) -> Pending | None:
+        return self._pending.get(instrument_key)
+
+    def underlying(self, underlying: str) -> PendingTotals | None:
+        return self._by_underlying.get(underlying)
+
+    def on_order(self, event: OrderEvent) -> None:
+        self.track(event.order)
+
+    def track(self, order: OrderSnapshot) -> None:
+        """Count (or stop counting) one order's open quantity; orders restored at start come here too."""
+        remaining = order.quantity - order.filled_quantity if order.status in _OPEN else 0
+        previous = self._open.get(order.client_order_id)
+        if previous is not None and previous.remaining == remaining:
+            return
+        key = order.instrument_key
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = Pending()
+        group = self._group(key)
+        if previous is not None:
+            self._add(pending, group, previous.side, -previous.remaining, previous.price)
+            del self._open[order.client_order_id]
+        if remaining > 0:
+            self._open[order.client_order_id] = _Open(key, order.side, remaining, order.price)
+            self._add(pending, group, order.side, remaining, order.price)
+        self._regrow(key, pending, group)
+
+    def on_fill(self, fill: Fill) -> None:
+        # The position moved, so how far the working orders could push it moved too.
+        pending = self._pending.get(fill.instrument_key)
+        if pending is not None:
+            self._regrow(fill.instrument_key, pending, self._group(fill.instrument_key))
+
+    def underlying_of(self, instrument_key: str) -> str:
+        instrument = self._instruments.get(instrument_key)
+        return instrument.underlying if instrument is not None else instrument_key
+
+    def _group(self, instrument_key: str) -> PendingTotals:
+        underlying = self.underlying_of(instrument_key)
+        group = self._by_underlying.get(underlying)
+        if group is None:
+            group = self._by_underlying[underlying] = PendingTotals()
+        return group
+
+    def _add(self, pending: Pending, group: PendingTotals, side: Side, quantity: int, price: int) -> None:
+        value = quantity * price
+        if side is Side.BUY:
+            pending.buy_quantity += quantity
+            pending.buy_value += value
+            group.buy_value += value
+            self.desk.buy_value += value
+        else:
+            pending.sell_quantity += quantity
+            pending.sell_value += value
+            group.sell_value += value
+            self.desk.sell_value += value
+
+    def _regrow(self, key: str, pending: Pending, group: PendingTotals) -> None:
+        new = growth(self._portfolio.position(key), pending)
+        delta = new - pending.growth_value
+        if delta:
+            pending.growth_value = new
+            group.growth_value += delta
+            self.desk.growth_value += delta
+
+    # -- counts, duplicates and rates --------------------------------------------------------------
+
+    def roll(self, now_ns: int) -> None:
+        """Start a new trading day's count at IST midnight."""
+        day = ist_day_number(now_ns)
+        if day != self.day:
+            self.day = day
+            self.orders_today = 0
+
+    def orders_on(self, now_ns: int) -> int:
+        self.roll(now_ns)
+        return self.orders_today
+
+    def is_duplicate(self, key: tuple[str, Side, int, int | None], now_ns: int, window_ns: int) -> bool:
+        recent = self._recent
+        while recent and recent[0][0] <= now_ns - window_ns:
+            ts, old = recent.popleft()
+            if self._recent_keys.get(old) == ts:
+                del self._recent_keys[old]
+        last = self._recent_keys.get(key)
+        return last is not None and last > now_ns - window_ns
+
+    def source_rate(self, source: OrderSource, now_ns: int) -> int:
+        """Orders accepted from ``source`` in the last second."""
+        times = self._by_source.get(source)
+        if not times:
+            return 0
+        while times and times[0] <= now_ns - _SECOND_NS:
+            times.popleft()
+        return len(times)
+
+    def accepted(self, source: OrderSource, key: tuple[str, Side, int, int | None], now_ns: int) -> None:
+        """Remember an order the gate let through: it counts for today, for its source's rate and as a duplicate."""
+        self.roll(now_ns)
+        self.orders_today += 1
+        self._recent.append((now_ns, key))
+        self._recent_keys[key] = now_ns
+        times = self._by_source.get(source)
+        if times is None:
+            times = self._by_source[source] = deque()
+        times.append(now_ns)

@@ -1,0 +1,466 @@
+"""The pre-trade risk gate: ordered, pure checks of one new order against the limits in force.
+
+Sections: the context one decision reads (built once per order), the checks in the order they run,
+and the gate that runs them. Every check reads the in-memory picture (limits, positions, working
+orders, last prices, trading state, today's P&L) and nothing else: no I/O, no ``await``, so a
+decision cannot interleave with another and takes microseconds. A refusal names a stable
+``RejectReason``, the offending value and the limit. Cancels never come here: they always pass.
+
+Which orders count as risk-reducing: a sell against a long (or a buy against a short) no larger
+than what is left of the position once the working orders on the same side have filled. Such an
+order passes REDUCING and the daily/trailing loss limits; it cannot grow a position or exposure, so
+the position and exposure checks pass it by construction. Orders from the confirmed flatten action
+also pass the restricted list, the daily order count and the per-source rate: getting out must
+not be blocked by the controls that stop getting in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.domain.instruments import Instrument
+from app.domain.market import Tick
+from app.domain.money import format_inr
+from app.domain.orders import OrderSource, OrderType, Side
+from app.domain.rejections import Rejection, RejectReason
+from app.domain.requests import NewOrder
+from app.domain.trading_state import TradingState
+
+from ..market_data import MarketData
+from ..portfolio import Portfolio
+from .book import RiskBook, growth
+from .calendar import TradingCalendar
+from .day_pnl import DayPnl
+from .limits import InstrumentLimits, RiskLimits
+
+# -- context ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Decision:
+    """Everything one decision reads, computed once; checks only look."""
+
+    order: NewOrder
+    now_ns: int
+    state: TradingState
+    halt_reason: str
+    limits: RiskLimits
+    instrument_limits: InstrumentLimits | None
+    position: int
+    reducing: bool
+    reference: Tick | None
+    price: int | None
+    day_pnl: int
+    peak_pnl: int
+
+
+def _reference_ok(d: Decision) -> bool:
+    reference = d.reference
+    return reference is not None and d.now_ns - reference.ts_ns <= d.limits.desk.reference_max_age_ns
+
+
+def _money(paise: int) -> str:
+    return format_inr(paise)
+
+
+# -- the checks, in the order they run ---------------------------------------------------------------
+
+
+def check_trading_state(d: Decision, gate: RiskGate) -> Rejection | None:
+    if d.state is TradingState.HALTED:
+        return Rejection(RejectReason.TRADING_HALTED, f"trading is halted: {d.halt_reason}", str(d.state), "ACTIVE")
+    if d.state is TradingState.REDUCING and not d.reducing:
+        pending = gate.book.pending(d.order.instrument.key)
+        same_side = 0
+        if pending is not None:
+            same_side = pending.buy_quantity if d.order.side is Side.BUY else pending.sell_quantity
+        return Rejection(
+            RejectReason.NOT_RISK_REDUCING,
+            "only orders that reduce an open position are allowed while REDUCING",
+            f"{d.order.side} {d.order.quantity}",
+            f"position {d.position}, already reducing {same_side}",
+        )
+    return None
+
+
+def check_limit_exists(d: Decision, gate: RiskGate) -> Rejection | None:
+    if d.instrument_limits is None:
+        return Rejection(RejectReason.NO_LIMIT, f"no risk limits cover {d.order.instrument.key}", d.order.instrument.key, "none")
+    return None
+
+
+def check_restricted(d: Decision, gate: RiskGate) -> Rejection | None:
+    limits = d.instrument_limits
+    if limits is not None and limits.restricted and d.order.source is not OrderSource.FLATTEN:
+        return Rejection(RejectReason.RESTRICTED_INSTRUMENT, f"{d.order.instrument.key} is on the restricted list", d.order.instrument.key)
+    return None
+
+
+def check_order_type(d: Decision, gate: RiskGate) -> Rejection | None:
+    allowed = d.limits.desk.allowed_order_types
+    if d.order.order_type not in allowed:
+        return Rejection(
+            RejectReason.ORDER_TYPE_NOT_ALLOWED, f"{d.order.order_type} orders are not allowed",
+            str(d.order.order_type), ", ".join(sorted(allowed)),
+        )
+    return None
+
+
+def check_product(d: Decision, gate: RiskGate) -> Rejection | None:
+    allowed = d.limits.desk.allowed_products
+    if d.order.product not in allowed:
+        return Rejection(
+            RejectReason.PRODUCT_NOT_ALLOWED, f"{d.order.product} orders are not allowed",
+            str(d.order.product), ", ".join(sorted(allowed)),
+        )
+    return None
+
+
+def check_trading_hours(d: Decision, gate: RiskGate) -> Rejection | None:
+    if not d.limits.desk.enforce_trading_hours:
+        return None
+    status = gate.calendar.status(d.order.instrument.exchange, d.now_ns)
+    if not status.open:
+        return Rejection(RejectReason.MARKET_CLOSED, f"{d.order.instrument.exchange} is closed: {status.reason}")
+    return None
+
+
+def check_daily_loss(d: Decision, gate: RiskGate) -> Rejection | None:
+    if d.reducing:
+        return None
+    desk = d.limits.desk
+    if d.day_pnl <= -desk.daily_loss_limit:
+        return Rejection(
+            RejectReason.DAILY_LOSS_LIMIT, "today's loss has reached the daily loss limit; only risk-reducing orders pass",
+            _money(d.day_pnl), _money(-desk.daily_loss_limit),
+        )
+    trailing = desk.trailing_loss_limit
+    if trailing is not None and d.peak_pnl - d.day_pnl >= trailing:
+        return Rejection(
+            RejectReason.TRAILING_LOSS_LIMIT, "today's P&L has fallen from its peak by the trailing loss limit",
+            _money(d.day_pnl - d.peak_pnl), _money(-trailing),
+        )
+    return None
+
+
+def check_source_rate(d: Decision, gate: RiskGate) -> Rejection | None:
+    if d.order.source is OrderSource.FLATTEN:
+        return None
+    cap = d.limits.desk.max_orders_per_second[d.order.source]
+    sent = gate.book.source_rate(d.order.source, d.now_ns)
+    if sent >= cap:
+        return Rejection(
+            RejectReason.SOURCE_RATE_LIMIT, f"{d.order.source} already sent {sent} orders in the last second",
+            str(sent + 1), str(cap),
+        )
+    return None
+
+
+def check_open_orders(d: Decision, gate: RiskGate) -> Rejection | None:
+    cap = d.limits.desk.max_open_orders
+    if gate.book.open_orders >= cap:
+        return Rejection(RejectReason.MAX_OPEN_ORDERS, f"{gate.book.open_orders} orders are already working", str(gate.book.open_orders + 1), str(cap))
+    return None
+
+
+def check_orders_per_day(d: Decision, gate: RiskGate) -> Rejection | None:
+    if d.order.source is OrderSource.FLATTEN:
+        return None
+    cap = d.limits.desk.max_orders_per_day
+    today = gate.book.orders_on(d.now_ns)
+    if today >= cap:
+        return Rejection(RejectReason.MAX_ORDERS_PER_DAY, f"{today} orders already sent today", str(today + 1), str(cap))
+    return None
+
+
+def check_duplicate(d: Decision, gate: RiskGate) -> Rejection | None:
+    window = d.limits.desk.duplicate_window_ns
+    if window <= 0:
+        return None
+    if gate.book.is_duplicate(duplicate_key(d.order), d.now_ns, window):
+        return Rejection(
+            RejectReason.DUPLICATE_ORDER,
+            "same instrument, side, quantity and price as an order sent moments ago",
+            f"{d.order.side} {d.order.quantity} {d.order.instrument.key}", f"{window / 1e9:g} s window",
+        )
+    return None
+
+
+def check_order_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
+    assert d.instrument_limits is not None
+    cap = d.instrument_limits.max_order_quantity
+    if d.order.quantity > cap:
+        return Rejection(RejectReason.ORDER_QUANTITY_LIMIT, f"quantity above the maximum order size for {d.order.instrument.key}", str(d.order.quantity), str(cap))
+    return None
+
+
+def check_reference_price(d: Decision, gate: RiskGate) -> Rejection | None:
+    reference = d.reference
+    if reference is None:
+        return Rejection(RejectReason.STALE_PRICE, f"no price has arrived for {d.order.instrument.key}", "none", "a price")
+    if not _reference_ok(d):
+        age_s = (d.now_ns - reference.ts_ns) / 1e9
+        return Rejection(
+            RejectReason.STALE_PRICE, f"the last price for {d.order.instrument.key} is {age_s:.1f} s old",
+            f"{age_s:.1f} s", f"{d.limits.desk.reference_max_age_ns / 1e9:g} s",
+        )
+    return None
+
+
+def check_collar(d: Decision, gate: RiskGate) -> Rejection | None:
+    assert d.instrument_limits is not None and d.reference is not None and d.price is not None
+    reference = d.reference.price
+    bps = d.instrument_limits.price_collar_bps
+    if abs(d.price - reference) * 10_000 > bps * reference:
+        return Rejection(
+            RejectReason.PRICE_COLLAR, f"price is more than {bps / 100:g}% away from the last price {_money(reference)}",
+            _money(d.price), f"{_money(reference * (10_000 - bps) // 10_000)} to {_money(reference * (10_000 + bps) // 10_000)}",
+        )
+    return None
+
+
+def check_order_value(d: Decision, gate: RiskGate) -> Rejection | None:
+    assert d.instrument_limits is not None and d.price is not None
+    value = d.order.quantity * d.price
+    cap = d.instrument_limits.max_order_value
+    if value > cap:
+        return Rejection(RejectReason.ORDER_VALUE_LIMIT, "order value above the maximum order value", _money(value), _money(cap))
+    return None
+
+
+def _worst_position(d: Decision, gate: RiskGate) -> tuple[int, int]:
+    """(|worst case| before, after this order): position plus same-side working orders plus this one."""
+    pending = gate.book.pending(d.order.instrument.key)
+    if d.order.side is Side.BUY:
+        before = d.position + (pending.buy_quantity if pending is not None else 0)
+        after = before + d.order.quantity
+    else:
+        before = d.position - (pending.sell_quantity if pending is not None else 0)
+        after = before - d.order.quantity
+    return abs(before), abs(after)
+
+
+def check_position_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
+    assert d.instrument_limits is not None
+    before, after = _worst_position(d, gate)
+    cap = d.instrument_limits.max_position_quantity
+    if after > cap and after > before:
+        return Rejection(
+            RejectReason.POSITION_QUANTITY_LIMIT, f"position in {d.order.instrument.key} with working orders would be {after}",
+            str(after), str(cap),
+        )
+    return None
+
+
+def check_position_value(d: Decision, gate: RiskGate) -> Rejection | None:
+    assert d.instrument_limits is not None and d.reference is not None
+    before, after = _worst_position(d, gate)
+    value = after * d.reference.price
+    cap = d.instrument_limits.max_position_value
+    if value > cap and after > before:
+        return Rejection(
+            RejectReason.POSITION_VALUE_LIMIT, f"position value in {d.order.instrument.key} with working orders would be {_money(value)}",
+            _money(value), _money(cap),
+        )
+    return None
+
+
+def _order_growth(d: Decision, gate: RiskGate) -> int:
+    """Paise this order adds to the worst-case gross exposure of its instrument."""
+    assert d.price is not None
+    pending = gate.book.pending(d.order.instrument.key)
+    if pending is None:
+        return max(0, abs(d.position + d.order.side.sign * d.order.quantity) - abs(d.position)) * d.price
+    return growth(d.position, pending, d.order.side, d.order.quantity, d.price) - pending.growth_value
+
+
+def _net_after(net: int, pending_buys: int, pending_sells: int, d: Decision) -> tuple[int, int] | None:
+    """The net exposure bound this order pushes out (upper for a buy, lower for a sell), before and after."""
+    assert d.price is not None
+    value = d.order.quantity * d.price
+    if d.order.side is Side.BUY:
+        before = net + pending_buys
+        return abs(before), abs(before + value) if before + value > 0 else 0
+    before = net - pending_sells
+    return abs(before), abs(before - value) if before - value < 0 else 0
+
+
+def check_underlying_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
+    underlying = d.order.instrument.underlying
+    caps = d.limits.for_underlying(underlying)
+    if caps is None:
+        return None
+    exposure = gate.portfolio.underlying_totals(underlying)
+    pending = gate.book.underlying(underlying)
+    gross = exposure.gross if exposure is not None else 0
+    net = exposure.net if exposure is not None else 0
+    added = _order_growth(d, gate)
+    if added > 0:
+        projected = gross + (pending.growth_value if pending is not None else 0) + added
+        if projected > caps.max_gross_exposure:
+            return Rejection(
+                RejectReason.UNDERLYING_GROSS_LIMIT, f"gross exposure in {underlying} with working orders would be {_money(projected)}",
+                _money(projected), _money(caps.max_gross_exposure),
+            )
+    bound = _net_after(net, pending.buy_value if pending else 0, pending.sell_value if pending else 0, d)
+    if bound is not None and bound[1] > caps.max_net_exposure and bound[1] > bound[0]:
+        return Rejection(
+            RejectReason.UNDERLYING_NET_LIMIT, f"net exposure in {underlying} with working orders could reach {_money(bound[1])}",
+            _money(bound[1]), _money(caps.max_net_exposure),
+        )
+    return None
+
+
+def check_desk_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
+    desk = d.limits.desk
+    exposure = gate.portfolio.exposure
+    pending = gate.book.desk
+    added = _order_growth(d, gate)
+    if added > 0:
+        projected = exposure.gross + pending.growth_value + added
+        if projected > desk.max_gross_exposure:
+            return Rejection(
+                RejectReason.GROSS_EXPOSURE_LIMIT, f"the desk's gross exposure with working orders would be {_money(projected)}",
+                _money(projected), _money(desk.max_gross_exposure),
+            )
+    bound = _net_after(exposure.net, pending.buy_value, pending.sell_value, d)
+    if bound is not None and bound[1] > desk.max_net_exposure and bound[1] > bound[0]:
+        return Rejection(
+            RejectReason.NET_EXPOSURE_LIMIT, f"the desk's net exposure with working orders could reach {_money(bound[1])}",
+            _money(bound[1]), _money(desk.max_net_exposure),
+        )
+    return None
+
+
+Check = Callable[[Decision, "RiskGate"], Rejection | None]
+
+# (check, needs instrument limits, needs a fresh reference price)
+CHECKS: tuple[tuple[Check, bool, bool], ...] = (
+    (check_trading_state, False, False),
+    (check_limit_exists, False, False),
+    (check_restricted, True, False),
+    (check_order_type, False, False),
+    (check_product, False, False),
+    (check_trading_hours, False, False),
+    (check_daily_loss, False, False),
+    (check_source_rate, False, False),
+    (check_open_orders, False, False),
+    (check_orders_per_day, False, False),
+    (check_duplicate, False, False),
+    (check_order_quantity, True, False),
+    (check_reference_price, False, False),
+    (check_collar, True, True),
+    (check_order_value, True, True),
+    (check_position_quantity, True, False),
+    (check_position_value, True, True),
+    (check_underlying_exposure, True, True),
+    (check_desk_exposure, False, True),
+)
+
+
+def duplicate_key(order: NewOrder) -> tuple[str, Side, int, int | None]:
+    return (order.instrument.key, order.side, order.quantity, order.price)
+
+
+def marketable_price(instrument: Instrument, side: Side, reference: int, protection_bps: int) -> int:
+    """A market order's limit: the reference moved by the protection, rounded inward to the tick."""
+    tick = instrument.tick_size
+    if side is Side.BUY:
+        price = reference * (10_000 + protection_bps) // 10_000 // tick * tick
+    else:
+        price = -(-(reference * (10_000 - protection_bps)) // 10_000 // tick) * tick
+    return max(price, tick)
+
+
+# -- the gate --------------------------------------------------------------------------------------
+
+
+class RiskGate:
+    """Runs the checks; ``check`` stops at the first refusal, ``preview`` reports every one.
+
+    ``state`` returns the trading state and why; the engine owns it. ``limits`` is swapped whole
+    when a new version comes into force, so a decision always reads one consistent version.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: RiskLimits,
+        book: RiskBook,
+        portfolio: Portfolio,
+        market_data: MarketData,
+        calendar: TradingCalendar,
+        day_pnl: DayPnl,
+        state: Callable[[], tuple[TradingState, str]],
+        protection_bps: int,
+    ) -> None:
+        self.limits = limits
+        self.book = book
+        self.portfolio = portfolio
+        self.market_data = market_data
+        self.calendar = calendar
+        self.day_pnl = day_pnl
+        self._state = state
+        self.protection_bps = protection_bps
+        self.decisions = 0
+
+    def set_limits(self, limits: RiskLimits, _version: int | None = None) -> None:
+        self.limits = limits
+
+    def reducing(self, order: NewOrder, position: int) -> bool:
+        if position == 0 or (position > 0) == (order.side is Side.BUY):
+            return False
+        pending = self.book.pending(order.instrument.key)
+        same_side = 0
+        if pending is not None:
+            same_side = pending.buy_quantity if order.side is Side.BUY else pending.sell_quantity
+        return order.quantity <= abs(position) - same_side
+
+    def _decision(self, order: NewOrder, now_ns: int) -> Decision:
+        limits = self.limits
+        state, why = self._state()
+        key = order.instrument.key
+        position = self.portfolio.position(key)
+        reference = self.market_data.last(key)
+        price = order.price
+        if order.order_type is OrderType.MARKET:
+            price = None
+            if reference is not None:
+                price = marketable_price(order.instrument, order.side, reference.price, self.protection_bps)
+        pnl = self.day_pnl.current(now_ns)
+        return Decision(
+            order=order, now_ns=now_ns, state=state, halt_reason=why, limits=limits,
+            instrument_limits=limits.for_instrument(order.instrument), position=position,
+            reducing=self.reducing(order, position), reference=reference, price=price,
+            day_pnl=pnl, peak_pnl=self.day_pnl.peak,
+        )
+
+    def check(self, order: NewOrder, now_ns: int) -> Rejection | int:
+        """The first refusal, or the limit price to send (a market order's protected price)."""
+        self.decisions += 1
+        d = self._decision(order, now_ns)
+        for check, _needs_limits, _needs_price in CHECKS:
+            rejection = check(d, self)
+            if rejection is not None:
+                return rejection
+        assert d.price is not None
+        return d.price
+
+    def preview(self, order: NewOrder, now_ns: int) -> list[Rejection]:
+        """Every check that would refuse ``order`` now, without submitting or counting it."""
+        d = self._decision(order, now_ns)
+        found: list[Rejection] = []
+        for check, needs_limits, needs_price in CHECKS:
+            if needs_limits and d.instrument_limits is None:
+                continue
+            if needs_price and (d.price is None or not _reference_ok(d)):
+                continue
+            rejection = check(d, self)
+            if rejection is not None:
+                found.append(rejection)
+        return found
+
+    def accepted(self, order: NewOrder, now_ns: int) -> None:
+        """Count an order that passed (and is going to the broker)."""
+        self.book.accepted(order.source, duplicate_key(order), now_ns)

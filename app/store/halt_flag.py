@@ -1,0 +1,37 @@
+"""The persisted HALTED flag, written from outside the desk (``main.py panic``).
+
+The desk reads the last ``trading_state`` row when it starts (``Recorder.load``), so a HALTED row
+written here makes the next start halted, whatever happens to the running desk meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, Table, insert
+
+from app.domain.audit import AuditEventType, AuditSource
+from app.domain.trading_state import TradingState
+
+from .audit_writer import AuditWriter
+from .models import TradingStateRow
+
+_STATE: Table = TradingStateRow.__table__  # type: ignore[assignment]
+
+
+def persist_halt(writer: AuditWriter, reason: str, actor: str, *, timeout: float = 30.0) -> None:
+    """Record ``KILL_SWITCH_ENGAGED`` and a HALTED trading-state row; both are committed when this returns.
+
+    One transaction holds both, so the audit trail never claims a halt the next start would not
+    see, nor the other way round. Raises ``StoreError`` if the write failed and ``TimeoutError``
+    if it was not confirmed within ``timeout`` seconds.
+    """
+    ts_ns = time.time_ns()
+
+    def halted_row(connection: Connection) -> None:
+        connection.execute(insert(_STATE).values(ts_ns=ts_ns, state=str(TradingState.HALTED), reason=reason, actor=actor))
+
+    writer.append_blocking(
+        AuditEventType.KILL_SWITCH_ENGAGED, {"reason": reason, "via": "panic"},
+        actor=actor, source=AuditSource.PANIC, timeout=timeout, rows=halted_row,
+    )

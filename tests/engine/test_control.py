@@ -1,0 +1,362 @@
+"""The desk's local control channel: a real engine on the paper broker behind real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.domain.orders import Side
+from app.domain.rejections import RejectReason
+from app.domain.requests import OrderRequest
+from app.domain.trading_state import TradingState
+from app.engine.control import MAX_CONNECTIONS, ControlServer, ControlUnavailable, send_command
+from app.engine.engine import Engine
+from tests.support.limits import wide_limits
+
+RELIANCE = next(e for e in load_universe() if e.instrument.key == "NSE:RELIANCE")
+LIMITS = wide_limits([RELIANCE.instrument])
+
+
+@dataclass
+class Desk:
+    engine: Engine
+    broker: PaperBroker
+    server: ControlServer
+    home: Path
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def key(self) -> bytes:
+        return bytes.fromhex(json.loads((self.home / "control.json").read_text())["key"])
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
+    broker = PaperBroker(PaperConfig(seed=7, tick_interval_ms=None), universe=[RELIANCE])
+    engine = Engine(broker, [RELIANCE.instrument], limits=LIMITS)
+    await engine.start()
+    calls: list[dict[str, Any]] = []
+
+    async def panic(args: dict[str, Any]) -> dict[str, Any]:
+        calls.append(args)
+        engine.halt(args["reason"], args["actor"])
+        return {"ok": True, "state": str(engine.trading_state), "working": len(engine.oms.working())}
+
+    async def broken(args: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("handler bug")
+
+    server = ControlServer(tmp_path, {"panic": panic, "broken": broken}, read_timeout=0.5)
+    await server.start()
+    yield Desk(engine, broker, server, tmp_path, calls)
+    await server.close()
+    await engine.stop()
+
+
+def mac(key: bytes, nonce: bytes, command: str, args: dict[str, Any]) -> str:
+    # Written out here, from the protocol description, rather than borrowed from the module.
+    body = json.dumps({"command": command, "args": args}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(key, nonce + body.encode(), hashlib.sha256).hexdigest()
+
+
+def exchange(port: int, make_line: Callable[[bytes], bytes]) -> dict[str, Any]:
+    """One raw connection: read the challenge, send ``make_line(nonce)``, return the reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        stream = sock.makefile("rb")
+        challenge = json.loads(stream.readline())
+        sock.sendall(make_line(bytes.fromhex(challenge["nonce"])))
+        reply: dict[str, Any] = json.loads(stream.readline())
+        return reply
+
+
+def signed(key: bytes, command: str, args: dict[str, Any]) -> Callable[[bytes], bytes]:
+    def line(nonce: bytes) -> bytes:
+        return json.dumps({"command": command, "args": args, "mac": mac(key, nonce, command, args)}).encode() + b"\n"
+
+    return line
+
+
+async def resting_order(engine: Engine, broker: PaperBroker) -> None:
+    broker.step()  # one tick, so the gate has a reference price
+    for _ in range(5):
+        await asyncio.sleep(0)
+    last = engine.market_data.last_price("NSE:RELIANCE")
+    assert last is not None
+    tick = RELIANCE.instrument.tick_size
+    result = await engine.submit(OrderRequest("NSE:RELIANCE", Side.BUY, 1, Decimal(last * 9 // 10 // tick * tick) / 100, actor="carol"))
+    assert result.accepted, result.rejection
+
+
+async def test_panic_over_the_channel_halts_the_engine(desk: Desk) -> None:
+    await resting_order(desk.engine, desk.broker)
+    assert desk.engine.trading_state is TradingState.ACTIVE
+    reply = await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "runaway algo", "actor": "panic:alice"})
+    assert reply == {"ok": True, "state": "HALTED", "working": 1}
+    assert desk.calls == [{"reason": "runaway algo", "actor": "panic:alice"}]
+    assert desk.engine.trading_state is TradingState.HALTED
+    assert desk.engine.halt_reason == "runaway algo"
+    refused = await desk.engine.submit(OrderRequest("NSE:RELIANCE", Side.BUY, 1, Decimal("100.00"), actor="carol"))
+    assert not refused.accepted and refused.rejection is not None
+    assert refused.rejection.reason is RejectReason.TRADING_HALTED
+
+
+async def test_wrong_key_is_refused_and_never_reaches_the_handler(desk: Desk) -> None:
+    reply = await asyncio.to_thread(exchange, desk.port, signed(os.urandom(32), "panic", {"reason": "x", "actor": "mallory"}))
+    assert reply["ok"] is False and "authentication failed" in reply["error"]
+    assert desk.calls == [] and desk.engine.trading_state is TradingState.ACTIVE
+
+
+async def test_a_client_with_a_wrong_key_file_cannot_trust_the_answer(desk: Desk) -> None:
+    path = desk.home / "control.json"
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "key": os.urandom(32).hex()}))
+    with pytest.raises(ControlUnavailable, match="not from the desk"):
+        await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "x", "actor": "a"})
+    assert desk.calls == []
+
+
+async def test_a_replayed_request_is_refused_because_the_nonce_differs(desk: Desk) -> None:
+    captured: list[bytes] = []
+    good = signed(desk.key, "panic", {"reason": "first", "actor": "panic:alice"})
+
+    def record(nonce: bytes) -> bytes:
+        captured.append(good(nonce))
+        return captured[-1]
+
+    first = await asyncio.to_thread(exchange, desk.port, record)
+    assert first["ok"] is True
+    replay = await asyncio.to_thread(exchange, desk.port, lambda nonce: captured[0])
+    assert replay["ok"] is False and "authentication failed" in replay["error"]
+    assert len(desk.calls) == 1
+
+
+def _no_mac(nonce: bytes) -> bytes:
+    return b'{"command":"panic","args":{"reason":"x","actor":"a"}}\n'
+
+
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        (b"this is not json\n", "not JSON"),
+        (b"[1, 2, 3]\n", "not a JSON object"),
+        (b'{"command": "panic"}\n', "'command' and an object 'args'"),
+        (b'{"command": 7, "args": {}, "mac": "00"}\n', "'command' and an object 'args'"),
+        (_no_mac(b""), "not authenticated"),
+        (b'{"command":"panic","args":{"reason":"x"},"mac":"zz\xc3\xa9"}\n', "authentication failed"),
+        (b'{"command":"panic","args":{"n":NaN},"mac":"00"}\n', "no canonical JSON form"),
+        (b"x" * (100 * 1024) + b"\n", "longer than 65536 bytes"),
+    ],
+    ids=["text", "array", "no-args", "command-not-string", "no-mac", "bad-mac", "nan", "oversized"],
+)
+async def test_malformed_requests_are_refused(desk: Desk, line: bytes, error: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="app.engine.control")
+    reply = await asyncio.to_thread(exchange, desk.port, lambda nonce: line)
+    assert reply["ok"] is False and error in reply["error"]
+    assert desk.calls == [] and desk.engine.trading_state is TradingState.ACTIVE
+    assert any("refused" in record.getMessage() for record in caplog.records)
+    # the server is still there for the real thing
+    assert (await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "r", "actor": "a"}))["ok"] is True
+
+
+async def test_unknown_command_is_refused_even_when_signed(desk: Desk) -> None:
+    reply = await asyncio.to_thread(exchange, desk.port, signed(desk.key, "flatten_everything", {}))
+    assert reply == {"ok": False, "error": "unknown command 'flatten_everything'", "mac": reply["mac"]}
+    assert desk.calls == []
+
+
+async def test_a_silent_client_is_dropped_after_the_read_timeout(desk: Desk) -> None:
+    def silent() -> tuple[dict[str, Any], float]:
+        with socket.create_connection(("127.0.0.1", desk.port), timeout=5) as sock:
+            stream = sock.makefile("rb")
+            stream.readline()
+            start = time.monotonic()
+            return json.loads(stream.readline()), time.monotonic() - start
+
+    reply, waited = await asyncio.to_thread(silent)
+    assert reply["ok"] is False and "no request within" in reply["error"]
+    assert 0.3 < waited < 3
+
+
+async def test_a_failing_handler_answers_with_an_error(desk: Desk) -> None:
+    reply = await asyncio.to_thread(send_command, desk.home, "broken", {})
+    assert reply == {"ok": False, "error": "command 'broken' failed: RuntimeError"}
+
+
+async def test_the_key_never_reaches_the_log_or_an_error(desk: Desk, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    key_hex = desk.key.hex()
+    await asyncio.to_thread(exchange, desk.port, signed(os.urandom(32), "panic", {}))
+    await asyncio.to_thread(exchange, desk.port, lambda nonce: b"garbage\n")
+    await asyncio.to_thread(send_command, desk.home, "broken", {})
+    path = desk.home / "control.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "key": "ab" * 32}))
+    with pytest.raises(ControlUnavailable) as caught:
+        await asyncio.to_thread(send_command, desk.home, "panic", {})
+    assert key_hex not in caught.value.reason and "ab" * 32 not in caught.value.reason
+    assert all(key_hex not in record.getMessage() and key_hex not in (record.exc_text or "") for record in caplog.records)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX mode bits; on Windows the profile folder's ACL protects the file")
+async def test_control_file_is_readable_only_by_the_user(desk: Desk) -> None:
+    path = desk.home / "control.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    document = json.loads(path.read_text())
+    assert set(document) == {"pid", "port", "key", "started_ns"}
+    assert document["pid"] == os.getpid() and document["port"] == desk.port and len(bytes.fromhex(document["key"])) == 32
+    assert [p.name for p in desk.home.iterdir()] == ["control.json"]  # no temporary file left behind
+
+
+async def test_close_removes_the_file_and_stops_listening(tmp_path: Path) -> None:
+    server = ControlServer(tmp_path, {})
+    await server.start()
+    port = server.port
+    await server.close()
+    assert not (tmp_path / "control.json").exists()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_close_leaves_a_newer_desks_file_alone(tmp_path: Path) -> None:
+    server = ControlServer(tmp_path, {})
+    await server.start()
+    newer = {"pid": os.getpid() + 1, "port": 1, "key": "00" * 32, "started_ns": 1}
+    (tmp_path / "control.json").write_text(json.dumps(newer))
+    await server.close()
+    assert json.loads((tmp_path / "control.json").read_text()) == newer
+
+
+async def test_each_start_gets_a_fresh_key(tmp_path: Path) -> None:
+    keys = []
+    for _ in range(2):
+        server = ControlServer(tmp_path, {})
+        await server.start()
+        keys.append(json.loads((tmp_path / "control.json").read_text())["key"])
+        await server.close()
+    assert keys[0] != keys[1]
+
+
+# -- the client when there is no desk ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_control(home: Path, **document: Any) -> None:
+    (home / "control.json").write_text(json.dumps({"pid": 999_999, "port": free_port(), "key": "11" * 32,
+                                                   "started_ns": 1, **document}))
+
+
+def test_stale_control_file_with_nothing_listening_fails_fast(tmp_path: Path) -> None:
+    write_control(tmp_path)
+    start = time.monotonic()
+    with pytest.raises(ControlUnavailable, match="nothing listens") as caught:
+        send_command(tmp_path, "panic", {})
+    assert time.monotonic() - start < 0.5
+    assert caught.value.pid == 999_999
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        ("{not json", "not valid JSON"),
+        ("[]", "does not hold a control description"),
+        ('{"pid": 1, "port": "80", "key": "' + "11" * 32 + '"}', "no valid port"),
+        ('{"pid": 1, "port": 70000, "key": "' + "11" * 32 + '"}', "no valid port"),
+        ('{"pid": 1, "port": 8080, "key": "short"}', "no valid key"),
+        ('{"pid": 1, "port": 8080, "key": "' + "zz" * 32 + '"}', "no valid key"),
+    ],
+)
+def test_missing_or_garbage_control_file(tmp_path: Path, content: str | None, message: str) -> None:
+    if content is not None:
+        (tmp_path / "control.json").write_text(content)
+    with pytest.raises(ControlUnavailable, match=message):
+        send_command(tmp_path, "panic", {})
+
+
+@contextmanager
+def listener(behaviour: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback server that is not the desk: accepts one connection and does ``behaviour`` with it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        with connection:
+            behaviour(connection)
+            done.wait(5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        done.set()
+        thread.join(5)
+        server.close()
+
+
+def test_a_listener_that_never_answers_times_out(tmp_path: Path) -> None:
+    with listener(lambda connection: None) as port:
+        write_control(tmp_path, port=port)
+        start = time.monotonic()
+        with pytest.raises(ControlUnavailable, match="did not answer within 0.3s"):
+            send_command(tmp_path, "panic", {}, timeout=0.3)
+        assert time.monotonic() - start < 1.0
+
+
+def test_a_listener_that_is_not_the_desk_is_not_trusted(tmp_path: Path) -> None:
+    def impostor(connection: socket.socket) -> None:
+        connection.sendall(b'{"nonce": "' + b"22" * 32 + b'", "v": 1}\n')
+        connection.recv(65536)
+        connection.sendall(b'{"ok": true, "state": "HALTED", "mac": "' + b"00" * 32 + b'"}\n')
+
+    with listener(impostor) as port:
+        write_control(tmp_path, port=port)
+        with pytest.raises(ControlUnavailable, match="not from the desk"):
+            send_command(tmp_path, "panic", {})
+
+
+def test_a_listener_speaking_another_protocol(tmp_path: Path) -> None:
+    with listener(lambda connection: connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")) as port:
+        write_control(tmp_path, port=port)
+        with pytest.raises(ControlUnavailable, match="does not speak the control protocol"):
+            send_command(tmp_path, "panic", {})
+
+
+async def test_a_flood_of_idle_connections_is_capped(desk: Desk) -> None:
+    def flood() -> int:
+        sockets = [socket.create_connection(("127.0.0.1", desk.port), timeout=5) for _ in range(MAX_CONNECTIONS + 5)]
+        try:
+            return sum(1 for sock in sockets if sock.makefile("rb").readline())
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    assert await asyncio.to_thread(flood) == MAX_CONNECTIONS
+    # once they are gone the operator gets through
+    assert (await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "r", "actor": "a"}))["ok"] is True

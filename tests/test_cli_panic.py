@@ -1,0 +1,289 @@
+"""`python main.py panic` as an operator runs it: a subprocess on a real data folder, with and without a desk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+
+from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.cli import main
+from app.cli.panic import DIRECT_CANCEL, DirectCancel
+from app.domain.trading_state import TradingState
+from app.engine.control import ControlServer
+from app.engine.engine import Engine
+from app.logs import unconfigure_logging
+from app.settings import Settings
+from app.store.audit_writer import AuditWriter
+from app.store.db import make_engine
+from app.store.desk_lock import DeskLock
+from app.store.export import rows
+from app.store.migrate import open_store
+from tests.support.limits import wide_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+RELIANCE = next(e for e in load_universe() if e.instrument.key == "NSE:RELIANCE")
+
+
+def run_main(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+    environ["BULWARK_HOME"] = str(home)
+    environ.update(env or {})
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          env=environ, timeout=120, check=False)
+
+
+def url_of(home: Path) -> str:
+    return f"sqlite:///{home}/bulwark.db"
+
+
+def last_state(home: Path) -> tuple[str, str, str] | None:
+    engine = make_engine(url_of(home))
+    try:
+        with engine.connect() as connection:
+            row = connection.exec_driver_sql("SELECT state, reason, actor FROM trading_state ORDER BY id DESC LIMIT 1").first()
+    finally:
+        engine.dispose()
+    return (row[0], row[1], row[2]) if row is not None else None
+
+
+def panic_records(home: Path) -> list[dict[str, object]]:
+    engine = make_engine(url_of(home))
+    try:
+        return [r for r in rows(engine) if r["event_type"] == "kill_switch.engaged"]
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class DeskThread:
+    """A desk in this process: a real engine on the paper broker with the store and the control server.
+
+    Runs on its own asyncio loop in a thread, as the GUI's loop would, so the panic subprocess
+    talks to it over the real channel while the test waits.
+    """
+
+    home: Path
+    store: bool = True
+    ready: threading.Event = field(default_factory=threading.Event)
+    started_as: TradingState | None = None
+    state: TradingState | None = None
+    halt_reason: str = ""
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread, which raises it
+            self.error = exc
+            self.ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        writer = AuditWriter(open_store(url_of(self.home))) if self.store else None
+        if writer is not None:
+            writer.start()
+        broker = PaperBroker(PaperConfig(seed=7, tick_interval_ms=None), universe=[RELIANCE])
+        engine = Engine(broker, [RELIANCE.instrument], audit=writer, limits=wide_limits([RELIANCE.instrument]))
+        await engine.start()
+
+        async def panic(args: dict[str, Any]) -> dict[str, Any]:
+            engine.halt(args["reason"], args["actor"])
+            return {"ok": True, "state": str(engine.trading_state), "working": len(engine.oms.working()),
+                    "expected_clear_s": 0.0}
+
+        server = ControlServer(self.home, {"panic": panic})
+        await server.start()
+        self.started_as = engine.trading_state
+        self.ready.set()
+        await self._stop.wait()
+        self.state, self.halt_reason = engine.trading_state, engine.halt_reason
+        await server.close()
+        await engine.stop()
+        if writer is not None:
+            writer.close()
+            writer.engine.dispose()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        assert self.ready.wait(30), "desk did not start"
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        assert not self._thread.is_alive()
+        if self.error is not None:
+            raise self.error
+
+
+def test_no_desk_running_writes_the_flag_and_exits_0(tmp_path: Path) -> None:
+    proc = run_main(tmp_path, "panic", "--reason", "runaway strategy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "written: the next start of the desk is HALTED" in out
+    assert "no desk answered" in out and "does not exist" in out
+    assert "no desk is running on this database" in out
+    assert "paper broker lives inside the desk process" in out
+    # each step is printed in order
+    assert out.index("[1/3]") < out.index("[2/3]") < out.index("[3/3]")
+    state = last_state(tmp_path)
+    assert state is not None and state[:2] == ("HALTED", "runaway strategy") and state[2].startswith("panic:")
+    [record] = panic_records(tmp_path)
+    assert record["source"] == "panic" and str(record["actor"]).startswith("panic:")
+    verify = run_main(tmp_path, "audit", "verify")
+    assert verify.returncode == 0 and "verified 1 records" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_the_next_desk_start_is_halted(tmp_path: Path) -> None:
+    assert run_main(tmp_path, "panic").returncode == 0
+    with DeskThread(tmp_path) as desk:
+        pass
+    assert desk.state is TradingState.HALTED
+    assert "panic from the command line" in desk.halt_reason
+
+
+def test_stale_control_file_from_a_crashed_desk(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / "control.json").write_text(json.dumps({"pid": 4242, "port": port, "key": "11" * 32, "started_ns": 1}))
+    start = time.monotonic()
+    proc = run_main(tmp_path, "panic")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nothing listens" in proc.stdout
+    assert time.monotonic() - start < 30
+
+
+def test_desk_holds_the_lock_but_does_not_answer_exits_1(tmp_path: Path) -> None:
+    open_store(url_of(tmp_path)).dispose()
+    with DeskLock(url_of(tmp_path)):
+        proc = run_main(tmp_path, "panic", "--timeout", "0.5")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "is running on this database but is not answering" in proc.stderr
+    assert "ACTION NEEDED: cancel the working orders on the broker's own site" in proc.stderr
+    assert "end the desk process" in proc.stderr
+    # the flag was still written: whenever that desk restarts, it is halted
+    state = last_state(tmp_path)
+    assert state is not None and state[0] == "HALTED"
+
+
+def test_running_desk_confirms_halted_exit_0(tmp_path: Path) -> None:
+    with DeskThread(tmp_path) as desk, DeskLock(url_of(tmp_path)):
+        proc = run_main(tmp_path, "panic", "--reason", "market gone mad")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the desk confirmed: trading HALTED; 0 working orders being cancelled; expected clear in about 0.0s" in proc.stdout
+    assert "done: the desk is HALTED and will start HALTED" in proc.stdout
+    assert "[3/3]" not in proc.stdout
+    assert desk.started_as is TradingState.ACTIVE
+    assert desk.state is TradingState.HALTED and desk.halt_reason == "market gone mad"
+    # the panic process and the desk appended to one chain; it still verifies
+    verify = run_main(tmp_path, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert len(panic_records(tmp_path)) == 1
+    state = last_state(tmp_path)
+    assert state is not None and state[0] == "HALTED"
+
+
+def test_store_unusable_still_tells_the_desk_but_exits_1(tmp_path: Path) -> None:
+    # a database folder that does not exist: the flag cannot be written
+    broken = {"BULWARK_DB_URL": f"sqlite:///{tmp_path}/missing/bulwark.db"}
+    with DeskThread(tmp_path, store=False) as desk:
+        proc = run_main(tmp_path, "panic", env=broken)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "could not write the HALTED flag" in proc.stderr and "carrying on to tell the desk" in proc.stderr
+    assert "the desk confirmed: trading HALTED" in proc.stdout
+    assert "the HALTED flag was NOT written" in proc.stderr
+    assert desk.started_as is TradingState.ACTIVE and desk.state is TradingState.HALTED
+
+
+def test_store_unusable_and_no_desk_exits_1(tmp_path: Path) -> None:
+    proc = run_main(tmp_path, "panic", env={"BULWARK_DB_URL": f"sqlite:///{tmp_path}/missing/bulwark.db"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "the HALTED flag was NOT written" in proc.stderr and "the next start will not be halted" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timeout", "0"], "--timeout"),
+        (["--timeout", "soon"], "--timeout"),
+        (["--reason", ""], "must not be empty"),
+        (["--reason", "   "], "must not be empty"),
+        (["--reason", "x" * 501], "at most 500"),
+        (["--force"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_main(tmp_path, "panic", *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert not (tmp_path / "bulwark.db").exists()
+
+
+# -- the direct-cancel branch, in process (no broker registers one in this build yet) ------------------
+
+
+@contextmanager
+def in_process(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in [k for k in os.environ if k.startswith("BULWARK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("BULWARK_HOME", str(home))
+    try:
+        yield
+    finally:
+        unconfigure_logging()
+
+
+def test_direct_cancel_at_the_broker_when_the_desk_is_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[str] = []
+
+    def cancel(settings: Settings) -> str:
+        seen.append(settings.broker)
+        return "cancelled 3 working orders at paper"
+
+    monkeypatch.setitem(DIRECT_CANCEL, "paper", DirectCancel(cancel))
+    open_store(url_of(tmp_path)).dispose()
+    with in_process(tmp_path, monkeypatch), DeskLock(url_of(tmp_path)):
+        code = main(["panic", "--timeout", "0.2"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert seen == ["paper"]
+    assert "cancelled 3 working orders at paper" in out
+    assert "is running on this database but is not answering" in err
+
+
+def test_a_failed_direct_cancel_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    def cancel(settings: Settings) -> str:
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setitem(DIRECT_CANCEL, "paper", DirectCancel(cancel))
+    with in_process(tmp_path, monkeypatch):
+        code = main(["panic", "--timeout", "0.2"])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert "cancelling at paper failed: ConnectionError: broker unreachable" in err
+    assert "ACTION NEEDED" in err
