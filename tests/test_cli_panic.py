@@ -287,3 +287,33 @@ def test_a_failed_direct_cancel_exits_1(tmp_path: Path, monkeypatch: pytest.Monk
     assert code == 1, out + err
     assert "cancelling at paper failed: ConnectionError: broker unreachable" in err
     assert "ACTION NEEDED" in err
+
+
+def test_panic_halts_a_running_simulate_desk(tmp_path: Path) -> None:
+    """End to end: the desk and the panic command are both `main.py` processes, as on a workstation."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+    environ["BULWARK_HOME"] = str(tmp_path)
+    desk = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "simulate", "--seconds", "8", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "control.json").exists():
+            assert desk.poll() is None, desk.communicate()
+            assert time.monotonic() < deadline, "the desk never published its control channel"
+            time.sleep(0.05)
+        proc = run_main(tmp_path, "panic", "--reason", "end to end")
+        out, err = desk.communicate(timeout=120)
+    finally:
+        if desk.poll() is None:
+            desk.kill()
+            desk.wait()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the desk confirmed: trading HALTED" in proc.stdout
+    assert desk.returncode == 0, err
+    report = json.loads(out)
+    assert report["trading_state"] == "HALTED"
+    assert not (tmp_path / "control.json").exists()  # the desk removed it on the way out
+    state = last_state(tmp_path)
+    assert state is not None and state[0] == "HALTED"
+    verify = run_main(tmp_path, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr

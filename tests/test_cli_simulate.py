@@ -38,6 +38,7 @@ def test_simulate_json_report(tmp_path: Path) -> None:
     assert orders["accepted"] > 0 and orders["filled"] > 0
     assert report["ticks"] > 100
     assert report["trading_state"] == "ACTIVE"
+    assert report["kill_switch"] is None
     assert sum(report["rejections"].values()) == orders["rejected"]
     assert report["bad_orders_sent"] <= orders["rejected"]
     assert report["exposure"]["gross"] >= abs(report["exposure"]["net"])
@@ -56,6 +57,27 @@ def test_bad_orders_in_the_flow_are_all_rejected(tmp_path: Path) -> None:
     assert report["bad_orders_sent"] > 0
     local = {"INVALID_QUANTITY", "NOT_LOT_MULTIPLE", "PRICE_OFF_TICK", "INVALID_PRICE", "UNKNOWN_INSTRUMENT"}
     assert sum(n for r, n in report["rejections"].items() if r in local) == report["bad_orders_sent"]
+    # Well-formed orders the gate must refuse are in the flow too.
+    assert set(report["rejections"]) & {"ORDER_QUANTITY_LIMIT", "PRICE_COLLAR", "DUPLICATE_ORDER"}
+    assert report["audit"]["verified"] is True
+
+
+def test_kill_at_engages_the_kill_switch_mid_run(tmp_path: Path) -> None:
+    proc = run_main(tmp_path, "simulate", "--seconds", "5", "--seed", "3", "--json", "--orders-per-sec", "6", "--kill-at", "2.5")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    kill = report["kill_switch"]
+    assert set(kill) >= {"engaged_at", "halted_in_us", "cancels", "cleared_in_ms", "working_after"}
+    assert 2.0 <= kill["engaged_at"] <= 4.0
+    assert 0 < kill["halted_in_us"] < 5_000
+    assert kill["working_after"] == 0 and report["orders"]["working"] == 0
+    # Each order working at the switch is accounted for: cancelled, or filled before its cancel landed.
+    assert sum(kill["outcomes"].values()) >= kill["working_at_engage"]
+    assert set(kill["outcomes"]) <= {"CANCELLED", "FILLED", "ENDED"}
+    assert report["trading_state"] == "HALTED"
+    # Orders after the switch are refused, with their reason counted.
+    assert report["rejections"].get("TRADING_HALTED", 0) > 0
+    assert report["audit"]["verified"] is True
 
 
 @pytest.mark.parametrize(
@@ -67,6 +89,8 @@ def test_bad_orders_in_the_flow_are_all_rejected(tmp_path: Path) -> None:
         (["--instruments", "500"], "--instruments must be at most"),
         (["--orders-per-sec", "-3"], "--orders-per-sec"),
         (["--broker", "zerodha"], "--broker"),
+        (["--kill-at", "-1"], "--kill-at"),
+        (["--seconds", "2", "--kill-at", "9"], "--kill-at must be between"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:

@@ -17,8 +17,9 @@ almost the whole action rate on cancels:
   so a kill switch always finds room to cancel and then to reconcile with the order book.
 * **Strict priority.** Cancels first, then reads, then places and modifies; FIFO within each. A
   place never goes while a cancel or a read waits (its limits include theirs), and a read goes
-  while cancels wait only if the minute and day windows still hold every waiting cancel. A cancel therefore takes the very
-  next action slot, and a stream of cancels runs at ``cap / (1 + margin)``: 98 % of the cap.
+  while cancels wait only if the minute and day windows still hold every waiting cancel. A
+  cancel therefore takes the very next action slot, and a stream of cancels runs at
+  ``cap / (1 + margin)``: 98 % of the cap.
 * **Excess.** A place or modify that could not be released within ``max_wait`` seconds, or
   finds ``max_queue`` others waiting, raises ``Throttled`` naming the limit and the wait. It is
   refused at once when its wait is already known to be too long, else when its deadline passes.

@@ -446,7 +446,7 @@ async def test_waiters_are_released_on_schedule_cancels_first() -> None:
     spacing = 1.02 / 50
     assert len(released_at) == 15
     assert min(b - a for a, b in itertools.pairwise(released_at)) >= spacing - 1e-4  # never early
-    assert released_at[-1] - start < 14 * spacing + 0.15  # nor much late
+    assert released_at[-1] - start < 14 * spacing + 0.3  # nor much late
     # One wake-up per release, no polling: the clock is read about twice per call, not thousands of times.
     assert reads_of_the_clock <= 3 * 15
     assert governor.stats.max_wait >= 13 * spacing - 1e-3

@@ -124,9 +124,10 @@ class Breakers:
     def _stale(self, now: int, limit_s: float) -> tuple[Breaker, str, str, str] | None:
         engine = self._engine
         limit_ns = int(limit_s * _NS)
+        hours = engine.gate.limits.desk.enforce_trading_hours
         for key in engine.exposed_instruments():
             instrument = engine.instruments.get(key)
-            if instrument is None or not engine.gate.calendar.is_open(instrument.exchange, now):
+            if instrument is None or (hours and not engine.gate.calendar.is_open(instrument.exchange, now)):
                 # No session, no ticks: silence after the close is not a fault.
                 continue
             last = engine.market_data.last(key)

@@ -1,0 +1,261 @@
+"""Kill switch, breakers, flatten and re-arm on the real engine and paper broker."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.brokers.base import BrokerError, BrokerErrorCode, PlaceAck, PlaceRequest, RateLimits
+from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.domain.actors import Actor, Permission
+from app.domain.audit import AuditSource
+from app.domain.events import Alert, AlertLevel
+from app.domain.market import Tick
+from app.domain.orders import OrderSource, OrderStatus, Side
+from app.domain.rejections import RejectReason
+from app.domain.requests import OrderRequest
+from app.domain.trading_state import TradingState
+from app.engine.engine import Engine
+from app.engine.risk.breakers import Breaker
+from app.engine.risk.flatten import slices
+from app.engine.risk.kill_switch import CancelOutcome
+from app.store.audit_writer import AuditWriter
+from app.store.export import rows
+from app.store.migrate import open_store
+from tests.support.limits import wide_limits
+
+ENTRIES = load_universe()[:4]
+INSTRUMENTS = [e.instrument for e in ENTRIES]
+RISK = Actor("rita", frozenset({Permission.REARM, Permission.FLATTEN}))
+TRADER = Actor("tom", frozenset({Permission.TRADE}))
+
+
+def engine_on(broker: PaperBroker, writer: AuditWriter | None = None, **limits: object) -> Engine:
+    return Engine(broker, INSTRUMENTS, audit=writer, limits=wide_limits(INSTRUMENTS, **limits))  # type: ignore[arg-type]
+
+
+async def started(cap: int = 50, latency_ms: float = 5.0, writer: AuditWriter | None = None, **limits: object) -> tuple[Engine, PaperBroker]:
+    broker = PaperBroker(
+        PaperConfig(seed=5, latency_ms=latency_ms, tick_interval_ms=None, rate_limits=RateLimits(cap, 100_000, 1_000_000)),
+        universe=ENTRIES,
+    )
+    engine = engine_on(broker, writer, **limits)
+    await engine.start()
+    broker.step()
+    await asyncio.sleep(0.01)
+    return engine, broker
+
+
+async def resting(engine: Engine, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        inst = INSTRUMENTS[i % len(INSTRUMENTS)]
+        last = engine.market_data.last_price(inst.key)
+        assert last is not None
+        price = last * 90 // 100 // inst.tick_size * inst.tick_size
+        result = await engine.submit(OrderRequest(inst.key, Side.BUY, inst.lot_size, Decimal(price) / 100, actor="tom"))
+        assert result.accepted, result.rejection
+        assert result.client_order_id is not None
+        ids.append(result.client_order_id)
+    return ids
+
+
+async def test_engage_halts_before_returning_then_cancels_everything_at_the_brokers_pace() -> None:
+    engine, broker = await started(cap=20)
+    await resting(engine, 30)
+    report = engine.engage_kill_switch("test", "rita")
+    # Synchronous: HALTED before any await, and new orders are refused at once.
+    assert engine.trading_state is TradingState.HALTED
+    refused = await engine.submit(OrderRequest(INSTRUMENTS[0].key, Side.BUY, 1, "100", actor="tom"))
+    assert refused.rejection is not None and refused.rejection.reason is RejectReason.TRADING_HALTED
+    # 30 cancels at 20 actions/s: about 1.5 s, and the desk said so when it started.
+    assert 1.2 < report.expected_clear_s < 2.5
+    final = await engine.kill_switch.wait()
+    assert final is report and report.done
+    assert report.cancels_sent == 30 and report.working_after == 0
+    assert set(report.outcomes.values()) == {CancelOutcome.CANCELLED}
+    assert report.cleared_in_ms is not None and report.cleared_in_ms < report.expected_clear_s * 1000 * 1.3 + 200
+    assert not [o for o in (await broker.order_book()) if o.status.is_working]
+    await engine.stop()
+
+
+async def test_places_queued_behind_the_governor_never_leak_out_after_the_halt() -> None:
+    engine, broker = await started(cap=5)
+    inst = INSTRUMENTS[0]
+    last = engine.market_data.last_price(inst.key)
+    assert last is not None
+    price = Decimal(last * 90 // 100 // inst.tick_size * inst.tick_size) / 100
+    burst = [asyncio.ensure_future(engine.submit(OrderRequest(inst.key, Side.BUY, 1, price + i, actor="tom"))) for i in range(8)]
+    await asyncio.sleep(0.05)
+    engine.engage_kill_switch("stop the burst", "rita")
+    results = await asyncio.gather(*burst)
+    held_back = [r for r in results if not r.accepted]
+    assert held_back and all(r.rejection is not None and r.rejection.reason in (RejectReason.THROTTLED, RejectReason.TRADING_HALTED)
+                             for r in held_back)
+    await engine.kill_switch.wait()
+    assert not [o for o in (await broker.order_book()) if o.status.is_working]
+    assert len(await broker.order_book()) == sum(r.accepted for r in results)
+    await engine.stop()
+
+
+async def test_halted_survives_a_restart_and_only_an_authorised_rearm_with_a_reason_lifts_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    writer = AuditWriter(open_store(url))
+    writer.start()
+    engine, _ = await started(writer=writer)
+    engine.engage_kill_switch("end of test day", "rita", AuditSource.OPERATOR)
+    await engine.kill_switch.wait()
+    await engine.stop()
+    writer.close()
+
+    writer = AuditWriter(open_store(url))
+    writer.start()
+    engine, _ = await started(writer=writer)
+    assert engine.trading_state is TradingState.HALTED
+    with pytest.raises(PermissionError):
+        await engine.rearm(TRADER, "I want to trade")
+    with pytest.raises(ValueError, match="reason"):
+        await engine.rearm(RISK, "  ")
+    assert engine.trading_state is TradingState.HALTED
+    await engine.rearm(RISK, "checked the book with the broker")
+    assert engine.trading_state is TradingState.ACTIVE
+    await engine.stop()
+    writer.close()
+    kinds = [r["event_type"] for r in rows(writer.engine)]
+    assert "kill_switch.engaged" in kinds and "kill_switch.sweep_done" in kinds
+    rearms = [r for r in rows(writer.engine) if r["event_type"] == "rearmed"]
+    assert len(rearms) == 2 and "refused" in str(rearms[0]["payload"]) and "checked the book" in str(rearms[1]["payload"])
+
+
+async def test_flatten_is_a_separate_confirmed_action_that_ends_halted_and_flat() -> None:
+    engine, broker = await started()
+    inst = INSTRUMENTS[0]
+    last = engine.market_data.last_price(inst.key)
+    assert last is not None
+    bought = await engine.submit(OrderRequest(inst.key, Side.BUY, 3 * inst.lot_size, None, order_type="MARKET", actor="tom"))
+    assert bought.accepted
+    for _ in range(20):
+        broker.step()
+        await asyncio.sleep(0.01)
+    assert engine.portfolio.position(inst.key) == 3 * inst.lot_size
+    engine.engage_kill_switch("stop", "rita")
+    await engine.kill_switch.wait()
+    # The kill switch never flattens on its own.
+    assert engine.portfolio.position(inst.key) == 3 * inst.lot_size
+    with pytest.raises(ValueError, match="confirmed"):
+        await engine.flatten(RISK, confirmed=False)
+    with pytest.raises(PermissionError):
+        await engine.flatten(TRADER, confirmed=True)
+
+    async def market() -> None:
+        while True:
+            broker.step()
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.ensure_future(market())
+    report = await engine.flatten(RISK, confirmed=True)
+    ticking.cancel()
+    assert report.verified_flat, report.summary()
+    assert engine.portfolio.position(inst.key) == 0
+    assert engine.trading_state is TradingState.HALTED
+    flatten_orders = [o for o in engine.oms.orders() if o.source is OrderSource.FLATTEN]
+    assert flatten_orders and all(o.side is Side.SELL for o in flatten_orders)
+    await engine.stop()
+
+
+def test_flatten_slices_at_the_freeze_quantity_in_whole_lots() -> None:
+    assert slices(4_000, 65, 1_755) == [1_755, 1_755, 490]
+    assert slices(130, 65, 1_755) == [130]
+    assert slices(1_000, 1, 300) == [300, 300, 300, 100]
+
+
+async def test_daily_loss_breaker_engages_the_kill_switch() -> None:
+    engine, broker = await started(desk={"daily_loss_limit_inr": 100})
+    inst = INSTRUMENTS[0]
+    await engine.submit(OrderRequest(inst.key, Side.BUY, inst.lot_size * 5, None, order_type="MARKET", actor="tom"))
+    for _ in range(10):
+        broker.step()
+        await asyncio.sleep(0.01)
+    assert engine.portfolio.position(inst.key) == inst.lot_size * 5
+    assert engine.trading_state is TradingState.ACTIVE
+    last = engine.market_data.last_price(inst.key)
+    assert last is not None
+    # The feed prints 10 % lower: five lots lose far more than ₹100.
+    engine.bus.publish(Tick(inst.key, last * 90 // 100, engine.clock_ns()))
+    await asyncio.sleep(0.3)
+    assert engine.trading_state is TradingState.HALTED
+    assert engine.breakers.tripped and engine.breakers.tripped[0].breaker is Breaker.DAILY_LOSS
+    assert engine.kill_switch.last is not None and engine.kill_switch.last.source is AuditSource.BREAKER
+    await engine.stop()
+
+
+async def test_stale_market_data_breaker_for_an_instrument_with_a_working_order() -> None:
+    # Trading hours off: staleness counts at any hour (with hours on, only inside the session).
+    engine, broker = await started(breakers={"stale_data_seconds": 0.3}, desk={"enforce_trading_hours": False})
+    await resting(engine, 1)
+    # The feed says nothing more (no step): a silent feed is a stale feed.
+    await asyncio.sleep(0.6)
+    assert engine.trading_state is TradingState.HALTED
+    assert engine.breakers.tripped[0].breaker is Breaker.STALE_MARKET_DATA
+    await engine.kill_switch.wait()
+    assert engine.oms.working() == []
+    await engine.stop()
+
+
+class _FlakyBroker(PaperBroker):
+    async def place(self, request: PlaceRequest) -> PlaceAck:
+        raise BrokerError(BrokerErrorCode.UNAVAILABLE, "HTTP 503")
+
+
+async def test_error_storm_breaker() -> None:
+    broker = _FlakyBroker(PaperConfig(seed=5, tick_interval_ms=None), universe=ENTRIES)
+    engine = engine_on(broker, breakers={"error_storm_count": 3, "error_storm_seconds": 10})
+    await engine.start()
+    broker.step()
+    await asyncio.sleep(0.01)
+    inst = INSTRUMENTS[0]
+    last = engine.market_data.last_price(inst.key)
+    assert last is not None
+    for i in range(3):
+        await engine.submit(OrderRequest(inst.key, Side.BUY, inst.lot_size, Decimal(last - 5 * i) / 100, actor="tom"))
+    await asyncio.sleep(0.3)
+    assert engine.trading_state is TradingState.HALTED
+    assert engine.breakers.tripped[0].breaker is Breaker.ERROR_STORM
+    await engine.stop()
+
+
+async def test_broker_disconnect_breaker_and_task_crash_breaker() -> None:
+    engine, broker = await started(breakers={"broker_disconnect_seconds": 0.2})
+    await broker.disconnect()
+    await asyncio.sleep(0.5)
+    assert engine.trading_state is TradingState.HALTED
+    assert engine.breakers.tripped[0].breaker is Breaker.BROKER_DISCONNECTED
+    await engine.stop()
+
+    engine, broker = await started()
+
+    async def boom() -> None:
+        raise RuntimeError("strategy bug")
+
+    engine.supervisor.spawn("strategy", boom())
+    await asyncio.sleep(0.05)
+    assert engine.trading_state is TradingState.HALTED
+    assert engine.breakers.tripped[0].breaker is Breaker.TASK_CRASHED
+    await engine.stop()
+
+
+async def test_warnings_at_80_and_90_percent_are_raised_once_each() -> None:
+    engine, _ = await started(desk={"max_open_orders": 10})
+    alerts: list[Alert] = []
+    engine.bus.subscribe(Alert, alerts.append)
+    await resting(engine, 8)
+    engine.breakers.check()
+    await resting(engine, 1)
+    for _ in range(3):
+        engine.breakers.check()
+    warnings = [a.message for a in alerts if a.level is AlertLevel.WARNING and "open orders" in a.message]
+    assert len(warnings) == 2 and "80%" in warnings[0] and "90%" in warnings[1]
+    await engine.stop()
