@@ -41,7 +41,6 @@ authentication) rather than in ``BULWARK_DB_URL``; if one is there anyway, error
 from __future__ import annotations
 
 import datetime as dt
-
 import difflib
 import os
 import re

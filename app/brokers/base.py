@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate, BrokerPosition, Funds
+from app.domain.broker_messages import (
+    BrokerOrder,
+    BrokerOrderUpdate,
+    BrokerPosition,
+    Funds,
+)
 from app.domain.instruments import Exchange, Instrument
 from app.domain.market import Tick
 from app.domain.orders import OrderType, Product, Side, Validity

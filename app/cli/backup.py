@@ -9,7 +9,13 @@ from pathlib import Path
 from app.domain.audit import AuditEventType, AuditSource
 from app.settings import Settings
 from app.store.audit_writer import AuditWriter
-from app.store.backup import BackupError, create_backup, list_backups, restore_backup, verify_backup
+from app.store.backup import (
+    BackupError,
+    create_backup,
+    list_backups,
+    restore_backup,
+    verify_backup,
+)
 from app.store.db import StoreError, sqlite_path
 from app.store.desk_lock import desk_running
 from app.store.migrate import open_store

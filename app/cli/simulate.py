@@ -18,7 +18,14 @@ from app.settings import Settings
 from app.simulation import SimulationError, SimulationOptions, run_simulation
 from app.store.db import StoreError
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative_float, positive_float, positive_int
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

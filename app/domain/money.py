@@ -14,7 +14,7 @@ class MoneyError(ValueError):
     """A value cannot be read as an amount of money."""
 
 
-def rupees_to_paise(value: Decimal | int | float | str) -> int:
+def rupees_to_paise(value: Decimal | float | str) -> int:
     """Convert a rupee amount to integer paise, refusing anything that is not an exact paise amount.
 
     Floats are read through their shortest repr (``0.1`` is ten paise), never through their binary value.

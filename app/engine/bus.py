@@ -55,8 +55,7 @@ class QueueSubscription:
             items.popleft()
             self.dropped += 1
         items.append(event)
-        if len(items) > self.high_water:
-            self.high_water = len(items)
+        self.high_water = max(self.high_water, len(items))
         self._ready.set()
 
     def __len__(self) -> int:

@@ -20,9 +20,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.brokers.base import Broker, BrokerError, BrokerErrorCode, PlaceRequest
 from app.domain.actors import Actor, Permission
-from app.domain.broker_messages import BrokerPosition
 from app.domain.audit import AuditEventType, AuditSource
-from app.domain.events import Alert, AlertLevel, BrokerStatus, OrderEvent, OrderRejected, TaskCrashed, TradingStateChanged
+from app.domain.broker_messages import BrokerPosition
+from app.domain.events import (
+    Alert,
+    AlertLevel,
+    BrokerStatus,
+    OrderEvent,
+    OrderRejected,
+    TaskCrashed,
+    TradingStateChanged,
+)
 from app.domain.fills import Fill
 from app.domain.india_time import ist_day, ist_day_number
 from app.domain.instruments import Instrument
@@ -40,7 +48,6 @@ from .market_data import MarketData
 from .oms import OrderManager, ReconcileReport
 from .portfolio import Portfolio
 from .recorder import Recorder, audit_source
-from .round_trips import RoundTrips
 from .risk.book import RiskBook
 from .risk.breakers import Breaker, Breakers
 from .risk.calendar import TradingCalendar
@@ -50,6 +57,7 @@ from .risk.gate import RiskGate
 from .risk.kill_switch import KillSwitch, KillSwitchReport
 from .risk.limits import RiskLimits
 from .risk.limits_registry import LimitsLoad, LimitsRegistry
+from .round_trips import RoundTrips
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -467,7 +475,7 @@ class Engine:
             return self._refused_order(order, rejection)
         except TimeoutError:
             return self._unknown_outcome(order, f"no answer from the broker within {self.config.broker_call_timeout}s")
-        except Exception as exc:  # noqa: BLE001 - an adapter bug must halt the desk, not vanish
+        except Exception as exc:
             log.exception("broker place raised unexpectedly for %s", order.client_order_id)
             self.halt(f"broker adapter failed on place: {type(exc).__name__}")
             return self._unknown_outcome(order, f"broker adapter failed: {type(exc).__name__}")

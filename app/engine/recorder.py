@@ -17,13 +17,26 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
 from app.domain.audit import AuditEventType, AuditSource
-from app.domain.events import Alert, BrokerStatus, OrderEvent, OrderSnapshot, TradingStateChanged
+from app.domain.events import (
+    Alert,
+    BrokerStatus,
+    OrderEvent,
+    OrderSnapshot,
+    TradingStateChanged,
+)
 from app.domain.fills import Fill
 from app.domain.india_time import ist_day
-from app.domain.orders import WORKING_STATUSES, OrderSource, OrderStatus, OrderType, Product, Side
+from app.domain.orders import (
+    WORKING_STATUSES,
+    OrderSource,
+    OrderStatus,
+    OrderType,
+    Product,
+    Side,
+)
 from app.domain.trading_state import TradingState
-from app.store.audit_writer import AuditEntry, AuditWriter
 from app.store import rate_counters
+from app.store.audit_writer import AuditEntry, AuditWriter
 from app.store.models import FillRow, OrderRow, PositionSnapshotRow, TradingStateRow
 
 from .bus import EventBus

@@ -1171,7 +1171,7 @@ class BackupScheduler:
         if self.on_done is not None:
             try:
                 self.on_done(outcome)
-            except Exception:  # noqa: BLE001 - a broken callback must not stop the backups
+            except Exception:
                 log.exception("the backup on_done callback raised")
         return outcome
 

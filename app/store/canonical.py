@@ -46,7 +46,7 @@ def record_bytes(seq: int, ts_ns: int, actor: str, source: str, event_type: str,
     """The hashed form of a record: a canonical JSON array of its fields (the payload already canonical)."""
     return (
         f"[{seq:d},{ts_ns:d},{_json_string(actor)},{_json_string(source)},{_json_string(event_type)},{payload_json}]"
-    ).encode("utf-8")
+    ).encode()
 
 
 def chain_hash(prev_hash: str, seq: int, ts_ns: int, actor: str, source: str, event_type: str, payload_json: str) -> str:

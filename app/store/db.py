@@ -24,7 +24,7 @@ def sqlite_path(url: str) -> Path | None:
         return None
     name = parsed.database
     # SQLite URI filenames (``file:/path?mode=ro&uri=true``) name the file after the scheme.
-    return Path(name[len("file:"):] if name.startswith("file:") else name)
+    return Path(name.removeprefix("file:"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -57,13 +57,13 @@ async def run(orders: int, latency_ms: float, cap: int) -> dict[str, object]:
     if refused:
         raise SystemExit(f"setup failed: {len(refused)} orders refused, e.g. {refused[0]}")
     capped = RateLimits(cap, 10_000_000, 100_000_000)
-    broker._limiter = RateLimiter(capped, time.monotonic)  # noqa: SLF001 - the cap applies from here on
+    broker._limiter = RateLimiter(capped, time.monotonic)
     engine.governor = Governor(capped, wall_ns=engine.clock_ns)
-    working_before = len(broker._working)  # noqa: SLF001 - the broker's own view, read without a call
+    working_before = len(broker._working)
 
     started = time.perf_counter()
     report = engine.engage_kill_switch("benchmark", "bench", AuditSource.OPERATOR)
-    while broker._working:  # noqa: SLF001
+    while broker._working:
         await asyncio.sleep(0.001)
     broker_clear_s = time.perf_counter() - started
     await engine.kill_switch.wait()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from app.brokers.base import BrokerError, BrokerErrorCode, PlaceRequest, RateLimits
-from app.brokers.paper import BREEZE_RATE_LIMITS, PaperBroker, PaperConfig, RateLimiter, load_universe
+from app.brokers.paper import (
+    BREEZE_RATE_LIMITS,
+    PaperBroker,
+    PaperConfig,
+    RateLimiter,
+    load_universe,
+)
 from app.domain.orders import OrderStatus, Side
 
 UNIVERSE = load_universe()

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from app.domain.instruments import Exchange, Instrument, InstrumentError, OptionRight, Segment
+from app.domain.instruments import (
+    Exchange,
+    Instrument,
+    InstrumentError,
+    OptionRight,
+    Segment,
+)
 
 EXPIRY = date(2026, 12, 29)
 

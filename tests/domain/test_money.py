@@ -53,7 +53,7 @@ def test_rupees_to_paise_from_str(value: str, paise: int) -> None:
     [
         (Decimal("1234.56"), 123_456),
         (Decimal("-0.01"), -1),
-        (Decimal("7"), 700),
+        (Decimal(7), 700),
         (Decimal("7.000"), 700),
         (Decimal("0E+100"), 0),
     ],

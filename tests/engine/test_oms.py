@@ -11,7 +11,15 @@ from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate
 from app.domain.events import OrderEvent
 from app.domain.fills import Fill
 from app.domain.instruments import Instrument
-from app.domain.orders import Order, OrderSource, OrderStatus, OrderType, Product, Side, Validity
+from app.domain.orders import (
+    Order,
+    OrderSource,
+    OrderStatus,
+    OrderType,
+    Product,
+    Side,
+    Validity,
+)
 from app.domain.requests import NewOrder
 from app.engine.bus import EventBus
 from app.engine.oms import OrderManager, UpdateOutcome

@@ -25,7 +25,12 @@ from app.brokers.base import (
     PlaceRequest,
     RateLimits,
 )
-from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate, BrokerPosition, Funds
+from app.domain.broker_messages import (
+    BrokerOrder,
+    BrokerOrderUpdate,
+    BrokerPosition,
+    Funds,
+)
 from app.domain.instruments import Exchange, Instrument
 from app.domain.market import Tick
 from app.domain.money import round_div

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from app.domain.instruments import Exchange, Instrument, InstrumentError, OptionRight, Segment
+from app.domain.instruments import (
+    Exchange,
+    Instrument,
+    InstrumentError,
+    OptionRight,
+    Segment,
+)
 
 # app/brokers/paper/universe.py -> parents[3] is the repository root; an editable install keeps it there.
 DEFAULT_UNIVERSE_PATH = Path(__file__).resolve().parents[3] / "resources" / "instruments.json"
@@ -117,7 +123,7 @@ class _Entry:
     def optional_positive_int(self, field: str) -> int | None:
         return None if self.raw.get(field) is None else self.positive_int(field)
 
-    def choice(self, field: str, enum_type: type[Exchange] | type[Segment] | type[OptionRight]) -> str:
+    def choice(self, field: str, enum_type: type[Exchange | Segment | OptionRight]) -> str:
         value = self.text(field)
         allowed = [member.value for member in enum_type]
         if value not in allowed:

@@ -42,6 +42,5 @@ class DayPnl:
             self.start_of_day = total
             self.peak = 0
         pnl = total - self.start_of_day
-        if pnl > self.peak:
-            self.peak = pnl
+        self.peak = max(self.peak, pnl)
         return pnl

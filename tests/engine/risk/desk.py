@@ -7,12 +7,20 @@ import datetime as dt
 from collections.abc import Iterable
 
 from app.domain.broker_messages import BrokerOrderUpdate
+from app.domain.events import OrderEvent
 from app.domain.fills import Fill
 from app.domain.india_time import IST
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
-from app.domain.orders import Order, OrderSource, OrderStatus, OrderType, Product, Side, Validity
-from app.domain.events import OrderEvent
+from app.domain.orders import (
+    Order,
+    OrderSource,
+    OrderStatus,
+    OrderType,
+    Product,
+    Side,
+    Validity,
+)
 from app.domain.rejections import Rejection
 from app.domain.requests import NewOrder
 from app.domain.trading_state import TradingState

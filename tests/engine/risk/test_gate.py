@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain.india_time import IST
-from app.domain.orders import OrderSource, OrderType, Product, Side
+from app.domain.orders import OrderSource, Product, Side
 from app.domain.rejections import REASON_TEXT, Rejection, RejectReason
 from app.domain.trading_state import TradingState
 from app.engine.risk.gate import CHECKS, marketable_price

@@ -8,13 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from app.brokers.base import BrokerError, BrokerErrorCode, PlaceAck, PlaceRequest, RateLimits
+from app.brokers.base import (
+    BrokerError,
+    BrokerErrorCode,
+    PlaceAck,
+    PlaceRequest,
+    RateLimits,
+)
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditSource
 from app.domain.events import Alert, AlertLevel
 from app.domain.market import Tick
-from app.domain.orders import OrderSource, OrderStatus, Side
+from app.domain.orders import OrderSource, Side
 from app.domain.rejections import RejectReason
 from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
