@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.store.canonical import canonical_json
+
 log = logging.getLogger(__name__)
 
 CONTROL_FILE_NAME = "control.json"
@@ -75,8 +77,8 @@ def control_file(home: Path) -> Path:
 
 
 def _canonical(value: Any) -> bytes:
-    # Strict JSON only: both ends must hash exactly what went over the wire.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    # The audit chain's canonical form: both ends must hash exactly what went over the wire.
+    return canonical_json(value).encode("utf-8")
 
 
 def _request_mac(key: bytes, nonce: bytes, command: str, args: dict[str, Any]) -> str:

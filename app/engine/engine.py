@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from app.brokers.base import Broker, BrokerError, BrokerErrorCode, PlaceRequest
 from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditEventType, AuditSource
-from app.domain.broker_messages import BrokerPosition
+from app.domain.broker_messages import BrokerOrder, BrokerPosition
 from app.domain.events import (
     Alert,
     AlertLevel,
@@ -507,8 +507,7 @@ class Engine:
         return SubmitResult(False, order.client_order_id, rejection, order.status)
 
     def _audit(self, event: AuditEventType, payload: dict[str, Any], request: OrderRequest) -> None:
-        if self.recorder is not None:
-            self.recorder.record(event, payload, actor=str(request.actor), source=audit_source(request.source))
+        self.record(event, payload, str(request.actor), audit_source(request.source))
 
     def _refuse(self, request: OrderRequest, rejection: Rejection) -> SubmitResult:
         self._audit(AuditEventType.GATE_REJECTED, _rejection_payload(rejection), request)
@@ -532,15 +531,12 @@ class Engine:
             return CancelResult(False, client_order_id, f"order is {order.status}, not working")
         if self.lifecycle not in (Lifecycle.RUNNING, Lifecycle.STOPPING):
             return CancelResult(False, client_order_id, f"engine is {self.lifecycle}")
-        if self.recorder is not None and not order.cancel_requested:
-            try:
-                await self.recorder.durable(
-                    AuditEventType.CANCEL_REQUESTED,
-                    {"client_order_id": client_order_id, "broker_order_id": order.broker_order_id},
-                    actor=actor, source=source,
-                )
-            except Exception as exc:  # noqa: BLE001 - cancels must still go out when the store fails
-                log.error("cancel of %s goes out unaudited: the store failed (%s)", client_order_id, exc)
+        if not order.cancel_requested:
+            # A cancel still goes out when the store fails: it only ever reduces risk.
+            await self.durable_or_log(
+                AuditEventType.CANCEL_REQUESTED,
+                {"client_order_id": client_order_id, "broker_order_id": order.broker_order_id}, actor, source,
+            )
         order.cancel_requested = True
         if order.broker_order_id is None:
             return CancelResult(True, client_order_id, "cancel will be sent as soon as the broker acknowledges the order")
@@ -553,14 +549,16 @@ class Engine:
             return CancelResult(False, client_order_id, f"no answer from the broker within {self.config.broker_call_timeout}s")
         return CancelResult(True, client_order_id, "cancel sent")
 
-    async def reconcile(self) -> ReconcileReport:
-        """Fetch the broker's order book and bring the desk's orders in line with it."""
+    async def _order_book(self) -> list[BrokerOrder]:
         try:
-            book = await self._call(self.broker.order_book(), CallKind.READ)
+            return await self._call(self.broker.order_book(), CallKind.READ)
         except BrokerError as exc:
             self._broker_error(exc)
             raise
-        report = self.oms.reconcile(book)
+
+    async def reconcile(self) -> ReconcileReport:
+        """Fetch the broker's order book and bring the desk's orders in line with it."""
+        report = self.oms.reconcile(await self._order_book())
         if report.adopted or report.missing_at_broker or report.problems:
             log.warning(
                 "reconcile: adopted %s, missing at broker %s, problems %s",
@@ -570,11 +568,7 @@ class Engine:
 
     async def reconcile_working(self) -> int:
         """Reconcile, and return how many orders the broker's book itself shows as working."""
-        try:
-            book = await self._call(self.broker.order_book(), CallKind.READ)
-        except BrokerError as exc:
-            self._broker_error(exc)
-            raise
+        book = await self._order_book()
         self.oms.reconcile(book)
         return sum(1 for row in book if row.status.is_working)
 

@@ -23,27 +23,23 @@ import statistics
 import sys
 import time
 
-from app.domain.instruments import Exchange, Instrument, Segment
+from app.domain.instruments import Instrument
 from app.domain.orders import OrderSource, Side
 from app.domain.rejections import Rejection
 from tests.engine.risk.desk import Desk
 from tests.support.limits import wide_limits
 
 from .nautilus_risk import nautilus_available, time_nautilus_risk_engine
+from .ticks import universe
 
 TARGET_P99_US = 50.0
 TARGET_RATIO = 0.5
-UNDERLYINGS = 50
+UNDERLYINGS = 50  # as tests.bench.ticks.universe groups them
 
 
 def instruments(n: int) -> list[Instrument]:
-    return [
-        Instrument(
-            key=f"NSE:SYN{i:04d}", exchange=Exchange.NSE, symbol=f"SYN{i:04d}", underlying=f"U{i % UNDERLYINGS:02d}",
-            segment=Segment.CASH, lot_size=1, tick_size=5, freeze_quantity=100_000,
-        )
-        for i in range(n)
-    ]
+    """The ticks benchmark's synthetic cash universe: ``n`` instruments in 50 underlyings."""
+    return [entry.instrument for entry in universe(n)]
 
 
 def run(n_instruments: int, n_orders: int, seed: int) -> dict[str, object]:

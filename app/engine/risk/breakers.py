@@ -91,17 +91,17 @@ class Breakers:
         engine = self._engine
         now = engine.clock_ns()
         limits = engine.gate.limits
+        pnl = engine.day_pnl.current(now)
         if engine.trading_state is not TradingState.HALTED:
-            trip = self._first_condition(now)
+            trip = self._first_condition(now, pnl)
             if trip is not None:
                 self.trip(*trip)
-        self._warnings(now, limits.breakers.warn_fractions)
+        self._warnings(now, pnl, limits.breakers.warn_fractions)
 
-    def _first_condition(self, now: int) -> tuple[Breaker, str, str, str] | None:
+    def _first_condition(self, now: int, pnl: int) -> tuple[Breaker, str, str, str] | None:
         engine = self._engine
         limits = engine.gate.limits
         desk, breakers = limits.desk, limits.breakers
-        pnl = engine.day_pnl.current(now)
         if pnl <= -desk.daily_loss_limit:
             return Breaker.DAILY_LOSS, "today's loss reached the daily loss limit", format_inr(pnl), format_inr(-desk.daily_loss_limit)
         trailing = desk.trailing_loss_limit
@@ -153,7 +153,7 @@ class Breakers:
         )
         engine.bus.publish(event)
 
-    def _warnings(self, now: int, fractions: tuple[float, ...]) -> None:
+    def _warnings(self, now: int, pnl: int, fractions: tuple[float, ...]) -> None:
         day = ist_day_number(now)
         if day != self._warn_day:
             self._warn_day = day
@@ -161,7 +161,7 @@ class Breakers:
         engine = self._engine
         limits = engine.gate.limits.desk
         usage: dict[str, tuple[int, int, Callable[[int], str]]] = {
-            "daily loss": (max(0, -engine.day_pnl.current(now)), limits.daily_loss_limit, format_inr),
+            "daily loss": (max(0, -pnl), limits.daily_loss_limit, format_inr),
             "gross exposure": (engine.portfolio.exposure.gross, limits.max_gross_exposure, format_inr),
             "net exposure": (abs(engine.portfolio.exposure.net), limits.max_net_exposure, format_inr),
             "orders today": (engine.risk_book.orders_on(now), limits.max_orders_per_day, str),

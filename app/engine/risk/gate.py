@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
 from app.domain.money import format_inr
-from app.domain.orders import OrderSource, OrderType, Side
+from app.domain.orders import OrderSource, OrderType, Product, Side
 from app.domain.rejections import Rejection, RejectReason
 from app.domain.requests import NewOrder
 from app.domain.trading_state import TradingState
@@ -48,9 +48,13 @@ class Decision:
     limits: RiskLimits
     instrument_limits: InstrumentLimits | None
     position: int
+    same_side: int
     reducing: bool
+    worst_before: int
+    worst_after: int
     reference: Tick | None
     price: int | None
+    growth: int
     day_pnl: int
     peak_pnl: int
 
@@ -71,15 +75,11 @@ def check_trading_state(d: Decision, gate: RiskGate) -> Rejection | None:
     if d.state is TradingState.HALTED:
         return Rejection(RejectReason.TRADING_HALTED, f"trading is halted: {d.halt_reason}", str(d.state), "ACTIVE")
     if d.state is TradingState.REDUCING and not d.reducing:
-        pending = gate.book.pending(d.order.instrument.key)
-        same_side = 0
-        if pending is not None:
-            same_side = pending.buy_quantity if d.order.side is Side.BUY else pending.sell_quantity
         return Rejection(
             RejectReason.NOT_RISK_REDUCING,
             "only orders that reduce an open position are allowed while REDUCING",
             f"{d.order.side} {d.order.quantity}",
-            f"position {d.position}, already reducing {same_side}",
+            f"position {d.position}, already reducing {d.same_side}",
         )
     return None
 
@@ -97,24 +97,18 @@ def check_restricted(d: Decision, gate: RiskGate) -> Rejection | None:
     return None
 
 
+def _allowed(reason: RejectReason, value: str, allowed: frozenset[OrderType] | frozenset[Product]) -> Rejection | None:
+    if value in allowed:
+        return None
+    return Rejection(reason, f"{value} orders are not allowed", value, ", ".join(sorted(allowed)))
+
+
 def check_order_type(d: Decision, gate: RiskGate) -> Rejection | None:
-    allowed = d.limits.desk.allowed_order_types
-    if d.order.order_type not in allowed:
-        return Rejection(
-            RejectReason.ORDER_TYPE_NOT_ALLOWED, f"{d.order.order_type} orders are not allowed",
-            str(d.order.order_type), ", ".join(sorted(allowed)),
-        )
-    return None
+    return _allowed(RejectReason.ORDER_TYPE_NOT_ALLOWED, str(d.order.order_type), d.limits.desk.allowed_order_types)
 
 
 def check_product(d: Decision, gate: RiskGate) -> Rejection | None:
-    allowed = d.limits.desk.allowed_products
-    if d.order.product not in allowed:
-        return Rejection(
-            RejectReason.PRODUCT_NOT_ALLOWED, f"{d.order.product} orders are not allowed",
-            str(d.order.product), ", ".join(sorted(allowed)),
-        )
-    return None
+    return _allowed(RejectReason.PRODUCT_NOT_ALLOWED, str(d.order.product), d.limits.desk.allowed_products)
 
 
 def check_trading_hours(d: Decision, gate: RiskGate) -> Rejection | None:
@@ -229,21 +223,9 @@ def check_order_value(d: Decision, gate: RiskGate) -> Rejection | None:
     return None
 
 
-def _worst_position(d: Decision, gate: RiskGate) -> tuple[int, int]:
-    """(|worst case| before, after this order): position plus same-side working orders plus this one."""
-    pending = gate.book.pending(d.order.instrument.key)
-    if d.order.side is Side.BUY:
-        before = d.position + (pending.buy_quantity if pending is not None else 0)
-        after = before + d.order.quantity
-    else:
-        before = d.position - (pending.sell_quantity if pending is not None else 0)
-        after = before - d.order.quantity
-    return abs(before), abs(after)
-
-
 def check_position_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
     assert d.instrument_limits is not None
-    before, after = _worst_position(d, gate)
+    before, after = d.worst_before, d.worst_after
     cap = d.instrument_limits.max_position_quantity
     if after > cap and after > before:
         return Rejection(
@@ -255,7 +237,7 @@ def check_position_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
 
 def check_position_value(d: Decision, gate: RiskGate) -> Rejection | None:
     assert d.instrument_limits is not None and d.reference is not None
-    before, after = _worst_position(d, gate)
+    before, after = d.worst_before, d.worst_after
     value = after * d.reference.price
     cap = d.instrument_limits.max_position_value
     if value > cap and after > before:
@@ -264,15 +246,6 @@ def check_position_value(d: Decision, gate: RiskGate) -> Rejection | None:
             _money(value), _money(cap),
         )
     return None
-
-
-def _order_growth(d: Decision, gate: RiskGate) -> int:
-    """Paise this order adds to the worst-case gross exposure of its instrument."""
-    assert d.price is not None
-    pending = gate.book.pending(d.order.instrument.key)
-    if pending is None:
-        return max(0, abs(d.position + d.order.side.sign * d.order.quantity) - abs(d.position)) * d.price
-    return growth(d.position, pending, d.order.side, d.order.quantity, d.price) - pending.growth_value
 
 
 def _net_after(net: int, pending_buys: int, pending_sells: int, d: Decision) -> tuple[int, int] | None:
@@ -295,9 +268,8 @@ def check_underlying_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
     pending = gate.book.underlying(underlying)
     gross = exposure.gross if exposure is not None else 0
     net = exposure.net if exposure is not None else 0
-    added = _order_growth(d, gate)
-    if added > 0:
-        projected = gross + (pending.growth_value if pending is not None else 0) + added
+    if d.growth > 0:
+        projected = gross + (pending.growth_value if pending is not None else 0) + d.growth
         if projected > caps.max_gross_exposure:
             return Rejection(
                 RejectReason.UNDERLYING_GROSS_LIMIT, f"gross exposure in {underlying} with working orders would be {_money(projected)}",
@@ -316,9 +288,8 @@ def check_desk_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
     desk = d.limits.desk
     exposure = gate.portfolio.exposure
     pending = gate.book.desk
-    added = _order_growth(d, gate)
-    if added > 0:
-        projected = exposure.gross + pending.growth_value + added
+    if d.growth > 0:
+        projected = exposure.gross + pending.growth_value + d.growth
         if projected > desk.max_gross_exposure:
             return Rejection(
                 RejectReason.GROSS_EXPOSURE_LIMIT, f"the desk's gross exposure with working orders would be {_money(projected)}",
@@ -408,15 +379,6 @@ class RiskGate:
     def set_limits(self, limits: RiskLimits, _version: int | None = None) -> None:
         self.limits = limits
 
-    def reducing(self, order: NewOrder, position: int) -> bool:
-        if position == 0 or (position > 0) == (order.side is Side.BUY):
-            return False
-        pending = self.book.pending(order.instrument.key)
-        same_side = 0
-        if pending is not None:
-            same_side = pending.buy_quantity if order.side is Side.BUY else pending.sell_quantity
-        return order.quantity <= abs(position) - same_side
-
     def _decision(self, order: NewOrder, now_ns: int) -> Decision:
         limits = self.limits
         state, why = self._state()
@@ -428,11 +390,25 @@ class RiskGate:
             price = None
             if reference is not None:
                 price = marketable_price(order.instrument, order.side, reference.price, self.protection_bps)
+        pending = self.book.pending(key)
+        buy = order.side is Side.BUY
+        same_side = 0 if pending is None else (pending.buy_quantity if buy else pending.sell_quantity)
+        # The worst case on this order's side: the position plus every same-side working order filling.
+        before = position + same_side if buy else position - same_side
+        after = before + order.quantity if buy else before - order.quantity
+        added = 0
+        if price is not None:
+            # Paise this order adds to the worst-case gross exposure of its instrument.
+            if pending is None:
+                added = max(0, abs(position + order.side.sign * order.quantity) - abs(position)) * price
+            else:
+                added = growth(position, pending, order.side, order.quantity, price) - pending.growth_value
         pnl = self.day_pnl.current(now_ns)
         return Decision(
             order=order, now_ns=now_ns, state=state, halt_reason=why, limits=limits,
-            instrument_limits=limits.for_instrument(order.instrument), position=position,
-            reducing=self.reducing(order, position), reference=reference, price=price,
+            instrument_limits=limits.for_instrument(order.instrument), position=position, same_side=same_side,
+            reducing=position != 0 and (position > 0) != buy and order.quantity <= abs(position) - same_side,
+            worst_before=abs(before), worst_after=abs(after), reference=reference, price=price, growth=added,
             day_pnl=pnl, peak_pnl=self.day_pnl.peak,
         )
 
