@@ -19,12 +19,14 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.brokers.base import Broker
+from app.brokers.breeze import BreezeBroker
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.brokers.paper.universe import UniverseEntry
 from app.domain.audit import AuditEventType, AuditSource
@@ -58,6 +60,11 @@ class SimulationError(ValueError):
     """The simulation cannot run with these options."""
 
 
+# Builds the broker for the run (another than the paper market) from the universe entries to trade
+# and the session clock; returns it with the entries as that broker defines the instruments.
+BrokerFactory = Callable[[list[UniverseEntry], Callable[[], int]], Awaitable[tuple[Broker, list[UniverseEntry]]]]
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationOptions:
     """What to simulate. ``bad_share`` and ``cancel_share`` are fractions of flow actions."""
@@ -79,6 +86,7 @@ class SimulationOptions:
     backups_dir: Path | None = None
     backup_time: dt.time = dt.time(16, 0)
     settings_summary: dict[str, Any] = field(default_factory=dict)
+    broker_factory: BrokerFactory | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.seconds) or self.seconds <= 0:
@@ -346,7 +354,11 @@ def session_clock(calendar: TradingCalendar, now_ns: int, seconds: float) -> Cal
 async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer: AuditWriter | None) -> dict[str, Any]:
     calendar = TradingCalendar()
     clock_ns = session_clock(calendar, time.time_ns(), options.seconds)
-    broker = PaperBroker(replace(options.paper, wall_clock_ns=clock_ns), universe=entries)
+    broker: Broker
+    if options.broker_factory is None:
+        broker = PaperBroker(replace(options.paper, wall_clock_ns=clock_ns), universe=entries)
+    else:
+        broker, entries = await options.broker_factory(entries, clock_ns)
     instruments = [e.instrument for e in entries]
     fixed_limits = None if writer is not None and options.limits_path is not None else load_limits_file(DEFAULT_LIMITS)
     engine = Engine(broker, instruments, options.engine, audit=writer, clock_ns=clock_ns, limits=fixed_limits, calendar=calendar)
@@ -389,6 +401,7 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
         except Exception as exc:  # noqa: BLE001 - a failed final check is reported, not fatal
             log.error("final reconcile failed: %s", exc)
         result = report(engine, flow, started)
+        result["broker"] = _broker_report(broker)
     finally:
         if kill_task is not None and not kill_task.done():
             kill_task.cancel()
@@ -402,6 +415,17 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
         result["trading_state"] = str(engine.trading_state)
     log.info("simulation done: %s", {k: result[k] for k in ("ticks", "orders", "trading_state")})
     return result
+
+
+def _broker_report(broker: Broker) -> dict[str, Any]:
+    summary: dict[str, Any] = {"name": broker.capabilities.name}
+    if isinstance(broker, BreezeBroker):
+        stats = broker.stats
+        summary.update(
+            requests=dict(sorted(stats.requests.items())), total_requests=stats.total_requests,
+            reconnects=stats.reconnects, malformed_messages=stats.malformed_messages,
+        )
+    return summary
 
 
 async def _kill_at(engine: Engine, seconds: float, started: float) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from app.domain.broker_messages import (
@@ -27,9 +27,29 @@ class RateLimits:
     calls_per_day: int
 
 
+# ICICI Direct's published Breeze limits; the paper broker enforces the same ones.
+BREEZE_RATE_LIMITS = RateLimits(order_actions_per_second=10, calls_per_minute=100, calls_per_day=5000)
+
+
+class BrokerCall(enum.StrEnum):
+    """The Broker protocol's methods that reach the broker, for pricing them in API calls."""
+
+    PLACE = "place"
+    MODIFY = "modify"
+    CANCEL = "cancel"
+    ORDER_BOOK = "order_book"
+    POSITIONS = "positions"
+    FUNDS = "funds"
+    SUBSCRIBE = "subscribe"
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerCapabilities:
-    """What a broker can do and how fast; the engine shapes its traffic from this."""
+    """What a broker can do and how fast; the engine shapes its traffic from this.
+
+    ``call_costs`` says how many of the broker's API calls one protocol method really makes (an SDK
+    may add hidden calls, or need one call per exchange); a method not named costs one call.
+    """
 
     name: str
     rate_limits: RateLimits
@@ -39,6 +59,11 @@ class BrokerCapabilities:
     bulk_cancel: bool
     streams_ticks: bool = True
     streams_order_updates: bool = True
+    call_costs: Mapping[BrokerCall, int] = field(default_factory=dict)
+
+    def calls(self, call: BrokerCall) -> int:
+        """API calls that one ``call`` spends of the per-minute and per-day limits."""
+        return self.call_costs.get(call, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +99,7 @@ class BrokerErrorCode(enum.StrEnum):
     MALFORMED = "MALFORMED"
     UNKNOWN_ORDER = "UNKNOWN_ORDER"
     NOT_CONNECTED = "NOT_CONNECTED"
+    AUTH_FAILED = "AUTH_FAILED"
 
 
 class BrokerError(Exception):
@@ -118,3 +144,19 @@ class Broker(Protocol):
     def ticks(self) -> AsyncIterator[Tick]: ...
 
     def order_updates(self) -> AsyncIterator[BrokerOrderUpdate]: ...
+
+
+@runtime_checkable
+class SessionBroker(Protocol):
+    """A broker whose login is a session token the trader fetches by hand each day (Breeze).
+
+    ``login_url`` is where the trader logs in to get one; ``renew_session`` starts a session with
+    it (raising ``BrokerError``); ``on_session_lost`` registers who hears, from any thread, that the
+    session ended (expiry or refusal), with a reason fit for the operator.
+    """
+
+    def login_url(self) -> str: ...
+
+    async def renew_session(self, session_token: str) -> None: ...
+
+    def on_session_lost(self, callback: Callable[[str], None]) -> None: ...

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from app.logs import configure_logging
 from app.settings import SettingsError, load_settings
 
-from . import audit, backup, limits, panic, simulate
+from . import audit, backup, credentials, limits, panic, simulate
 from .common import EXIT_USAGE
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (simulate, audit, backup, panic, limits)
+COMMANDS = (simulate, audit, backup, panic, limits, credentials)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -29,6 +29,8 @@ from app.store.desk_lock import desk_running
 from app.store.halt_flag import persist_halt
 from app.store.migrate import open_store
 
+from .breeze_cancel import cancel_all_at_breeze
+from .breeze_profile import credentials, read_session_token
 from .common import EXIT_FAILED, EXIT_OK, positive_float
 
 DEFAULT_REASON = "panic from the command line"
@@ -41,11 +43,12 @@ STORE_TIMEOUT_S = 8.0
 class DirectCancel:
     """How ``panic`` cancels at a broker without the desk.
 
-    ``cancel(settings)`` cancels every working order with the stored credentials and returns one
-    line saying what it did, or raises. ``None`` when the profile cannot do this; ``why_not`` says why.
+    ``cancel(settings, session_token)`` cancels every working order with the stored credentials
+    (and the session token given on stdin, if any) and returns one line saying what it did, or
+    raises. ``None`` when the profile cannot do this; ``why_not`` says why.
     """
 
-    cancel: Callable[[Settings], str] | None
+    cancel: Callable[[Settings, str | None], str] | None
     why_not: str = ""
 
 
@@ -55,6 +58,7 @@ DIRECT_CANCEL: dict[str, DirectCancel] = {
         None,
         "the paper broker lives inside the desk process; with no desk there is no paper order book to cancel",
     ),
+    "breeze": DirectCancel(cancel_all_at_breeze),
 }
 
 
@@ -72,6 +76,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     panic.add_argument("--reason", type=_reason, default=DEFAULT_REASON, help=f"why (default: {DEFAULT_REASON!r})")
     panic.add_argument(
         "--timeout", type=positive_float, default=2.0, help="seconds to wait for the desk to confirm (default 2)"
+    )
+    panic.add_argument(
+        "--session-token-stdin", action="store_true",
+        help="Breeze: read today's session token from stdin for a direct cancel (default: the one stored today)",
     )
     panic.set_defaults(run=run)
 
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILED
         _say("done: the desk is HALTED and will start HALTED")
         return EXIT_OK
-    return _without_desk(settings, flag_problem, desk_pid)
+    return _without_desk(settings, flag_problem, desk_pid, args.session_token_stdin)
 
 
 def _write_flag(settings: Settings, reason: str, actor: str) -> str | None:
@@ -152,7 +160,7 @@ def _tell_desk(settings: Settings, reason: str, actor: str, timeout: float) -> t
     return None, None
 
 
-def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | None) -> int:
+def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | None, token_stdin: bool) -> int:
     """Step 3: nothing confirmed the halt. Find out whether a desk runs, and cancel at the broker if possible."""
     _say("[3/3] no desk confirmed the halt")
     try:
@@ -165,7 +173,7 @@ def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | 
         _shout(f"a desk{pid} is running on this database but is not answering")
     elif running is False:
         _say("      no desk is running on this database: nothing is trading from this desk")
-    cancelled = _cancel_at_broker(settings)
+    cancelled = _cancel_at_broker(settings, token_stdin)
     if flag_problem is not None:
         _shout(f"the HALTED flag was NOT written ({flag_problem}): the next start will not be halted")
     if cancelled is False or (running is not False and cancelled is None):
@@ -179,7 +187,7 @@ def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | 
     return EXIT_OK
 
 
-def _cancel_at_broker(settings: Settings) -> bool | None:
+def _cancel_at_broker(settings: Settings, token_stdin: bool) -> bool | None:
     """Cancel every working order at the broker directly: True done, False failed, None not possible here."""
     route = DIRECT_CANCEL.get(settings.broker)
     if route is None or route.cancel is None:
@@ -188,7 +196,8 @@ def _cancel_at_broker(settings: Settings) -> bool | None:
         return None
     _say(f"      cancelling working orders at {settings.broker} directly ...")
     try:
-        summary = route.cancel(settings)
+        token = read_session_token(sys.stdin, credentials().api_key, prompt=sys.stdout) if token_stdin else None
+        summary = route.cancel(settings, token)
     except Exception as exc:  # noqa: BLE001 - the operator must hear of any failure and act
         _shout(f"cancelling at {settings.broker} failed: {type(exc).__name__}: {exc}")
         return False

@@ -6,18 +6,35 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from app.brokers.base import Broker
+from app.brokers.breeze import MasterError
 from app.brokers.paper import PaperConfig
+from app.brokers.paper.universe import UniverseEntry
 from app.domain.money import format_inr
 from app.engine.config import EngineConfig
 from app.engine.engine import EngineStartError
 from app.logs import redact_in_logs
-from app.security.vault import stored_secrets
+from app.security.vault import VaultError, stored_secrets
 from app.settings import Settings
-from app.simulation import SimulationError, SimulationOptions, run_simulation
+from app.simulation import (
+    BrokerFactory,
+    SimulationError,
+    SimulationOptions,
+    run_simulation,
+)
 from app.store.db import StoreError
 
+from .breeze_profile import (
+    ProfileError,
+    credentials,
+    load_master,
+    open_breeze,
+    require_loopback,
+    session_token,
+)
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -46,6 +63,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--kill-at", type=non_negative_float, default=None, metavar="SECONDS",
         help="engage the kill switch this many seconds into the run",
     )
+    sim.add_argument(
+        "--session-token-stdin", action="store_true",
+        help="Breeze: print the login URL, then read today's session token from stdin (default: the one stored today)",
+    )
     sim.set_defaults(run=run)
 
 
@@ -53,16 +74,33 @@ def _engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(market_protection_bps=round(settings.market_protection_pct * 100))
 
 
+def _breeze_factory(settings: Settings, token: str) -> BrokerFactory:
+    creds = credentials()
+
+    async def make(entries: list[UniverseEntry], clock_ns: Callable[[], int]) -> tuple[Broker, list[UniverseEntry]]:
+        loaded = await asyncio.to_thread(load_master, settings)
+        broker = open_breeze(settings, [e.instrument.key for e in entries], token, creds, loaded, clock_ns=clock_ns)
+        # The master defines the contracts; the paper universe only supplies reference prices.
+        by_key = {e.instrument.key: e for e in entries}
+        return broker, [UniverseEntry(c.instrument, by_key[c.instrument.key].start_price) for c in broker.contracts]
+
+    return make
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     broker = args.broker or settings.broker
-    if broker != "paper":
-        print(
-            f"simulate --broker {broker}: the Breeze adapter is not part of this build yet; use --broker paper",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    seed = args.seed if args.seed is not None else settings.paper.seed
     secrets = stored_secrets()
+    factory = None
+    if broker == "breeze":
+        try:
+            require_loopback(settings)
+            token = session_token(args.session_token_stdin, credentials().api_key)
+            factory = _breeze_factory(settings, token)
+        except (ProfileError, VaultError) as exc:
+            print(f"simulate: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        secrets.append(token)
+    seed = args.seed if args.seed is not None else settings.paper.seed
     redact_in_logs(secrets)
     paper = PaperConfig(
         seed=seed,
@@ -88,11 +126,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             kill_at=args.kill_at,
             limits_path=settings.home / "limits.toml",
             control_home=settings.home,
+            broker_factory=factory,
         )
         result = asyncio.run(run_simulation(options))
     except SimulationError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except MasterError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except StoreError as exc:
         print(f"Bulwark refuses to trade: the store is unusable: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -50,6 +50,7 @@ class AuditEventType(enum.StrEnum):
     BROKER_CONNECTED = "broker.connected"
     BROKER_DISCONNECTED = "broker.disconnected"
     SESSION_EXPIRED = "session.expired"
+    SESSION_RENEWED = "session.renewed"
     BACKUP_CREATED = "backup.created"
     BACKUP_RESTORED = "backup.restored"
     CONFIG_CHANGED = "config.changed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from .orders import OrderStatus, Side
 
@@ -55,3 +56,15 @@ class Funds:
 
     available: int
     used_margin: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTrade:
+    """One row of the broker's trade book: an execution of ``broker_order_id``."""
+
+    broker_order_id: str
+    instrument_key: str
+    side: Side
+    quantity: int
+    average_price: int
+    trade_date: date

@@ -93,3 +93,26 @@ class Instrument:
 
     def is_lot_multiple(self, quantity: int) -> bool:
         return quantity % self.lot_size == 0
+
+
+_RIGHT_SUFFIX = {OptionRight.CALL: "CE", OptionRight.PUT: "PE"}
+
+
+def instrument_key(
+    exchange: Exchange,
+    symbol: str,
+    expiry: date | None = None,
+    strike: int | None = None,
+    right: OptionRight | None = None,
+) -> str:
+    """The desk-wide key: ``NSE:RELIANCE``, ``NFO:NIFTY:2026-12-29:FUT``, ``NFO:NIFTY:2026-12-29:26000:CE``.
+
+    The strike in the key is in rupees (as traders read it), with paise only when there are any.
+    """
+    if expiry is None:
+        return f"{exchange}:{symbol}"
+    if strike is None or right is None:
+        return f"{exchange}:{symbol}:{expiry.isoformat()}:FUT"
+    rupees, paise = divmod(strike, 100)
+    strike_text = str(rupees) if paise == 0 else f"{rupees}.{paise:02d}"
+    return f"{exchange}:{symbol}:{expiry.isoformat()}:{strike_text}:{_RIGHT_SUFFIX[right]}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.brokers.base import Broker, BrokerError, BrokerErrorCode, PlaceRequest
+from app.brokers.base import Broker, BrokerCall, BrokerError, BrokerErrorCode, PlaceRequest, SessionBroker
 from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.broker_messages import BrokerOrder, BrokerPosition
@@ -66,6 +66,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A place that failed this way may still have reached the exchange: the order stays working at the
+# desk and the broker's book decides (the adapter puts the client order id on the order to match it).
+_UNKNOWN_OUTCOME = frozenset({BrokerErrorCode.TIMEOUT, BrokerErrorCode.UNAVAILABLE, BrokerErrorCode.MALFORMED})
 
 _BROKER_REASONS = {
     BrokerErrorCode.RATE_LIMITED: RejectReason.BROKER_RATE_LIMITED,
@@ -168,6 +172,7 @@ class Engine:
         self.accepted = 0
         self.broker_down_since_ns: int | None = None
         self.started_ns: int | None = None
+        self._session_down = False
         self._rtt = RoundTrips()
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -210,11 +215,19 @@ class Engine:
             await self._resume(self.recorder)
         try:
             await asyncio.wait_for(self.broker.connect(), self.config.connect_timeout)
-            await self._call(self.broker.subscribe(sorted(self.instruments)), CallKind.READ)
+            await self._call(self.broker.subscribe(sorted(self.instruments)), CallKind.READ, BrokerCall.SUBSCRIBE)
         except (BrokerError, TimeoutError) as exc:
             self.lifecycle = Lifecycle.STOPPED
             raise EngineStartError(f"broker {name} did not connect: {exc or type(exc).__name__}") from exc
         self.started_ns = self.clock_ns()
+        if isinstance(self.broker, SessionBroker):
+            loop = asyncio.get_running_loop()
+
+            def session_lost(reason: str) -> None:
+                # The adapter may notice on one of its own threads.
+                loop.call_soon_threadsafe(self._session_lost, reason)
+
+            self.broker.on_session_lost(session_lost)
         self.supervisor.spawn("broker.ticks", self._pump_ticks())
         self.supervisor.spawn("broker.order_updates", self._pump_order_updates())
         self.supervisor.spawn("loop_lag", self.loop_lag.run())
@@ -397,6 +410,42 @@ class Engine:
         keys.update(o.instrument_key for o in self.oms.working())
         return keys
 
+    # -- broker session --------------------------------------------------------------------------
+
+    def broker_login_url(self) -> str | None:
+        """Where the trader logs in for today's session token; ``None`` for a broker without one."""
+        return self.broker.login_url() if isinstance(self.broker, SessionBroker) else None
+
+    async def renew_broker_session(self, session_token: str, *, actor: str) -> None:
+        """Start a new broker session with the token the trader pasted (the GUI's re-login dialog).
+
+        Raises ``BrokerError`` when the broker refuses it. Trading stays as it is: a desk halted by
+        the expiry needs an operator's re-arm, as after any halt.
+        """
+        if not isinstance(self.broker, SessionBroker):
+            raise BrokerError(BrokerErrorCode.REJECTED, f"broker {self.broker.capabilities.name} has no session to renew")
+        await asyncio.wait_for(self.broker.renew_session(session_token), self.config.connect_timeout)
+        self._session_down = False
+        await self.durable_or_log(
+            AuditEventType.SESSION_RENEWED, {"broker": self.broker.capabilities.name}, actor, AuditSource.OPERATOR
+        )
+        self.alert(AlertLevel.INFO, "broker", f"broker session renewed; trading state is {self.trading_state}")
+
+    def _session_lost(self, reason: str) -> None:
+        """The broker session ended: halt new orders, audit it once, and ask for a new login."""
+        if self._session_down:
+            return
+        self._session_down = True
+        self.record(AuditEventType.SESSION_EXPIRED, {"broker": self.broker.capabilities.name, "reason": reason},
+                    "broker", AuditSource.BROKER)
+        self.halt(f"broker session expired: {reason}; log in again", "broker")
+        # The login URL carries the API key, so it is shown by the login dialog, never put in an alert.
+        self.alert(
+            AlertLevel.CRITICAL, "broker",
+            f"the broker session ended ({reason}); new orders are halted. Log in again, "
+            "paste the new session token, then re-arm",
+        )
+
     # -- orders ----------------------------------------------------------------------------------
 
     async def submit(self, request: OrderRequest) -> SubmitResult:
@@ -426,7 +475,7 @@ class Engine:
                 self.oms.mark_rejected(order, "audit store unavailable")
                 return self._refused_order(order, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"))
         try:
-            await self.governor.acquire(CallKind.PLACE)
+            await self.governor.acquire(CallKind.PLACE, self.broker.capabilities.calls(BrokerCall.PLACE))
         except Throttled as exc:
             return self._not_sent(order, Rejection(RejectReason.THROTTLED, str(exc)))
         if self.trading_state is TradingState.HALTED:
@@ -466,6 +515,8 @@ class Engine:
             ack = await self._call(self.broker.place(request), None)
         except BrokerError as exc:
             self._broker_error(exc)
+            if exc.code in _UNKNOWN_OUTCOME:
+                return self._unknown_outcome(order, exc.message)
             self.oms.mark_rejected(order, exc.message)
             rejection = Rejection(_BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE), exc.message)
             self.record(
@@ -491,8 +542,8 @@ class Engine:
 
     def _broker_error(self, exc: BrokerError) -> None:
         self.breakers.errors.add(self.clock_ns())
-        if exc.code is BrokerErrorCode.SESSION_EXPIRED:
-            self.halt("broker session expired; log in again", "broker")
+        if exc.code in (BrokerErrorCode.SESSION_EXPIRED, BrokerErrorCode.AUTH_FAILED):
+            self._session_lost(exc.message)
         elif exc.code is BrokerErrorCode.RATE_LIMITED:
             # The governor should make this impossible: if the broker still says so, someone else
             # is using the same API key, or the broker's limits changed.
@@ -541,7 +592,7 @@ class Engine:
         if order.broker_order_id is None:
             return CancelResult(True, client_order_id, "cancel will be sent as soon as the broker acknowledges the order")
         try:
-            await self._call(self.broker.cancel(order.broker_order_id), CallKind.CANCEL)
+            await self._call(self.broker.cancel(order.broker_order_id), CallKind.CANCEL, BrokerCall.CANCEL)
         except BrokerError as exc:
             self._broker_error(exc)
             return CancelResult(False, client_order_id, exc.message)
@@ -551,7 +602,7 @@ class Engine:
 
     async def _order_book(self) -> list[BrokerOrder]:
         try:
-            return await self._call(self.broker.order_book(), CallKind.READ)
+            return await self._call(self.broker.order_book(), CallKind.READ, BrokerCall.ORDER_BOOK)
         except BrokerError as exc:
             self._broker_error(exc)
             raise
@@ -574,17 +625,19 @@ class Engine:
 
     async def broker_positions(self) -> list[BrokerPosition]:
         """The broker's own positions (a governed read)."""
-        return await self._call(self.broker.positions(), CallKind.READ)
+        return await self._call(self.broker.positions(), CallKind.READ, BrokerCall.POSITIONS)
 
-    async def _call(self, call: Awaitable[T], kind: CallKind | None) -> T:
+    async def _call(self, call: Awaitable[T], kind: CallKind | None, method: BrokerCall | None = None) -> T:
         """Every broker call waits for the governor (``kind``; ``None`` when the caller already did),
-        is bounded by a timeout and counted as in flight for a graceful drain."""
+        is bounded by a timeout and counted as in flight for a graceful drain. ``method`` prices the
+        call in the broker's API calls (hidden SDK calls included); one that costs none is not governed."""
         self._inflight += 1
         self._idle.clear()
+        calls = self.broker.capabilities.calls(method) if method is not None else 1
         try:
-            if kind is not None:
+            if kind is not None and calls > 0:
                 try:
-                    await self.governor.acquire(kind)
+                    await self.governor.acquire(kind, calls)
                 except BaseException:
                     if asyncio.iscoroutine(call):
                         call.close()

@@ -124,6 +124,7 @@ class Ticket:
     kind: CallKind
     arrived: float
     deadline: float
+    calls: int = 1
     released: float | None = None
     error: Throttled | None = None
 
@@ -208,11 +209,13 @@ class Schedule:
         while minute and minute[0] + self.minute_window <= now:
             minute.popleft()
 
-    def earliest(self, kind: CallKind, now: float, ahead: int = 0) -> tuple[float, str]:
+    def earliest(self, kind: CallKind, now: float, ahead: int = 0, calls: int = 1) -> tuple[float, str]:
         """When, from ``now``, history lets a call of ``kind`` go, and the limit that decides it.
 
         ``ahead`` calls are kept free in the minute and day windows (reads keep room for the
-        cancels waiting before them). ``inf`` means not today, or not before those cancels go.
+        cancels waiting before them). ``calls`` is what the call really costs at the broker (an SDK
+        method that makes two requests costs two). ``inf`` means not today, or not before those
+        cancels go.
         """
         self._prune(now)
         limits = self.limits
@@ -223,9 +226,9 @@ class Schedule:
         else:
             minute_limit, day_limit = limits.calls_per_minute - ahead, limits.calls_per_day - ahead
             minute_name, day_name = "calls per minute", "calls per day"
-        if self.day_calls >= day_limit:
+        if self.day_calls + calls > day_limit:
             return math.inf, day_name
-        when, name = _ready(self._minute, minute_limit, self.minute_window, now), minute_name
+        when, name = _ready(self._minute, minute_limit - (calls - 1), self.minute_window, now), minute_name
         if kind.is_action:
             spaced = max(now, self._last_action + self.spacing)
             if spaced > when:
@@ -240,20 +243,23 @@ class Schedule:
 
     # -- queueing ----------------------------------------------------------------------------------
 
-    def submit(self, kind: CallKind, now: float) -> Ticket:
-        """Queue a call. A place/modify that cannot make it comes back settled with ``error`` set."""
+    def submit(self, kind: CallKind, now: float, calls: int = 1) -> Ticket:
+        """Queue a call costing ``calls`` API calls. A place/modify that cannot make it comes back
+        settled with ``error`` set."""
+        if calls < 1:
+            raise ValueError(f"a governed call costs at least one API call, got {calls}")
         if not kind.is_entry:
-            ticket = Ticket(kind, now, math.inf)
+            ticket = Ticket(kind, now, math.inf, calls)
             (self._cancels if kind is CallKind.CANCEL else self._reads).append(ticket)
             return ticket
-        ticket = Ticket(kind, now, now + self.config.max_wait)
+        ticket = Ticket(kind, now, now + self.config.max_wait, calls)
         if len(self._entries) >= self.config.max_queue:
             return self._refuse(ticket, Throttled(
                 "max_queue",
                 f"{kind} throttled: {len(self._entries)} places and modifies already queued (max_queue "
                 f"{self.config.max_queue})",
             ))
-        when, name = self.earliest(kind, now)
+        when, name = self.earliest(kind, now, calls=calls)
         ahead = len(self._cancels) + len(self._entries)
         # A lower bound for the queue: every action queued before it takes one spaced slot first.
         slots = max(now, self._last_action + self.spacing) + ahead * self.spacing
@@ -303,11 +309,11 @@ class Schedule:
         # Places need no "nothing else waits" test: their limits hold every limit of a cancel or
         # a read, and more, so a place is never ready while a cancel or a read is held.
         while True:
-            if cancels and self.earliest(CallKind.CANCEL, now)[0] <= now:
+            if cancels and self.earliest(CallKind.CANCEL, now, calls=cancels[0].calls)[0] <= now:
                 queue = cancels
-            elif reads and self.earliest(CallKind.READ, now, len(cancels))[0] <= now:
+            elif reads and self.earliest(CallKind.READ, now, len(cancels), reads[0].calls)[0] <= now:
                 queue = reads
-            elif entries and self.earliest(entries[0].kind, now)[0] <= now:
+            elif entries and self.earliest(entries[0].kind, now, calls=entries[0].calls)[0] <= now:
                 queue = entries
             else:
                 break
@@ -316,7 +322,7 @@ class Schedule:
         # history leaves the next head behind the same limit, so check until one stays.
         while entries:
             head = entries[0]
-            when, name = self.earliest(head.kind, now)
+            when, name = self.earliest(head.kind, now, calls=head.calls)
             if when <= head.deadline and now < head.deadline:
                 break
             entries.popleft()
@@ -329,8 +335,8 @@ class Schedule:
             self._last_action = now
             self._second.append(now)
             self.day_actions += 1
-        self._minute.append(now)
-        self.day_calls += 1
+        self._minute.extend([now] * ticket.calls)
+        self.day_calls += ticket.calls
         ticket.released = now
         self._released[ticket.kind] += 1
         self._max_wait = max(self._max_wait, now - ticket.arrived)
@@ -341,12 +347,12 @@ class Schedule:
         or ``inf`` when nothing waits or what waits must wait for the next IST day."""
         wake = math.inf
         if self._cancels:
-            wake = self.earliest(CallKind.CANCEL, now)[0]
+            wake = self.earliest(CallKind.CANCEL, now, calls=self._cancels[0].calls)[0]
         if self._reads:
-            wake = min(wake, self.earliest(CallKind.READ, now, len(self._cancels))[0])
+            wake = min(wake, self.earliest(CallKind.READ, now, len(self._cancels), self._reads[0].calls)[0])
         if self._entries:
             head = self._entries[0]
-            wake = min(wake, self.earliest(head.kind, now)[0], head.deadline)
+            wake = min(wake, self.earliest(head.kind, now, calls=head.calls)[0], head.deadline)
         return wake
 
     def expected_seconds(self, cancels: int, now: float) -> float:
@@ -436,11 +442,12 @@ class Governor:
         """Seconds from now until the last of ``cancels`` cancels sent now could go out."""
         return self._schedule.expected_seconds(cancels, self._now())
 
-    async def acquire(self, kind: CallKind) -> None:
-        """Wait for a slot for one call of ``kind``; ``Throttled`` for a place/modify that cannot have one."""
+    async def acquire(self, kind: CallKind, calls: int = 1) -> None:
+        """Wait for a slot for one call of ``kind`` that spends ``calls`` API calls at the broker;
+        ``Throttled`` for a place/modify that cannot have one."""
         self._loop = asyncio.get_running_loop()
         now = self._now()
-        ticket = self._schedule.submit(kind, now)
+        ticket = self._schedule.submit(kind, now, calls)
         if ticket.error is not None:
             raise ticket.error
         self._advance(now)

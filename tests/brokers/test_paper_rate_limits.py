@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.brokers.base import BrokerError, BrokerErrorCode, PlaceRequest, RateLimits
+from app.brokers.base import BREEZE_RATE_LIMITS, BrokerError, BrokerErrorCode, PlaceRequest, RateLimits
 from app.brokers.paper import (
-    BREEZE_RATE_LIMITS,
     PaperBroker,
     PaperConfig,
     RateLimiter,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.brokers.paper import UniverseError, instrument_key, load_universe
+from app.brokers.paper import UniverseError, load_universe
 from app.brokers.paper.universe import DEFAULT_UNIVERSE_PATH
-from app.domain.instruments import Exchange, Instrument, OptionRight, Segment
+from app.domain.instruments import Exchange, Instrument, OptionRight, Segment, instrument_key
 
 
 def test_default_file_is_the_repository_resource() -> None:

@@ -15,9 +15,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
 
 from app.brokers.base import (
+    BREEZE_RATE_LIMITS,
     BrokerCapabilities,
     BrokerError,
     BrokerErrorCode,
@@ -37,14 +37,10 @@ from app.domain.money import round_div
 from app.domain.orders import OrderStatus, OrderType, Side, Validity
 from app.domain.positions import Position
 
+from app.brokers.stream import Stream
 from .market import SyntheticMarket
 from .rate_limiter import RateLimiter
 from .universe import UniverseEntry, load_universe
-
-BREEZE_RATE_LIMITS = RateLimits(order_actions_per_second=10, calls_per_minute=100, calls_per_day=5000)
-
-_T = TypeVar("_T")
-
 
 @dataclass(frozen=True, slots=True)
 class PaperConfig:
@@ -82,41 +78,6 @@ class PaperConfig:
             raise ValueError(f"starting_cash must not be negative, got {self.starting_cash}")
         if self.tick_queue_size <= 0:
             raise ValueError(f"tick_queue_size must be positive, got {self.tick_queue_size}")
-
-
-class _Stream(Generic[_T]):
-    """A single-consumer stream that never blocks the producer.
-
-    With a ``limit``, a full stream drops its oldest item to make room and counts the drop. ``close``
-    ends the consumer's iteration once it has read what is queued; the end marker is queued past the
-    limit so that closing never costs an item.
-    """
-
-    def __init__(self, limit: int | None = None) -> None:
-        self._queue: asyncio.Queue[_T | None] = asyncio.Queue()
-        self._limit = limit
-        self.closed = False
-        self.dropped = 0
-
-    def put(self, item: _T) -> None:
-        if self.closed:
-            return
-        if self._limit is not None and self._queue.qsize() >= self._limit:
-            self._queue.get_nowait()
-            self.dropped += 1
-        self._queue.put_nowait(item)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._queue.put_nowait(None)
-
-    async def iterate(self) -> AsyncIterator[_T]:
-        while not (self.closed and self._queue.empty()):
-            item = await self._queue.get()
-            if item is None:
-                return
-            yield item
 
 
 @dataclass(slots=True)
@@ -202,8 +163,8 @@ class PaperBroker:
         self._sequence = 0
         self._connected = False
         self._task: asyncio.Task[None] | None = None
-        self._ticks: _Stream[Tick] = _Stream(self._config.tick_queue_size)
-        self._updates: _Stream[BrokerOrderUpdate] = _Stream()
+        self._ticks: Stream[Tick] = Stream(self._config.tick_queue_size)
+        self._updates: Stream[BrokerOrderUpdate] = Stream()
         self._capabilities = BrokerCapabilities(
             name="paper",
             rate_limits=self._config.rate_limits,
@@ -234,8 +195,8 @@ class PaperBroker:
             return
         if self._ticks.closed:
             # A reconnect gets fresh streams: the old iterators have already ended.
-            self._ticks = _Stream(self._config.tick_queue_size)
-            self._updates = _Stream()
+            self._ticks = Stream(self._config.tick_queue_size)
+            self._updates = Stream()
         self._connected = True
         if self._config.tick_interval_ms is not None:
             self._task = asyncio.create_task(self._run(self._config.tick_interval_ms / 1000), name="paper-market")

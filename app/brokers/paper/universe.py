@@ -19,12 +19,12 @@ from app.domain.instruments import (
     InstrumentError,
     OptionRight,
     Segment,
+    instrument_key,
 )
 
 # app/brokers/paper/universe.py -> parents[3] is the repository root; an editable install keeps it there.
 DEFAULT_UNIVERSE_PATH = Path(__file__).resolve().parents[3] / "resources" / "instruments.json"
 
-_RIGHT_SUFFIX = {OptionRight.CALL: "CE", OptionRight.PUT: "PE"}
 
 
 class UniverseError(ValueError):
@@ -37,26 +37,6 @@ class UniverseEntry:
 
     instrument: Instrument
     start_price: int
-
-
-def instrument_key(
-    exchange: Exchange,
-    symbol: str,
-    expiry: date | None = None,
-    strike: int | None = None,
-    right: OptionRight | None = None,
-) -> str:
-    """The desk-wide key: ``NSE:RELIANCE``, ``NFO:NIFTY:2026-12-29:FUT``, ``NFO:NIFTY:2026-12-29:26000:CE``.
-
-    The strike in the key is in rupees (as traders read it), with paise only when there are any.
-    """
-    if expiry is None:
-        return f"{exchange}:{symbol}"
-    if strike is None or right is None:
-        return f"{exchange}:{symbol}:{expiry.isoformat()}:FUT"
-    rupees, paise = divmod(strike, 100)
-    strike_text = str(rupees) if paise == 0 else f"{rupees}.{paise:02d}"
-    return f"{exchange}:{symbol}:{expiry.isoformat()}:{strike_text}:{_RIGHT_SUFFIX[right]}"
 
 
 def load_universe(path: Path | str | None = None) -> list[UniverseEntry]:

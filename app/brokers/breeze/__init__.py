@@ -1,0 +1,27 @@
+"""ICICI Direct Breeze through the official breeze-connect SDK; the SDK itself loads only on connect."""
+
+from .broker import (
+    BreezeBroker,
+    BreezeConfig,
+    BreezeCredentials,
+    BreezeStats,
+    login_url,
+)
+from .contracts import BreezeContract
+from .master import MasterCache, MasterError, MasterLoad, SecurityMaster, parse_master
+from .sdk import Endpoints
+
+__all__ = [
+    "BreezeBroker",
+    "BreezeConfig",
+    "BreezeContract",
+    "BreezeCredentials",
+    "BreezeStats",
+    "Endpoints",
+    "MasterCache",
+    "MasterError",
+    "MasterLoad",
+    "SecurityMaster",
+    "login_url",
+    "parse_master",
+]

@@ -1,0 +1,286 @@
+"""ICICI's security master: which token and ICICI stock code each instrument has, and its contract terms.
+
+The SDK downloads ``SecurityMaster.zip`` from the internet when it is imported and again on every
+session, without a timeout. The desk instead keeps one copy in its cache folder: ``MasterCache``
+downloads it (with a timeout) only when there is none or it is older than a day, uses a stale copy
+with a warning when the download fails, and fails with a clear error on a first use without network.
+The SDK is then pointed at the cached file.
+
+The zip holds ``NSEScripMaster.txt``, ``BSEScripMaster.txt`` (cash) and ``FONSEScripMaster.txt``,
+``FOBSEScripMaster.txt`` (derivatives): quoted CSV with a header row. Columns are found by name
+(``Token``, ``ShortName``, ``ExchangeCode`` ... see ``_CASH`` and ``_DERIVATIVES``), so a reordered
+file still reads and a renamed column fails loudly. Tick sizes written as whole numbers are paise
+(``5``); written with a decimal point they are rupees (``0.05``). Strikes are rupees.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from app.domain.instruments import (
+    Exchange,
+    Instrument,
+    InstrumentError,
+    OptionRight,
+    Segment,
+    instrument_key,
+)
+
+from .contracts import BreezeContract
+
+log = logging.getLogger(__name__)
+
+MASTER_FILE = "SecurityMaster.zip"
+_FILES = {
+    "NSEScripMaster.txt": Exchange.NSE,
+    "BSEScripMaster.txt": Exchange.BSE,
+    "FONSEScripMaster.txt": Exchange.NFO,
+    "FOBSEScripMaster.txt": Exchange.BFO,
+}
+_CASH = ("Token", "ShortName", "ticksize", "Lotsize", "ExchangeCode")
+_DERIVATIVES = ("Token", "InstrumentName", "ShortName", "ExpiryDate", "StrikePrice", "OptionType", "LotSize",
+                "TickSize", "ExchangeCode")
+# Exchanges publish no freeze quantity for cash; F&O freeze quantities come from a separate exchange
+# file. When the master has none, these conservative stand-ins apply (the limits file caps orders anyway).
+CASH_FREEZE_QUANTITY = 100_000
+DERIVATIVE_FREEZE_LOTS = 20
+_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+
+
+class MasterError(ValueError):
+    """The security master is missing, unreadable, or not in the expected format."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContractFields:
+    """How a Breeze REST row names a contract: the key to find it in the master."""
+
+    exchange: Exchange
+    stock_code: str
+    expiry: date | None = None
+    strike: int | None = None
+    right: OptionRight | None = None
+
+
+@dataclass(slots=True)
+class SecurityMaster:
+    """Every contract in the master, found by desk key, by stream symbol, or by Breeze's row fields."""
+
+    by_key: dict[str, BreezeContract] = field(default_factory=dict)
+    by_symbol: dict[str, BreezeContract] = field(default_factory=dict)
+    by_fields: dict[ContractFields, BreezeContract] = field(default_factory=dict)
+    skipped: int = 0
+
+    def add(self, contract: BreezeContract) -> None:
+        instrument = contract.instrument
+        if instrument.key in self.by_key:
+            self.skipped += 1
+            return
+        self.by_key[instrument.key] = contract
+        # NSE cash and NFO share the stream prefix; like the SDK, the cash contract keeps the symbol.
+        self.by_symbol.setdefault(contract.stream_symbol, contract)
+        fields = ContractFields(instrument.exchange, contract.stock_code.upper(), instrument.expiry, instrument.strike, instrument.right)
+        self.by_fields.setdefault(fields, contract)
+
+    def resolve(self, keys: Iterable[str]) -> list[BreezeContract]:
+        """The contracts for ``keys``; ``MasterError`` naming every key the master does not have."""
+        keys = list(keys)
+        missing = [key for key in keys if key not in self.by_key]
+        if missing:
+            raise MasterError(f"not in the Breeze security master: {', '.join(missing)}")
+        return [self.by_key[key] for key in keys]
+
+
+def parse_master(data: bytes) -> SecurityMaster:
+    """Read a ``SecurityMaster.zip``; ``MasterError`` if it is not a zip or a file or column is missing."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise MasterError(f"the security master is not a zip file ({exc})") from None
+    master = SecurityMaster()
+    with archive:
+        names = {Path(name).name: name for name in archive.namelist()}
+        missing = [name for name in _FILES if name not in names]
+        if missing:
+            raise MasterError(f"the security master has no {', '.join(missing)}")
+        for name, exchange in _FILES.items():
+            with archive.open(names[name]) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                for contract in _contracts(name, exchange, csv.DictReader(text), master):
+                    master.add(contract)
+    if master.skipped:
+        log.warning("security master: %d rows skipped (malformed or duplicate)", master.skipped)
+    return master
+
+
+def _contracts(name: str, exchange: Exchange, rows: csv.DictReader[str], master: SecurityMaster) -> Iterator[BreezeContract]:
+    required = _DERIVATIVES if exchange.is_derivatives else _CASH
+    header = [column.strip() for column in rows.fieldnames or []]
+    rows.fieldnames = header
+    absent = [column for column in required if column not in header]
+    if absent:
+        raise MasterError(f"{name}: column {', '.join(absent)} missing; the security master's format has changed")
+    build = _derivative if exchange.is_derivatives else _cash
+    for row in rows:
+        try:
+            yield build(exchange, row)
+        except (InstrumentError, ValueError, KeyError, InvalidOperation, TypeError):
+            master.skipped += 1
+
+
+def _cash(exchange: Exchange, row: dict[str, str]) -> BreezeContract:
+    symbol = row["ExchangeCode"].strip()
+    lot = int(row["Lotsize"])
+    freeze = _optional_int(row.get("FreezeQty")) or CASH_FREEZE_QUANTITY // lot * lot
+    instrument = Instrument(
+        key=instrument_key(exchange, symbol), exchange=exchange, symbol=symbol, underlying=symbol,
+        segment=Segment.CASH, lot_size=lot, tick_size=_tick(row["ticksize"]), freeze_quantity=freeze,
+    )
+    return BreezeContract(instrument, row["Token"].strip(), row["ShortName"].strip())
+
+
+def _derivative(exchange: Exchange, row: dict[str, str]) -> BreezeContract:
+    symbol = row["ExchangeCode"].strip()
+    kind = row["InstrumentName"].strip().upper()
+    expiry = datetime.strptime(row["ExpiryDate"].strip(), "%d-%b-%Y").date()
+    lot = int(row["LotSize"])
+    freeze = _optional_int(row.get("FreezeQty")) or DERIVATIVE_FREEZE_LOTS * lot
+    strike: int | None = None
+    right: OptionRight | None = None
+    if kind.startswith("OPT"):
+        segment = Segment.OPTIONS
+        strike = _paise(row["StrikePrice"])
+        right = {"CE": OptionRight.CALL, "PE": OptionRight.PUT}[row["OptionType"].strip().upper()]
+    elif kind.startswith("FUT"):
+        segment = Segment.FUTURES
+    else:
+        raise ValueError(f"instrument {kind!r} is neither a future nor an option")
+    instrument = Instrument(
+        key=instrument_key(exchange, symbol, expiry, strike, right), exchange=exchange, symbol=symbol,
+        underlying=symbol, segment=segment, lot_size=lot, tick_size=_tick(row["TickSize"]),
+        freeze_quantity=freeze, expiry=expiry, strike=strike, right=right,
+    )
+    return BreezeContract(instrument, row["Token"].strip(), row["ShortName"].strip())
+
+
+def _tick(text: str) -> int:
+    text = text.strip()
+    return _paise(text) if "." in text else int(text)
+
+
+def _paise(text: str) -> int:
+    paise = Decimal(text.strip()) * 100
+    if paise != paise.to_integral_value():
+        raise ValueError(f"{text!r} is not a whole number of paise")
+    return int(paise)
+
+
+def _optional_int(text: str | None) -> int | None:
+    text = (text or "").strip()
+    return int(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class MasterLoad:
+    """A loaded master and how fresh it is: ``stale`` is set (with the reason) when an old copy is in use."""
+
+    master: SecurityMaster
+    path: Path
+    age_s: float
+    stale: str | None = None
+
+
+Downloader = Callable[[str, float], bytes]
+
+
+def download(url: str, timeout: float) -> bytes:
+    """Fetch ``url`` with a connect and read timeout and a size cap; ``MasterError`` on any failure."""
+    import requests  # the SDK's own dependency, imported only when a Breeze profile runs
+
+    try:
+        with requests.get(url, timeout=(min(timeout, 10.0), timeout), stream=True) as response:
+            response.raise_for_status()
+            chunks, size = [], 0
+            for chunk in response.iter_content(1 << 20):
+                size += len(chunk)
+                if size > _MAX_DOWNLOAD_BYTES:
+                    raise MasterError(f"the security master at {url} is larger than {_MAX_DOWNLOAD_BYTES >> 20} MiB")
+                chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise MasterError(f"could not download the security master from {url}: {type(exc).__name__}: {exc}") from None
+    return b"".join(chunks)
+
+
+class MasterCache:
+    """The cached ``SecurityMaster.zip`` in ``directory``, refreshed from ``url`` when older than ``max_age_s``."""
+
+    def __init__(
+        self, directory: Path, url: str, *, timeout_s: float = 30.0, max_age_s: float = 20 * 3600,
+        fetch: Downloader = download, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.directory = directory
+        self.url = url
+        self.timeout_s = timeout_s
+        self.max_age_s = max_age_s
+        self._fetch = fetch
+        self._clock = clock
+
+    @property
+    def path(self) -> Path:
+        return self.directory / MASTER_FILE
+
+    def load(self) -> MasterLoad:
+        """The cached master when fresh; else a new download; else the stale copy with a warning.
+
+        ``MasterError`` only when there is no usable copy and the download fails.
+        """
+        cached: SecurityMaster | None = None
+        age = float("inf")
+        if self.path.exists():
+            age = max(0.0, self._clock() - self.path.stat().st_mtime)
+            try:
+                cached = parse_master(self.path.read_bytes())
+            except MasterError as exc:
+                log.warning("the cached security master %s is unusable (%s); downloading a new one", self.path, exc)
+        if cached is not None and age <= self.max_age_s:
+            return MasterLoad(cached, self.path, age)
+        try:
+            return MasterLoad(self.refresh(), self.path, 0.0)
+        except MasterError as exc:
+            if cached is None:
+                raise MasterError(
+                    f"no security master in {self.directory} and the download failed: {exc}. "
+                    "The desk needs it once to map instruments; connect to the internet and start again"
+                ) from None
+            reason = f"using a security master {age / 3600:.1f} h old: the refresh failed ({exc})"
+            log.warning(reason)
+            return MasterLoad(cached, self.path, age, reason)
+
+    def refresh(self) -> SecurityMaster:
+        """Download, check and atomically replace the cached copy; the old copy stays on any failure."""
+        data = self._fetch(self.url, self.timeout_s)
+        master = parse_master(data)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".master-", dir=self.directory)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        log.info("security master refreshed from %s: %d contracts", self.url, len(master.by_key))
+        return master

@@ -1,0 +1,132 @@
+"""The security master zip (``SecurityMaster.zip``) the SDK downloads to map stock codes to stream tokens."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Sequence
+
+from tests.breeze_emulator.contracts import Contract, breeze_date, strike_text
+
+CASH_HEADER: tuple[str, ...] = (
+    "Token", "ShortName", "Series", "CompanyName", "ticksize", "Lotsize", "DateOfListing",
+    "DateOfDeListing", "IssuePrice", "FaceValue", "ISINCode", "52WeeksHigh", "52WeeksLow",
+    "LifeTimeHigh", "LifeTimeLow", "HighDate", "LowDate", "Symbol", "InstrumentType",
+    "PermittedToTrade", "IssueCapital", "WarningPercent", "FreezePercent", "CreditRating",
+    "IssueRate", "IssueStartDate", "InterestPaymentDate", "IssueMaturityDate", "BoardLotQty",
+    "AssetToken", "ExchangeCode",
+)  # fmt: skip
+
+FNO_HEADER: tuple[str, ...] = (
+    "Token", "InstrumentName", "ShortName", "Series", "ExpiryDate", "StrikePrice", "OptionType",
+    "ExerciseType", "LotSize", "TickSize", "FreezeQty", "ExchangeCode", "PermittedToTrade",
+    "BasePrice", "DateOfListing", "DateOfDeListing", "IssuePrice", "ISINCode", "52WeeksHigh",
+    "52WeeksLow", "LifeTimeHigh", "LifeTimeLow", "HighDate", "LowDate", "AssetToken",
+    "WarningPercent", "FreezePercent", "CreditRating", "BoardLotQty", "CompanyName",
+)  # fmt: skip
+
+MASTER_FILES: dict[str, str] = {
+    "NSE": "NSEScripMaster.txt",
+    "BSE": "BSEScripMaster.txt",
+    "NFO": "FONSEScripMaster.txt",
+    "BFO": "FOBSEScripMaster.txt",
+}
+
+
+def _cash_row(c: Contract) -> list[str]:
+    values = {
+        "Token": c.token,
+        "ShortName": c.stock_code,
+        "Series": "EQ",
+        "CompanyName": c.company_name,
+        "ticksize": str(c.tick_paise),
+        "Lotsize": str(c.lot_size),
+        "DateOfListing": "29-Nov-1995",
+        "DateOfDeListing": "",
+        "IssuePrice": "10",
+        "FaceValue": "10",
+        "ISINCode": f"INE{int(c.token):06d}01",
+        "52WeeksHigh": str(c.price_paise * 12 // 10),
+        "52WeeksLow": str(c.price_paise * 8 // 10),
+        "LifeTimeHigh": str(c.price_paise * 15 // 10),
+        "LifeTimeLow": "100",
+        "HighDate": "01-Jul-2026",
+        "LowDate": "01-Jan-2026",
+        "Symbol": c.exchange_symbol,
+        "InstrumentType": "0",
+        "PermittedToTrade": "1",
+        "IssueCapital": "0",
+        "WarningPercent": "0",
+        "FreezePercent": "0",
+        "CreditRating": "",
+        "IssueRate": "0",
+        "IssueStartDate": "",
+        "InterestPaymentDate": "",
+        "IssueMaturityDate": "",
+        "BoardLotQty": str(c.lot_size),
+        "AssetToken": c.token,
+        "ExchangeCode": c.exchange_symbol,
+    }
+    return [values[name] for name in CASH_HEADER]
+
+
+def _fno_row(c: Contract, underlying_tokens: dict[str, str]) -> list[str]:
+    futures = c.product_type == "futures"
+    values = {
+        "Token": c.token,
+        "InstrumentName": ("FUT" if futures else "OPT") + ("IDX" if c.is_index else "STK"),
+        "ShortName": c.stock_code,
+        "Series": "FUTURE" if futures else "OPTION",
+        "ExpiryDate": breeze_date(c.expiry) if c.expiry else "",
+        "StrikePrice": strike_text(c.strike_paise) if c.strike_paise else "0",
+        "OptionType": {"call": "CE", "put": "PE"}.get(c.right or "", "XX"),
+        "ExerciseType": "E" if not futures else "",
+        "LotSize": str(c.lot_size),
+        "TickSize": str(c.tick_paise),
+        "FreezeQty": str(c.freeze_quantity),
+        "ExchangeCode": c.exchange_symbol,
+        "PermittedToTrade": "1",
+        "BasePrice": str(c.price_paise),
+        "DateOfListing": "01-Jan-2026",
+        "DateOfDeListing": "",
+        "IssuePrice": "0",
+        "ISINCode": "",
+        "52WeeksHigh": "0",
+        "52WeeksLow": "0",
+        "LifeTimeHigh": "0",
+        "LifeTimeLow": "0",
+        "HighDate": "",
+        "LowDate": "",
+        "AssetToken": underlying_tokens.get(c.exchange_symbol, "0"),
+        "WarningPercent": "0",
+        "FreezePercent": "0",
+        "CreditRating": "",
+        "BoardLotQty": str(c.lot_size),
+        "CompanyName": c.company_name,
+    }
+    return [values[name] for name in FNO_HEADER]
+
+
+def _csv(header: Sequence[str], rows: Iterable[list[str]]) -> bytes:
+    out = io.StringIO()
+    # The real files quote every field and end lines with CRLF; the SDK's csv.reader copes with both.
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def build_master_zip(contracts: Sequence[Contract]) -> bytes:
+    """The zip with the four scrip-master files, header first, every field double-quoted."""
+    cash_tokens = {c.exchange_symbol: c.token for c in contracts if c.exchange_code == "NSE"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for exchange, file_name in MASTER_FILES.items():
+            chosen = [c for c in contracts if c.exchange_code == exchange]
+            if exchange in ("NSE", "BSE"):
+                data = _csv(CASH_HEADER, (_cash_row(c) for c in chosen))
+            else:
+                data = _csv(FNO_HEADER, (_fno_row(c, cash_tokens) for c in chosen))
+            archive.writestr(file_name, data)
+    return buffer.getvalue()
