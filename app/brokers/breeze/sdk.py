@@ -173,7 +173,7 @@ def _apply(config: ModuleType, endpoints: Endpoints, master_file: Path) -> None:
         value = getattr(endpoints, field)
         setattr(config, attr, value if value is not None else _Sdk.defaults[attr])
     # The import itself reads this too (``_apply`` runs before it): the cached file, never the internet.
-    config.SECURITY_MASTER_URL = master_file.as_uri()
+    vars(config)["SECURITY_MASTER_URL"] = master_file.as_uri()
 
 
 class HttpGuard:

@@ -48,6 +48,7 @@ def make_broker(
     keys: list[str] = KEYS,
     *,
     token: str | None = "48213577",
+    secret: str | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
     **config: Any,
 ) -> BreezeBroker:
@@ -55,7 +56,7 @@ def make_broker(
     settings = BreezeConfig(cache_dir=cache, endpoints=endpoints(emulator), **config)
     return BreezeBroker(
         settings,
-        BreezeCredentials(emulator.api_key, emulator.api_secret),
+        BreezeCredentials(emulator.api_key, secret or emulator.api_secret),
         loaded.master,
         loaded.master.resolve(keys),
         session_token=token,

@@ -1,0 +1,145 @@
+"""BreezeBroker on its own against the emulator: timeouts, sessions, secrets, market orders, sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.brokers.base import BrokerError, BrokerErrorCode, PlaceRequest
+from app.domain.orders import OrderType, Side
+from tests.breeze_emulator import BreezeEmulator
+
+from .harness import make_broker, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def emulator() -> Iterator[BreezeEmulator]:
+    with BreezeEmulator(tick_interval_s=0.05) as emu:
+        yield emu
+
+
+async def test_a_hung_request_times_out_in_http_and_frees_its_thread(emulator: BreezeEmulator, tmp_path: Path) -> None:
+    broker = make_broker(emulator, tmp_path, read_timeout_s=0.5, workers=2)
+    await broker.connect()
+    try:
+        emulator.faults.timeout(endpoint="funds", method="GET", seconds=30.0, count=4)
+        started = time.monotonic()
+        # Twice the pool's size: were a stuck request to hold its thread, the last two would wait 30 s.
+        outcomes = await asyncio.gather(*(broker.funds() for _ in range(4)), return_exceptions=True)
+        assert all(isinstance(o, BrokerError) and o.code is BrokerErrorCode.TIMEOUT for o in outcomes), outcomes
+        assert time.monotonic() - started < 5.0
+        started = time.monotonic()
+        funds = await broker.funds()
+        assert funds.available > 0
+        assert time.monotonic() - started < 2.0, "the pool's threads are free again"
+    finally:
+        await broker.disconnect()
+
+
+async def test_a_market_order_is_sent_as_the_desks_limit_without_the_sdks_quote_call(
+    emulator: BreezeEmulator, tmp_path: Path,
+) -> None:
+    broker = make_broker(emulator, tmp_path)
+    await broker.connect()
+    try:
+        instrument = broker.contracts[0].instrument
+        request = PlaceRequest("BW-MKT-1", instrument, Side.BUY, instrument.lot_size, 150_500, order_type=OrderType.MARKET)
+        await broker.place(request)
+        posted = [c for c in emulator.calls if c.method == "POST"]
+        assert len(posted) == 1 and posted[0].body is not None
+        assert posted[0].body["order_type"] == "limit" and posted[0].body["price"] == "1505.00"
+        assert emulator.call_count("quotes") == 0
+    finally:
+        await broker.disconnect()
+
+
+async def test_connect_without_a_session_token_fails_and_reports_the_lost_session(
+    emulator: BreezeEmulator, tmp_path: Path,
+) -> None:
+    broker = make_broker(emulator, tmp_path, token=None)
+    heard: list[str] = []
+    broker.on_session_lost(heard.append)
+    with pytest.raises(BrokerError) as caught:
+        await broker.connect()
+    assert caught.value.code is BrokerErrorCode.SESSION_EXPIRED
+    assert heard == [caught.value.message]
+    await broker.disconnect()
+
+
+async def test_a_wrong_secret_is_an_auth_failure_that_names_no_secret(emulator: BreezeEmulator, tmp_path: Path) -> None:
+    broker = make_broker(emulator, tmp_path, secret="wrong-secret-Zq8")
+    heard: list[str] = []
+    broker.on_session_lost(heard.append)
+    await broker.connect()
+    try:
+        with pytest.raises(BrokerError) as caught:
+            await broker.funds()
+        assert caught.value.code is BrokerErrorCode.AUTH_FAILED
+        assert heard and "wrong-secret-Zq8" not in caught.value.message
+        with pytest.raises(BrokerError) as again:
+            await broker.funds()
+        assert again.value.code is BrokerErrorCode.SESSION_EXPIRED, "a lost session fails fast, without a call"
+    finally:
+        await broker.disconnect()
+
+
+async def test_broker_messages_never_carry_a_secret(emulator: BreezeEmulator, tmp_path: Path) -> None:
+    broker = make_broker(emulator, tmp_path)
+    await broker.connect()
+    try:
+        emulator.faults.reject(f"bad request from {emulator.api_key} token 48213577", endpoint="funds")
+        with pytest.raises(BrokerError) as caught:
+            await broker.funds()
+        assert emulator.api_key not in caught.value.message and "48213577" not in caught.value.message
+        assert "[REDACTED]" in caught.value.message
+    finally:
+        await broker.disconnect()
+
+
+async def test_empty_books_read_as_empty_lists(emulator: BreezeEmulator, tmp_path: Path) -> None:
+    broker = make_broker(emulator, tmp_path)
+    await broker.connect()
+    try:
+        assert await broker.order_book() == []
+        assert await broker.trade_book() == []
+        assert await broker.positions() == []
+    finally:
+        await broker.disconnect()
+
+
+async def test_quotes_and_funds_read_in_paise(emulator: BreezeEmulator, tmp_path: Path) -> None:
+    broker = make_broker(emulator, tmp_path, keys=["BSE:TCS", "NSE:TCS"])
+    await broker.connect()
+    try:
+        emulator.set_price("BSE:TCS", 309_995)
+        tick = await broker.quote("BSE:TCS")
+        assert tick.instrument_key == "BSE:TCS" and tick.price == 309_995
+    finally:
+        await broker.disconnect()
+
+
+async def test_disconnect_really_closes_both_sockets(emulator: BreezeEmulator, tmp_path: Path) -> None:
+    broker = make_broker(emulator, tmp_path)
+    await broker.connect()
+    await wait_for(lambda: emulator.connected_clients == {"stream": 1, "feeds": 1}, what="both sockets")
+    await broker.disconnect()
+    await wait_for(lambda: emulator.connected_clients == {"stream": 0, "feeds": 0}, what="both sockets closed")
+
+
+async def test_a_cancel_for_an_order_never_seen_is_refused_before_any_call(emulator: BreezeEmulator, tmp_path: Path) -> None:
+    broker = make_broker(emulator, tmp_path)
+    await broker.connect()
+    try:
+        before = len(emulator.calls)
+        with pytest.raises(BrokerError) as caught:
+            await broker.cancel("20261123N300009999")
+        assert caught.value.code is BrokerErrorCode.UNKNOWN_ORDER
+        assert len(emulator.calls) == before
+    finally:
+        await broker.disconnect()
