@@ -594,9 +594,12 @@ class Engine:
         try:
             await self._call(self.broker.cancel(order.broker_order_id), CallKind.CANCEL, BrokerCall.CANCEL)
         except BrokerError as exc:
+            # Not known to have reached the broker: the next cancel (a kill-switch round) sends it again.
+            order.cancel_requested = False
             self._broker_error(exc)
             return CancelResult(False, client_order_id, exc.message)
         except TimeoutError:
+            order.cancel_requested = False
             return CancelResult(False, client_order_id, f"no answer from the broker within {self.config.broker_call_timeout}s")
         return CancelResult(True, client_order_id, "cancel sent")
 

@@ -2,8 +2,10 @@
 
 The SDK downloads ``SecurityMaster.zip`` from the internet when it is imported and again on every
 session, without a timeout. The desk instead keeps one copy in its cache folder: ``MasterCache``
-downloads it (with a timeout) only when there is none or it is older than a day, uses a stale copy
-with a warning when the download fails, and fails with a clear error on a first use without network.
+downloads it (with a timeout) only when there is none or it is older than a day. An old copy is
+refreshed in the background: the desk waits a few seconds for the new one, then starts on the old
+one with a warning while the download goes on (the next start uses it). Without any copy and
+without network it fails with a clear error.
 The SDK is then pointed at the cached file.
 
 The zip holds ``NSEScripMaster.txt``, ``BSEScripMaster.txt`` (cash) and ``FONSEScripMaster.txt``,
@@ -20,6 +22,7 @@ import io
 import logging
 import os
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -227,14 +230,17 @@ class MasterCache:
 
     def __init__(
         self, directory: Path, url: str, *, timeout_s: float = 30.0, max_age_s: float = 20 * 3600,
-        fetch: Downloader = download, clock: Callable[[], float] = time.time,
+        grace_s: float = 5.0, fetch: Downloader = download, clock: Callable[[], float] = time.time,
     ) -> None:
         self.directory = directory
         self.url = url
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
+        self.grace_s = grace_s
         self._fetch = fetch
         self._clock = clock
+        self._lock = threading.Lock()
+        self.background: threading.Thread | None = None
 
     @property
     def path(self) -> Path:
@@ -243,6 +249,7 @@ class MasterCache:
     def load(self) -> MasterLoad:
         """The cached master when fresh; else a new download; else the stale copy with a warning.
 
+        With a stale copy the download runs in the background and ``load`` waits ``grace_s`` for it.
         ``MasterError`` only when there is no usable copy and the download fails.
         """
         cached: SecurityMaster | None = None
@@ -255,23 +262,46 @@ class MasterCache:
                 log.warning("the cached security master %s is unusable (%s); downloading a new one", self.path, exc)
         if cached is not None and age <= self.max_age_s:
             return MasterLoad(cached, self.path, age)
-        try:
-            return MasterLoad(self.refresh(), self.path, 0.0)
-        except MasterError as exc:
-            if cached is None:
+        if cached is None:
+            try:
+                return MasterLoad(self.refresh(), self.path, 0.0)
+            except MasterError as exc:
                 raise MasterError(
                     f"no security master in {self.directory} and the download failed: {exc}. "
                     "The desk needs it once to map instruments; connect to the internet and start again"
                 ) from None
-            reason = f"using a security master {age / 3600:.1f} h old: the refresh failed ({exc})"
-            log.warning(reason)
-            return MasterLoad(cached, self.path, age, reason)
+        outcome: list[SecurityMaster | MasterError] = []
+        self.background = threading.Thread(target=self._refresh_into, args=(outcome,), name="breeze-master", daemon=True)
+        self.background.start()
+        self.background.join(self.grace_s)
+        if outcome and isinstance(outcome[0], SecurityMaster):
+            return MasterLoad(outcome[0], self.path, 0.0)
+        why = f"the refresh failed ({outcome[0]})" if outcome else f"the refresh is still running after {self.grace_s:g}s"
+        reason = f"using a security master {age / 3600:.1f} h old: {why}"
+        log.warning(reason)
+        return MasterLoad(cached, self.path, age, reason)
+
+    def _refresh_into(self, outcome: list[SecurityMaster | MasterError]) -> None:
+        try:
+            outcome.append(self.refresh())
+        except MasterError as exc:
+            log.warning("security master refresh from %s failed: %s", self.url, exc)
+            outcome.append(exc)
+        except Exception as exc:  # noqa: BLE001 - a background thread must report, not vanish
+            log.exception("security master refresh crashed")
+            outcome.append(MasterError(f"{type(exc).__name__}: {exc}"))
 
     def refresh(self) -> SecurityMaster:
         """Download, check and atomically replace the cached copy; the old copy stays on any failure."""
         data = self._fetch(self.url, self.timeout_s)
         master = parse_master(data)
         self.directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._replace(data)
+        log.info("security master refreshed from %s: %d contracts", self.url, len(master.by_key))
+        return master
+
+    def _replace(self, data: bytes) -> None:
         handle, temporary = tempfile.mkstemp(prefix=".master-", dir=self.directory)
         try:
             with os.fdopen(handle, "wb") as out:
@@ -282,5 +312,3 @@ class MasterCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        log.info("security master refreshed from %s: %d contracts", self.url, len(master.by_key))
-        return master

@@ -104,6 +104,25 @@ async def test_kill_switch_sweeps_50_working_orders_at_the_brokers_pace(emulator
         assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 10
 
 
+@pytest.mark.parametrize("fault", ["http_500", "timeout", "rate_limit"])
+async def test_the_kill_switch_sends_failed_cancels_again(emulator: BreezeEmulator, tmp_path: Path, fault: str) -> None:
+    for n in range(8):
+        emulator.add_order(RELIANCE, "buy", 1, 100_000 - 5 * n)
+    async with running_desk(emulator, tmp_path, read_timeout_s=0.5) as desk:
+        arm = {
+            "http_500": lambda: emulator.faults.http_error(500, endpoint="order", method="DELETE", count=3),
+            "timeout": lambda: emulator.faults.timeout(endpoint="order", method="DELETE", seconds=3.0, count=3),
+            "rate_limit": lambda: emulator.faults.rate_limit(endpoint="order", method="DELETE", count=3),
+        }[fault]
+        arm()
+        desk.engine.engage_kill_switch("test sweep under faults", "ops")
+        report = await desk.engine.kill_switch.wait()
+        assert report is not None
+        assert len(report.cancel_failures) == 3, report.cancel_failures
+        assert report.working_after == 0 and emulator.working_count() == 0, report.summary()
+        await desk.audited(AuditEventType.CANCEL_SWEEP_DONE)
+
+
 async def test_session_expiry_mid_day_halts_audits_and_asks_for_a_new_login(emulator: BreezeEmulator, tmp_path: Path) -> None:
     async with running_desk(emulator, tmp_path) as desk:
         emulator.expire_session()
