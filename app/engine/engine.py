@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.brokers.base import Broker, BrokerCall, BrokerError, BrokerErrorCode, PlaceRequest, SessionBroker
+from app.brokers.base import (
+    Broker,
+    BrokerCall,
+    BrokerError,
+    BrokerErrorCode,
+    PlaceRequest,
+    SessionBroker,
+)
 from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.broker_messages import BrokerOrder, BrokerPosition

@@ -61,11 +61,11 @@ async def run(orders: int, rounds: int) -> dict[str, Any]:
             instrument = contract.instrument
             # Far under the market: every order rests, so each is exactly one place and one ack.
             price = emulator.last_price(KEY) * 8 // 10 // instrument.tick_size * instrument.tick_size
-            breeze = broker._breeze  # noqa: SLF001 - the bare SDK instance the adapter opened
-            sdk = broker._sdk  # noqa: SLF001
+            breeze = broker._breeze
+            sdk = broker._sdk
             assert breeze is not None and sdk is not None
             guard = sdk.requests
-            scope = broker._scope  # noqa: SLF001
+            scope = broker._scope
             sequence = iter(range(10**9))
 
             def request() -> PlaceRequest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import date
 
 from app.domain.instruments import Exchange, Instrument, OptionRight, Segment
 
@@ -68,3 +69,15 @@ def rupees_text(paise: int, *, trim: bool = False) -> str:
     if trim and rest == 0:
         return f"{sign}{rupees}"
     return f"{sign}{rupees}.{rest:02d}"
+
+
+_MONTHS = {name: n for n, name in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+
+
+def breeze_date(text: str) -> date:
+    """Breeze's ``29-Dec-2026``, read without the process locale (``strptime``'s ``%b`` follows it,
+    and Qt sets it from the desktop's language). ``ValueError`` for anything else."""
+    parts = text.strip().split("-")
+    if len(parts) != 3 or parts[1].upper() not in _MONTHS or not (parts[0].isdigit() and parts[2].isdigit()):
+        raise ValueError(f"{text!r} is not a date like 29-Dec-2026")
+    return date(int(parts[2]), _MONTHS[parts[1].upper()], int(parts[0]))

@@ -10,8 +10,8 @@ prices, which need not be whole paise, are rounded (half to even).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 from app.brokers.base import BrokerError, BrokerErrorCode, PlaceRequest
@@ -26,7 +26,7 @@ from app.domain.instruments import Exchange, OptionRight, Segment
 from app.domain.market import Tick
 from app.domain.orders import OrderStatus, Product, Side, Validity
 
-from .contracts import BreezeContract, rupees_text
+from .contracts import BreezeContract, breeze_date, rupees_text
 from .master import ContractFields, SecurityMaster
 
 # Breeze's order states (REST rows and, through the SDK's code table, the order feed).
@@ -86,7 +86,13 @@ def place_kwargs(request: PlaceRequest, contract: BreezeContract) -> dict[str, s
 
 def paise(value: object, what: str) -> int:
     """Exact rupees (``"420.05"``, ``420.05``, ``420``) to paise; anything else is malformed."""
-    amount = _decimal(value, what) * 100
+    with localcontext() as exact:
+        # Past 28 digits Decimal rounds quietly; money must not.
+        exact.traps[Inexact] = True
+        try:
+            amount = _decimal(value, what) * 100
+        except Inexact:
+            raise malformed(what, value) from None
     if amount != amount.to_integral_value():
         raise malformed(what, value)
     return int(amount)
@@ -182,7 +188,7 @@ def _expiry(value: object, what: str) -> date:
     if isinstance(value, str):
         text = value.strip()
         try:
-            return datetime.strptime(text, "%d-%b-%Y").date()
+            return breeze_date(text)
         except ValueError:
             pass
         try:
@@ -202,8 +208,8 @@ def order_row(row: Mapping[str, Any], master: SecurityMaster) -> BrokerOrder:
     order_id = _text(row, "order_id", where)
     contract = contract_of(row, master, where)
     ordered = quantity(_field(row, "quantity", where), f"{where}.quantity")
-    pending = quantity(_field(row, "pending_quantity", where) or 0, f"{where}.pending_quantity")
-    cancelled = quantity(row.get("cancelled_quantity") or 0, f"{where}.cancelled_quantity")
+    pending = quantity(_field(row, "pending_quantity", where), f"{where}.pending_quantity")
+    cancelled = quantity(_blank_is_zero(row.get("cancelled_quantity")), f"{where}.cancelled_quantity")
     state = status(_field(row, "status", where), f"{where}.status")
     average = average_paise(row.get("average_price"), f"{where}.average_price")
     filled = max(0, ordered - pending - cancelled)
@@ -245,7 +251,7 @@ def trade_row(row: Mapping[str, Any], master: SecurityMaster) -> BrokerTrade:
         instrument_key=contract_of(row, master, where).instrument.key,
         side=side(_field(row, "action", where), f"{where}.action"),
         quantity=quantity(_field(row, "quantity", where), f"{where}.quantity"),
-        average_price=average_paise(_field(row, "average_cost", where), f"{where}.average_cost") or 0,
+        average_price=_required_average(_field(row, "average_cost", where), f"{where}.average_cost"),
         trade_date=_expiry(_field(row, "trade_date", where), f"{where}.trade_date"),
     )
 
@@ -314,9 +320,21 @@ def order_update(data: Mapping[str, Any], ts_ns: int) -> BrokerOrderUpdate:
         ts_ns=ts_ns,
         broker_order_id=order_id,
         status=status(_field(data, "orderStatus", where), f"{where}.orderStatus"),
-        filled_quantity=quantity(executed or 0, f"{where}.{executed_name}"),
+        filled_quantity=quantity(_blank_is_zero(executed), f"{where}.{executed_name}"),
         average_price=average_paise(data.get("averageExecutedRate"), f"{where}.averageExecutedRate"),
     )
+
+
+def _blank_is_zero(value: object) -> object:
+    # Breeze leaves a count it has nothing for as None or ""; anything else must read as a number.
+    return 0 if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def _required_average(value: object, what: str) -> int:
+    average = average_paise(value, what)
+    if average is None:
+        raise malformed(what, value)
+    return average
 
 
 def _optional_paise(value: object, what: str) -> int | None:

@@ -25,9 +25,10 @@ import tempfile
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from app.domain.instruments import (
     instrument_key,
 )
 
-from .contracts import BreezeContract
+from .contracts import BreezeContract, breeze_date
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,14 @@ def parse_master(data: bytes) -> SecurityMaster:
         if missing:
             raise MasterError(f"the security master has no {', '.join(missing)}")
         for name, exchange in _FILES.items():
-            with archive.open(names[name]) as raw:
-                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-                for contract in _contracts(name, exchange, csv.DictReader(text), master):
-                    master.add(contract)
+            try:
+                with archive.open(names[name]) as raw:
+                    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                    # restval: a short row gets empty fields, so it fails its checks and is skipped.
+                    for contract in _contracts(name, exchange, csv.DictReader(text, restval=""), master):
+                        master.add(contract)
+            except (UnicodeDecodeError, zipfile.BadZipFile, zlib.error, EOFError, csv.Error) as exc:
+                raise MasterError(f"the security master's {name} is unreadable ({type(exc).__name__}: {exc})") from None
     if master.skipped:
         log.warning("security master: %d rows skipped (malformed or duplicate)", master.skipped)
     return master
@@ -156,7 +161,7 @@ def _cash(exchange: Exchange, row: dict[str, str]) -> BreezeContract:
 def _derivative(exchange: Exchange, row: dict[str, str]) -> BreezeContract:
     symbol = row["ExchangeCode"].strip()
     kind = row["InstrumentName"].strip().upper()
-    expiry = datetime.strptime(row["ExpiryDate"].strip(), "%d-%b-%Y").date()
+    expiry = breeze_date(row["ExpiryDate"])
     lot = int(row["LotSize"])
     freeze = _optional_int(row.get("FreezeQty")) or DERIVATIVE_FREEZE_LOTS * lot
     strike: int | None = None
@@ -287,7 +292,7 @@ class MasterCache:
         except MasterError as exc:
             log.warning("security master refresh from %s failed: %s", self.url, exc)
             outcome.append(exc)
-        except Exception as exc:  # noqa: BLE001 - a background thread must report, not vanish
+        except Exception as exc:
             log.exception("security master refresh crashed")
             outcome.append(MasterError(f"{type(exc).__name__}: {exc}"))
 

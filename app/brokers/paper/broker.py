@@ -25,6 +25,7 @@ from app.brokers.base import (
     PlaceRequest,
     RateLimits,
 )
+from app.brokers.stream import Stream
 from app.domain.broker_messages import (
     BrokerOrder,
     BrokerOrderUpdate,
@@ -37,10 +38,10 @@ from app.domain.money import round_div
 from app.domain.orders import OrderStatus, OrderType, Side, Validity
 from app.domain.positions import Position
 
-from app.brokers.stream import Stream
 from .market import SyntheticMarket
 from .rate_limiter import RateLimiter
 from .universe import UniverseEntry, load_universe
+
 
 @dataclass(frozen=True, slots=True)
 class PaperConfig:

@@ -39,7 +39,7 @@ def run_main(home: Path, *args: str, stdin: str = "", env: dict[str, str] | None
     workdir.mkdir(exist_ok=True)
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *args], input=stdin, capture_output=True, text=True,
-        env=environ, timeout=180, cwd=workdir,
+        env=environ, timeout=180, cwd=workdir, check=False,
     )
 
 

@@ -24,7 +24,7 @@ def run_python(code: str, cwd: Path) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=120)
+                          env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
