@@ -214,9 +214,7 @@ class BreezeBroker:
         """``connect``; without ``sockets`` only the REST session (``panic`` needs nothing more)."""
         if self._breeze is not None:
             return
-        self._loop = asyncio.get_running_loop()
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(self._config.workers, thread_name_prefix="breeze-sdk")
+        self._start_pool()
         if self._ticks.closed:
             self._ticks = Stream(self._config.tick_queue_size)
             self._updates = Stream()
@@ -232,9 +230,7 @@ class BreezeBroker:
         token = session_token.strip()
         if not token:
             raise BrokerError(BrokerErrorCode.AUTH_FAILED, "the session token is empty")
-        self._loop = asyncio.get_running_loop()
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(self._config.workers, thread_name_prefix="breeze-sdk")
+        self._start_pool()
         old = self._breeze
         await self._open_session(token)
         if old is not None:
@@ -244,6 +240,11 @@ class BreezeBroker:
             await self._join(self._subscribed)
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._watch(), name="breeze-watchdog")
+
+    def _start_pool(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._config.workers, thread_name_prefix="breeze-sdk")
 
     async def _open_session(self, token: str) -> None:
         sdk = await self._blocking("load the SDK", self._load_sdk)
