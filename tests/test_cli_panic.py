@@ -260,7 +260,7 @@ def test_direct_cancel_at_the_broker_when_the_desk_is_silent(tmp_path: Path, mon
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     seen: list[str] = []
 
-    def cancel(settings: Settings, token: str | None) -> str:
+    def cancel(settings: Settings, token_stdin: bool) -> str:
         seen.append(settings.broker)
         return "cancelled 3 working orders at paper"
 
@@ -277,7 +277,7 @@ def test_direct_cancel_at_the_broker_when_the_desk_is_silent(tmp_path: Path, mon
 
 def test_a_failed_direct_cancel_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    def cancel(settings: Settings, token: str | None) -> str:
+    def cancel(settings: Settings, token_stdin: bool) -> str:
         raise ConnectionError("broker unreachable")
 
     monkeypatch.setitem(DIRECT_CANCEL, "paper", DirectCancel(cancel))

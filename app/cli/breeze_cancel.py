@@ -8,6 +8,7 @@ as working. It raises when anything is left, so ``panic`` tells the operator to 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from app.brokers.base import BrokerCall, BrokerError
 from app.brokers.breeze import BreezeBroker
@@ -20,6 +21,7 @@ from .breeze_profile import (
     credentials,
     load_master,
     open_breeze,
+    read_session_token,
     stored_session_token,
 )
 
@@ -27,10 +29,11 @@ VERIFY_ATTEMPTS = 4
 VERIFY_PAUSE_S = 0.5
 
 
-def cancel_all_at_breeze(settings: Settings, token: str | None) -> str:
-    """Cancel every working order at Breeze with the stored credentials; one line on what was done."""
+def cancel_all_at_breeze(settings: Settings, token_stdin: bool) -> str:
+    """Cancel every working order at Breeze with the stored credentials and today's token (read from
+    stdin when ``token_stdin``, else the one stored today); one line on what was done."""
     creds = credentials()
-    token = token or stored_session_token()
+    token = read_session_token(sys.stdin, creds.api_key, prompt=sys.stdout) if token_stdin else stored_session_token()
     if token is None:
         raise ProfileError("no Breeze session token for today: run panic again with --session-token-stdin")
     loaded = load_master(settings)

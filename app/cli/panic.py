@@ -30,7 +30,6 @@ from app.store.halt_flag import persist_halt
 from app.store.migrate import open_store
 
 from .breeze_cancel import cancel_all_at_breeze
-from .breeze_profile import credentials, read_session_token
 from .common import EXIT_FAILED, EXIT_OK, positive_float
 
 DEFAULT_REASON = "panic from the command line"
@@ -43,12 +42,12 @@ STORE_TIMEOUT_S = 8.0
 class DirectCancel:
     """How ``panic`` cancels at a broker without the desk.
 
-    ``cancel(settings, session_token)`` cancels every working order with the stored credentials
-    (and the session token given on stdin, if any) and returns one line saying what it did, or
-    raises. ``None`` when the profile cannot do this; ``why_not`` says why.
+    ``cancel(settings, token_stdin)`` cancels every working order with the stored credentials (and
+    a session token read from stdin when ``token_stdin``) and returns one line saying what it did,
+    or raises. ``None`` when the profile cannot do this; ``why_not`` says why.
     """
 
-    cancel: Callable[[Settings, str | None], str] | None
+    cancel: Callable[[Settings, bool], str] | None
     why_not: str = ""
 
 
@@ -196,8 +195,7 @@ def _cancel_at_broker(settings: Settings, token_stdin: bool) -> bool | None:
         return None
     _say(f"      cancelling working orders at {settings.broker} directly ...")
     try:
-        token = read_session_token(sys.stdin, credentials().api_key, prompt=sys.stdout) if token_stdin else None
-        summary = route.cancel(settings, token)
+        summary = route.cancel(settings, token_stdin)
     except Exception as exc:  # noqa: BLE001 - the operator must hear of any failure and act
         _shout(f"cancelling at {settings.broker} failed: {type(exc).__name__}: {exc}")
         return False

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.brokers.base import Broker
-from app.brokers.breeze import MasterError
+from app.brokers.breeze import BreezeCredentials, MasterError
 from app.brokers.paper import PaperConfig
 from app.brokers.paper.universe import UniverseEntry
 from app.domain.money import format_inr
@@ -74,9 +74,7 @@ def _engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(market_protection_bps=round(settings.market_protection_pct * 100))
 
 
-def _breeze_factory(settings: Settings, token: str) -> BrokerFactory:
-    creds = credentials()
-
+def _breeze_factory(settings: Settings, creds: BreezeCredentials, token: str) -> BrokerFactory:
     async def make(entries: list[UniverseEntry], clock_ns: Callable[[], int]) -> tuple[Broker, list[UniverseEntry]]:
         loaded = await asyncio.to_thread(load_master, settings)
         broker = open_breeze(settings, [e.instrument.key for e in entries], token, creds, loaded, clock_ns=clock_ns)
@@ -94,8 +92,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if broker == "breeze":
         try:
             require_loopback(settings)
-            token = session_token(args.session_token_stdin, credentials().api_key)
-            factory = _breeze_factory(settings, token)
+            creds = credentials()
+            token = session_token(args.session_token_stdin, creds.api_key)
+            factory = _breeze_factory(settings, creds, token)
         except (ProfileError, VaultError) as exc:
             print(f"simulate: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -23,7 +23,13 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.breeze_emulator.contracts import MONTHS, Contract, parse_rupees, rupees_text
+from tests.breeze_emulator.contracts import (
+    MONTHS,
+    Contract,
+    breeze_date,
+    parse_rupees,
+    rupees_text,
+)
 from tests.breeze_emulator.faults import Fault, Faults
 from tests.breeze_emulator.market import Market, MarketError
 
@@ -365,7 +371,7 @@ class RestApi:
         if refusal is not None:
             return error(refusal)
         day = datetime.now().date()
-        trade_date = f"{day.day:02d}-{MONTHS[day.month - 1]}-{day.year}"
+        trade_date = breeze_date(day)
         return ok(
             {
                 "exg_trade_date": {

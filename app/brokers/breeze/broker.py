@@ -117,7 +117,6 @@ class BreezeStats:
     requests: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     malformed_messages: int = 0
-    dropped_ticks: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -173,7 +172,6 @@ class BreezeBroker:
         self._exchange_of: dict[str, str] = {}
         self._last_quote_ns = 0
         self._watchdog: asyncio.Task[None] | None = None
-        self._secrets = [credentials.api_secret, credentials.api_key]
         self.stats = BreezeStats()
 
     # -- protocol surface ---------------------------------------------------------------------------
@@ -258,7 +256,6 @@ class BreezeBroker:
         breeze.on_ticks = self._on_message
         self._sdk, self._breeze, self._token = sdk, breeze, token
         self._session_lost = None
-        self._secrets_changed()
         if self._on_session_token is not None:
             self._on_session_token(token)
         log.info("Breeze session open")
@@ -427,17 +424,14 @@ class BreezeBroker:
                     log.exception("a session-lost listener failed")
         return error
 
-    def _secrets_changed(self) -> None:
-        token = self._token or ""
+    def _scrub(self, text: str) -> str:
+        """``text`` without the key, the secret, the token or the session the SDK derived from it."""
         user = getattr(self._breeze, "user_id", None) or ""
         session_key = getattr(self._breeze, "session_key", None) or ""
         encoded = base64.b64encode(f"{user}:{session_key}".encode()).decode() if session_key else ""
-        candidates = (self._credentials.api_secret, self._credentials.api_key, token, session_key, encoded)
-        self._secrets = [secret for secret in candidates if len(secret) >= 4]
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[REDACTED]")
+        for secret in (self._credentials.api_secret, self._credentials.api_key, self._token or "", session_key, encoded):
+            if len(secret) >= 4:
+                text = text.replace(secret, "[REDACTED]")
         return text
 
     def _count_request(self, method: str, url: str) -> None:
