@@ -5,9 +5,10 @@ share of working orders, sends a share of malformed orders that validation must 
 of well-formed orders the risk gate must refuse (too large, off the collar, repeated at once).
 ``kill_at`` engages the kill switch mid-run.
 
-The run keeps a session clock: trading hours come from the real exchange calendar, so when the
-market is closed the engine's clock (and the paper market's) starts at the next session's open and
-runs in real time from there. The audit chain keeps real time.
+The run keeps a session clock: trading hours come from the desk's trading calendar (the shipped
+file with the data folder's override), so when the market is closed the engine's clock (and the
+paper market's) starts at the next session's open and runs in real time from there. The audit
+chain keeps real time. The paper derivatives roll to the contracts trading on that session's day.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from app.brokers.base import Broker
 from app.brokers.breeze import BreezeBroker
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.brokers.paper.universe import UniverseEntry
+from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import Alert, AlertLevel
+from app.domain.india_time import ist_day
 from app.domain.instruments import Exchange
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.requests import OrderRequest
@@ -39,10 +42,12 @@ from app.engine.config import EngineConfig
 from app.engine.control import ControlServer
 from app.engine.engine import Engine
 from app.engine.risk.calendar import TradingCalendar
+from app.engine.risk.calendar_data import CalendarLoad, load_effective
 from app.engine.risk.limits import load_limits_file
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
+from app.store.last_desk import record_last_desk
 from app.store.migrate import open_store
 from app.store.redaction import Redactor
 from app.store.verify import verify_chain
@@ -87,6 +92,8 @@ class SimulationOptions:
     backup_time: dt.time = dt.time(16, 0)
     settings_summary: dict[str, Any] = field(default_factory=dict)
     broker_factory: BrokerFactory | None = None
+    # The calendar in force (default: the shipped file alone).
+    calendar: CalendarLoad | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.seconds) or self.seconds <= 0:
@@ -320,18 +327,21 @@ async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
     store cannot be opened: the desk does not trade without it), and the report says how many
     records the chain holds and whether it verifies.
     """
-    universe = load_universe()
+    load = options.calendar if options.calendar is not None else load_effective(None)
+    calendar = TradingCalendar(load.calendar)
+    clock_ns = session_clock(calendar, time.time_ns(), options.seconds)
+    universe = load_universe(session_day=ist_day(clock_ns()), is_session=lambda day: calendar.is_session_day(Exchange.NFO, day))
     if options.instruments > len(universe):
         raise SimulationError(f"--instruments must be at most {len(universe)} (the paper universe), got {options.instruments}")
     entries = universe[: options.instruments]
     if options.database_url is None:
-        return await _run(options, entries, None)
+        return await _run(options, entries, None, load, calendar, clock_ns)
     with DeskLock(options.database_url):
         store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
         writer = AuditWriter(store, redactor=Redactor(options.secrets))
         writer.start()
         try:
-            return await _run(options, entries, writer)
+            return await _run(options, entries, writer, load, calendar, clock_ns)
         finally:
             await asyncio.to_thread(writer.close)
 
@@ -342,23 +352,29 @@ def session_clock(calendar: TradingCalendar, now_ns: int, seconds: float) -> Cal
     if not (calendar.is_open(Exchange.NSE, now_ns) and calendar.is_open(Exchange.NSE, end_ns)):
         next_open = calendar.next_open_ns(Exchange.NSE, now_ns)
         if next_open is None:
+            year = calendar.last_covered_day.year + 1
             raise SimulationError(
-                f"the exchange calendar covers sessions only until {calendar.last_covered_day}: "
-                "update exchange-calendars to simulate with trading hours"
+                f"the desk's trading calendar has no session after {calendar.last_covered_day}: import the {year} "
+                f"holidays (main.py calendar import FILE) or accept weekdays as sessions "
+                f"(main.py calendar accept-weekdays {year} --reason ...)"
             )
         offset = next_open + _SESSION_START_OFFSET_NS - now_ns
         return lambda: time.time_ns() + offset
     return time.time_ns
 
 
-async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer: AuditWriter | None) -> dict[str, Any]:
-    calendar = TradingCalendar()
-    clock_ns = session_clock(calendar, time.time_ns(), options.seconds)
+async def _run(
+    options: SimulationOptions, entries: list[UniverseEntry], writer: AuditWriter | None, load: CalendarLoad,
+    calendar: TradingCalendar, clock_ns: Callable[[], int],
+) -> dict[str, Any]:
     broker: Broker
     if options.broker_factory is None:
         broker = PaperBroker(replace(options.paper, wall_clock_ns=clock_ns), universe=entries)
     else:
         broker, entries = await options.broker_factory(entries, clock_ns)
+    if options.control_home is not None:
+        # Before the broker hears anything: a panic after this desk dies must know where its orders are.
+        await asyncio.to_thread(record_last_desk, options.control_home, broker.capabilities.name)
     instruments = [e.instrument for e in entries]
     fixed_limits = None if writer is not None and options.limits_path is not None else load_limits_file(DEFAULT_LIMITS)
     engine = Engine(broker, instruments, options.engine, audit=writer, clock_ns=clock_ns, limits=fixed_limits, calendar=calendar)
@@ -374,10 +390,13 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
     if fixed_limits is None:
         assert options.limits_path is not None
         await engine.load_limits(options.limits_path, DEFAULT_LIMITS)
+    calendar_version = await engine.record_calendar(load)
     await engine.start()
     control = None
     if options.control_home is not None:
-        control = ControlServer(options.control_home, {"panic": lambda args: _panic(engine, args)})
+        control = ControlServer(options.control_home, {
+            "panic": lambda args: _panic(engine, args), "rearm": lambda args: _rearm(engine, args),
+        })
         await control.start()
     if writer is not None and options.backups_dir is not None:
         scheduler = BackupScheduler(
@@ -401,6 +420,13 @@ async def _run(options: SimulationOptions, entries: list[UniverseEntry], writer:
         except Exception as exc:  # noqa: BLE001 - a failed final check is reported, not fatal
             log.error("final reconcile failed: %s", exc)
         result = report(engine, flow, started)
+        result["calendar"] = {
+            "label": calendar.label,
+            "version": calendar_version.version if calendar_version is not None else None,
+            "override": str(load.override) if load.override is not None else None,
+            "last_covered_day": calendar.last_covered_day.isoformat(),
+            "notice": calendar.cover_notice(clock_ns()),
+        }
         result["broker"] = _broker_report(broker)
     finally:
         if kill_task is not None and not kill_task.done():
@@ -424,6 +450,8 @@ def _broker_report(broker: Broker) -> dict[str, Any]:
         summary.update(
             requests=dict(sorted(stats.requests.items())), total_requests=stats.total_requests,
             reconnects=stats.reconnects, malformed_messages=stats.malformed_messages,
+            refused_prices=stats.refused_prices, handler_errors=dict(sorted(stats.handler_errors.items())),
+            unreadable_orders=stats.unreadable_orders,
         )
     return summary
 
@@ -444,3 +472,17 @@ async def _panic(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
         "working": run.working_at_engage,
         "expected_clear_s": round(run.expected_clear_s, 3),
     }
+
+
+async def _rearm(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    """The running desk's answer to `main.py rearm`: ``Engine.rearm`` with all its checks, or why not."""
+    reason, actor, to = args.get("reason"), args.get("actor"), args.get("to", str(TradingState.ACTIVE))
+    if not isinstance(reason, str) or not isinstance(actor, str) or to not in (TradingState.ACTIVE, TradingState.REDUCING):
+        return {"ok": False, "error": "rearm needs a reason, an actor and a state to go to (ACTIVE or REDUCING)",
+                "state": str(engine.trading_state)}
+    try:
+        # Only the desk's OS user can read the control key: until operators exist, that user is the operator.
+        await engine.rearm(Actor(actor, frozenset({Permission.REARM})), reason, to=TradingState(to))
+    except (ValueError, PermissionError) as exc:
+        return {"ok": False, "error": str(exc), "state": str(engine.trading_state)}
+    return {"ok": True, "state": str(engine.trading_state)}

@@ -12,6 +12,7 @@ import pytest
 
 from app.logs import configure_logging, unconfigure_logging
 from app.settings import load_settings
+from tests.support.calendar import cover_today
 
 LINE = re.compile(
     r"^(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2}) "
@@ -26,7 +27,7 @@ def settings_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name in list(os.environ):
         if name.upper().startswith("BULWARK_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("BULWARK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BULWARK_HOME", str(cover_today(tmp_path / "home")))
     root = logging.getLogger()
     level = root.level
     yield load_settings

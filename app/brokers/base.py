@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from app.domain.broker_messages import (
-    BrokerOrder,
+    BookRow,
     BrokerOrderUpdate,
     BrokerPosition,
     Funds,
@@ -135,7 +135,9 @@ class Broker(Protocol):
 
     async def cancel(self, broker_order_id: str) -> None: ...
 
-    async def order_book(self) -> list[BrokerOrder]: ...
+    async def order_book(self) -> Sequence[BookRow]:
+        """Today's orders, one row per order; a row the adapter cannot read is an ``UnreadableOrder``."""
+        ...
 
     async def positions(self) -> list[BrokerPosition]: ...
 

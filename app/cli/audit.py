@@ -6,15 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-from sqlalchemy import Engine
-
-from app.settings import Settings
-from app.store.db import StoreError, make_engine, sqlite_path
-from app.store.export import export
-from app.store.verify import verify_chain
+from typing import TYPE_CHECKING
 
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, iso_date
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from app.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +30,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store.db import StoreError, make_engine, sqlite_path
+
     url = settings.database_url
     path = sqlite_path(url)
     if path is not None and not path.exists():
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(engine: Engine, args: argparse.Namespace) -> int:
+    from app.store.verify import verify_chain
+
     result = verify_chain(engine)
     for digest in result.digests:
         print(f"digest {digest.day.isoformat()} records={digest.records} last_seq={digest.last_seq} hash={digest.hash}")
@@ -72,6 +75,8 @@ def _verify(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _export(engine: Engine, args: argparse.Namespace) -> int:
+    from app.store.export import export
+
     if args.out is None:
         count = export(engine, sys.stdout, args.format, args.since, args.until)
     else:

@@ -5,22 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-from app.domain.audit import AuditEventType, AuditSource
-from app.settings import Settings
-from app.store.audit_writer import AuditWriter
-from app.store.backup import (
-    BackupError,
-    create_backup,
-    list_backups,
-    restore_backup,
-    verify_backup,
-)
-from app.store.db import StoreError, sqlite_path
-from app.store.desk_lock import desk_running
-from app.store.migrate import open_store
+from typing import TYPE_CHECKING
 
 from .common import EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from app.domain.audit import AuditEventType
+    from app.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +28,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _audit(settings: Settings, event: AuditEventType, payload: dict[str, object]) -> None:
+    from app.domain.audit import AuditSource
+    from app.store.audit_writer import AuditWriter
+    from app.store.migrate import open_store
+
     writer = AuditWriter(open_store(settings.database_url))
     writer.start()
     try:
@@ -46,6 +41,17 @@ def _audit(settings: Settings, event: AuditEventType, payload: dict[str, object]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from app.domain.audit import AuditEventType
+    from app.store.backup import (
+        BackupError,
+        create_backup,
+        list_backups,
+        restore_backup,
+        verify_backup,
+    )
+    from app.store.db import StoreError, sqlite_path
+    from app.store.desk_lock import desk_running
+
     url = settings.database_url
     try:
         if args.backup_command == "create":

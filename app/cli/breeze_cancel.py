@@ -2,16 +2,20 @@
 
 Used when no desk answers: it reads the order book on every exchange, cancels what is working at
 the broker's pace (the same governor the desk uses), and reads the book again until nothing shows
-as working. It raises when anything is left, so ``panic`` tells the operator to act.
+as working. An order is one order however many exchanges' books list it; a row it cannot read is
+cancelled when its order id can be read and it may be working. It raises when anything is left, so
+``panic`` tells the operator to act.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 
 from app.brokers.base import BrokerCall, BrokerError
 from app.brokers.breeze import BreezeBroker
+from app.domain.broker_messages import BookRow, UnreadableOrder
 from app.domain.instruments import Exchange
 from app.engine.governor import CallKind, Governor
 from app.settings import Settings
@@ -47,7 +51,7 @@ async def _cancel_all(broker: BreezeBroker) -> str:
     try:
         await broker.open(sockets=False)
         await governor.acquire(CallKind.READ, book_calls)
-        working = [order.broker_order_id for order in await broker.order_book() if order.status.is_working]
+        working, _ = _working(await broker.order_book())
         failed: list[str] = []
         for order_id in working:
             await governor.acquire(CallKind.CANCEL)
@@ -56,18 +60,35 @@ async def _cancel_all(broker: BreezeBroker) -> str:
             except BrokerError as exc:
                 failed.append(f"{order_id} ({exc.message})")
         still: list[str] = []
+        nameless = 0
         for attempt in range(VERIFY_ATTEMPTS):
             await governor.acquire(CallKind.READ, book_calls)
-            still = [order.broker_order_id for order in await broker.order_book() if order.status.is_working]
-            if not still:
+            still, nameless = _working(await broker.order_book())
+            if not still and not nameless:
                 break
             await asyncio.sleep(VERIFY_PAUSE_S * (attempt + 1))
     finally:
         await broker.disconnect()
-    if still:
+    if still or nameless:
         detail = f"; refused: {', '.join(failed[:5])}" if failed else ""
+        unread = f"; {nameless} unreadable rows without an order id may be working" if nameless else ""
         raise RuntimeError(
             f"{len(still)} orders still show as working at Breeze after cancelling {len(working)}: "
-            f"{', '.join(still[:10])}{detail}"
+            f"{', '.join(still[:10])}{detail}{unread}"
         )
     return f"cancelled {len(working)} working orders at Breeze; its order book shows none working"
+
+
+def _working(book: Sequence[BookRow]) -> tuple[list[str], int]:
+    """The ids of the orders that are, or (unreadable) may be, working, each once; and how many
+    unreadable rows that may be working have no readable id to cancel them by."""
+    ids: dict[str, None] = {}
+    nameless = 0
+    for row in book:
+        if not (row.may_be_working if isinstance(row, UnreadableOrder) else row.status.is_working):
+            continue
+        if row.broker_order_id is None:
+            nameless += 1
+        else:
+            ids.setdefault(row.broker_order_id)
+    return list(ids), nameless

@@ -9,6 +9,20 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+# The broker profiles a desk can run on (the settings' ``broker`` values).
+BROKERS = ("paper", "breeze")
+MAX_REASON = 500
+
+
+def reason_text(text: str) -> str:
+    """An operator's reason for an audited action: not blank, at most ``MAX_REASON`` characters."""
+    reason = text.strip()
+    if not reason:
+        raise argparse.ArgumentTypeError("the reason must not be empty")
+    if len(reason) > MAX_REASON:
+        raise argparse.ArgumentTypeError(f"the reason must be at most {MAX_REASON} characters")
+    return reason
+
 
 def positive_float(text: str) -> float:
     try:

@@ -9,23 +9,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-
-from app.security.vault import (
-    BREEZE_API_KEY,
-    BREEZE_API_SECRET,
-    BREEZE_SESSION_DAY,
-    BREEZE_SESSION_TOKEN,
-    VaultError,
-    backend_name,
-    delete_secret,
-    get_secret,
-    has_secure_store,
-    require_secure_store,
-    set_secret,
-)
-from app.settings import Settings
+from typing import TYPE_CHECKING
 
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 MAX_LENGTH = 256
 
@@ -43,6 +32,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from app.security.vault import VaultError
+
     try:
         if args.action == "set":
             return _set(args.stdin)
@@ -64,6 +55,17 @@ def _checked(name: str, value: str) -> str:
 
 
 def _set(from_stdin: bool) -> int:
+    from app.security.vault import (
+        BREEZE_API_KEY,
+        BREEZE_API_SECRET,
+        BREEZE_SESSION_DAY,
+        BREEZE_SESSION_TOKEN,
+        backend_name,
+        delete_secret,
+        require_secure_store,
+        set_secret,
+    )
+
     # Asking first and refusing after would waste the trader's typing; say it now.
     require_secure_store()
     try:
@@ -86,6 +88,16 @@ def _set(from_stdin: bool) -> int:
 
 
 def _status() -> int:
+    from app.security.vault import (
+        BREEZE_API_KEY,
+        BREEZE_API_SECRET,
+        BREEZE_SESSION_DAY,
+        BREEZE_SESSION_TOKEN,
+        backend_name,
+        get_secret,
+        has_secure_store,
+    )
+
     secure = "secure" if has_secure_store() else "NOT secure: secrets cannot be stored"
     print(f"keyring backend: {backend_name()} ({secure})")
     for label, name in (("API key", BREEZE_API_KEY), ("API secret", BREEZE_API_SECRET)):
@@ -96,6 +108,14 @@ def _status() -> int:
 
 
 def _delete() -> int:
+    from app.security.vault import (
+        BREEZE_API_KEY,
+        BREEZE_API_SECRET,
+        BREEZE_SESSION_DAY,
+        BREEZE_SESSION_TOKEN,
+        delete_secret,
+    )
+
     removed = [name for name in (BREEZE_API_KEY, BREEZE_API_SECRET, BREEZE_SESSION_TOKEN, BREEZE_SESSION_DAY)
                if delete_secret(name)]
     print(f"removed {len(removed)} Breeze entries from the keyring")

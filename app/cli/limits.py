@@ -6,23 +6,13 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-
-from sqlalchemy.exc import SQLAlchemyError
-
-from app.brokers.paper import load_universe
-from app.domain.india_time import IST
-from app.domain.money import format_inr
-from app.engine.risk.limits import (
-    DEFAULT_LIMITS_PATH,
-    LimitsError,
-    RiskLimits,
-    load_limits_file,
-)
-from app.settings import Settings
-from app.store import limit_versions
-from app.store.db import make_engine, sqlite_path
+from typing import TYPE_CHECKING
 
 from .common import EXIT_FAILED, EXIT_OK, positive_int
+
+if TYPE_CHECKING:
+    from app.engine.risk.limits import RiskLimits
+    from app.settings import Settings
 
 LIMITS_FILE_NAME = "limits.toml"
 
@@ -48,11 +38,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def default_limits_file(settings: Settings) -> Path:
     """The data folder's limits file if there is one, else the default that ships."""
+    from app.engine.risk.limits import DEFAULT_LIMITS_PATH
+
     own = settings.home / LIMITS_FILE_NAME
     return own if own.exists() else DEFAULT_LIMITS_PATH
 
 
 def _check(path: Path) -> int:
+    from app.brokers.paper import load_universe
+    from app.engine.risk.limits import LimitsError, load_limits_file
+
     try:
         limits = load_limits_file(path)
     except LimitsError as exc:
@@ -70,6 +65,8 @@ def _check(path: Path) -> int:
 
 
 def _desk_summary(limits: RiskLimits) -> list[str]:
+    from app.domain.money import format_inr
+
     desk = limits.desk
     trailing = format_inr(desk.trailing_loss_limit) if desk.trailing_loss_limit is not None else "off"
     return [
@@ -81,6 +78,12 @@ def _desk_summary(limits: RiskLimits) -> list[str]:
 
 
 def _history(settings: Settings, limit: int) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.domain.india_time import IST
+    from app.store import limit_versions
+    from app.store.db import make_engine, sqlite_path
+
     url = settings.database_url
     path = sqlite_path(url)
     if path is not None and not path.exists():

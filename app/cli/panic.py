@@ -7,33 +7,36 @@ In order, printing each step as it happens:
    because telling the desk matters more;
 2. tell the running desk over its authenticated local control channel and wait for it to
    confirm HALTED;
-3. if no desk confirmed: say whether one holds the database, and cancel working orders at the
-   broker directly where the configured broker profile allows it from another process.
+3. if no desk confirmed: say whether one holds the database, and cancel working orders directly at
+   the broker the last desk in this data folder used (``last-desk.json``, written as a desk starts;
+   ``--broker`` overrides it, the settings stand in when no desk recorded one) where that broker
+   allows it from another process. When nothing could be cancelled, list what the store last
+   showed working.
 
-Exit 0 when trading is stopped and the flag is written; 1 when the operator must act.
+Exit 0 when trading is stopped and the flag is written; 1 when the operator must act. Only the
+standard library is imported up front: the store, the control client and the broker's SDK load
+inside ``run``, so the flag is written within a second of the command starting.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.engine.control import ControlUnavailable, send_command
-from app.settings import Settings
-from app.store.audit_writer import AuditWriter
-from app.store.desk_lock import desk_running
-from app.store.halt_flag import persist_halt
-from app.store.migrate import open_store
+from .common import BROKERS, EXIT_FAILED, EXIT_OK, positive_float, reason_text
 
-from .breeze_cancel import cancel_all_at_breeze
-from .common import EXIT_FAILED, EXIT_OK, positive_float
+if TYPE_CHECKING:
+    from app.settings import Settings
+    from app.store.desk_state import StoredOrder
 
 DEFAULT_REASON = "panic from the command line"
-MAX_REASON = 500
+# How many of the orders the store shows working are listed one by one.
+LIST_AT_MOST = 20
 # The flag comes first, but a store that hangs must not keep the desk from hearing about the panic.
 STORE_TIMEOUT_S = 8.0
 
@@ -45,10 +48,20 @@ class DirectCancel:
     ``cancel(settings, token_stdin)`` cancels every working order with the stored credentials (and
     a session token read from stdin when ``token_stdin``) and returns one line saying what it did,
     or raises. ``None`` when the profile cannot do this; ``why_not`` says why.
+    ``orders_end_with_desk``: the broker lives inside the desk process, so once no desk runs
+    nothing of it is working anywhere.
     """
 
     cancel: Callable[[Settings, bool], str] | None
     why_not: str = ""
+    orders_end_with_desk: bool = False
+
+
+def _cancel_at_breeze(settings: Settings, token_stdin: bool) -> str:
+    # The adapter and the SDK are imported only when a cancel at Breeze is really under way.
+    from .breeze_cancel import cancel_all_at_breeze
+
+    return cancel_all_at_breeze(settings, token_stdin)
 
 
 # Keyed by broker profile name; a broker adapter that can cancel out of process registers here.
@@ -56,29 +69,34 @@ DIRECT_CANCEL: dict[str, DirectCancel] = {
     "paper": DirectCancel(
         None,
         "the paper broker lives inside the desk process; with no desk there is no paper order book to cancel",
+        orders_end_with_desk=True,
     ),
-    "breeze": DirectCancel(cancel_all_at_breeze),
+    "breeze": DirectCancel(_cancel_at_breeze),
 }
 
 
-def _reason(text: str) -> str:
-    reason = text.strip()
-    if not reason:
-        raise argparse.ArgumentTypeError("the reason must not be empty")
-    if len(reason) > MAX_REASON:
-        raise argparse.ArgumentTypeError(f"the reason must be at most {MAX_REASON} characters")
-    return reason
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """The broker to cancel at; ``known`` when ``--broker`` or the last desk's record named it, not the settings."""
+
+    broker: str
+    known: bool
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     panic = commands.add_parser("panic", help="emergency stop: halt the running desk, or cancel at the broker")
-    panic.add_argument("--reason", type=_reason, default=DEFAULT_REASON, help=f"why (default: {DEFAULT_REASON!r})")
+    panic.add_argument("--reason", type=reason_text, default=DEFAULT_REASON, help=f"why (default: {DEFAULT_REASON!r})")
     panic.add_argument(
         "--timeout", type=positive_float, default=2.0, help="seconds to wait for the desk to confirm (default 2)"
     )
     panic.add_argument(
         "--session-token-stdin", action="store_true",
         help="Breeze: read today's session token from stdin for a direct cancel (default: the one stored today)",
+    )
+    panic.add_argument(
+        "--broker", choices=BROKERS, default=None,
+        help="where to cancel directly if no desk answers (default: the broker the last desk in this data folder "
+             "used, else the settings')",
     )
     panic.set_defaults(run=run)
 
@@ -111,13 +129,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILED
         _say("done: the desk is HALTED and will start HALTED")
         return EXIT_OK
-    return _without_desk(settings, flag_problem, desk_pid, args.session_token_stdin)
+    return _without_desk(settings, flag_problem, desk_pid, args.session_token_stdin, args.broker)
 
 
 def _write_flag(settings: Settings, reason: str, actor: str) -> str | None:
     """Step 1. Returns what went wrong, or ``None`` once the flag is durable."""
     _say("[1/3] writing the HALTED flag to the store ...")
     try:
+        # Imported here, inside the guard: even a store package that cannot load must not stop step 2.
+        from app.store.audit_writer import AuditWriter
+        from app.store.halt_flag import persist_halt
+        from app.store.migrate import open_store
+
         engine = open_store(settings.database_url)
         try:
             writer = AuditWriter(engine)
@@ -143,6 +166,8 @@ def _write_flag(settings: Settings, reason: str, actor: str) -> str | None:
 def _tell_desk(settings: Settings, reason: str, actor: str, timeout: float) -> tuple[dict[str, Any] | None, int | None]:
     """Step 2. Returns the desk's reply if it confirmed HALTED, and the desk's pid if known."""
     _say(f"[2/3] telling the running desk (waiting up to {timeout:g}s) ...")
+    from app.engine.control import ControlUnavailable, send_command
+
     try:
         reply = send_command(settings.home, "panic", {"reason": reason, "actor": actor}, timeout=timeout)
     except ControlUnavailable as exc:
@@ -159,8 +184,12 @@ def _tell_desk(settings: Settings, reason: str, actor: str, timeout: float) -> t
     return None, None
 
 
-def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | None, token_stdin: bool) -> int:
+def _without_desk(
+    settings: Settings, flag_problem: str | None, desk_pid: int | None, token_stdin: bool, chosen: str | None
+) -> int:
     """Step 3: nothing confirmed the halt. Find out whether a desk runs, and cancel at the broker if possible."""
+    from app.store.desk_lock import desk_running
+
     _say("[3/3] no desk confirmed the halt")
     try:
         running: bool | None = desk_running(settings.database_url)
@@ -172,12 +201,25 @@ def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | 
         _shout(f"a desk{pid} is running on this database but is not answering")
     elif running is False:
         _say("      no desk is running on this database: nothing is trading from this desk")
-    cancelled = _cancel_at_broker(settings, token_stdin)
+    profile = _broker_profile(settings, chosen)
+    route = DIRECT_CANCEL.get(profile.broker)
+    cancelled = _cancel_at_broker(settings, profile.broker, route, token_stdin)
+    working = _working_in_store(settings) if cancelled is not True else []
+    gone_with_desk = route is not None and route.orders_end_with_desk and running is False
+    # A guessed in-process broker clears the store's working orders only if it shows none: they
+    # may be at a real broker that a desk started before last-desk.json existed.
+    stopped = cancelled is True or (cancelled is None and gone_with_desk and (profile.known or working == []))
     if flag_problem is not None:
         _shout(f"the HALTED flag was NOT written ({flag_problem}): the next start will not be halted")
-    if cancelled is False or (running is not False and cancelled is None):
+    if stopped and working:
+        _say(f"      the store still shows {len(working)} orders working at {profile.broker}: "
+             "they ended with the desk process that held them")
+    if not stopped:
+        _list_working(working, profile.broker)
         _shout("ACTION NEEDED: cancel the working orders on the broker's own site or terminal now"
                + (f", then end the desk process{pid}" if running is not False else ""))
+        if not profile.known:
+            _shout(f"if the last desk traded at another broker than {profile.broker}, run panic again with --broker NAME")
         return EXIT_FAILED
     if flag_problem is not None:
         return EXIT_FAILED
@@ -186,18 +228,76 @@ def _without_desk(settings: Settings, flag_problem: str | None, desk_pid: int | 
     return EXIT_OK
 
 
-def _cancel_at_broker(settings: Settings, token_stdin: bool) -> bool | None:
+def _broker_profile(settings: Settings, chosen: str | None) -> _Profile:
+    """``--broker``, else the broker the last desk in this data folder started with, else the settings' guess."""
+    from app.domain.india_time import IST
+    from app.store.last_desk import LastDeskError, read_last_desk
+
+    if chosen is not None:
+        _say(f"      broker {chosen}: given with --broker")
+        return _Profile(chosen, known=True)
+    try:
+        last = read_last_desk(settings.home)
+    except LastDeskError as exc:
+        _shout(f"cannot tell which broker the last desk used: {exc}")
+        _say(f"      broker {settings.broker}: from the settings, a guess")
+        return _Profile(settings.broker, known=False)
+    if last is None:
+        _say(f"      broker {settings.broker}: from the settings (no desk has recorded its broker in this data folder)")
+        return _Profile(settings.broker, known=False)
+    when = (dt.datetime.fromtimestamp(last.started_ns / 1e9, IST).strftime(" %Y-%m-%d %H:%M:%S IST")
+            if last.started_ns is not None else "")
+    who = f", pid {last.pid}" if last.pid is not None else ""
+    differs = f"; the settings say {settings.broker}" if last.broker != settings.broker else ""
+    _say(f"      broker {last.broker}: the last desk in this data folder started on it (at{when}{who}){differs}")
+    return _Profile(last.broker, known=True)
+
+
+def _cancel_at_broker(settings: Settings, broker: str, route: DirectCancel | None, token_stdin: bool) -> bool | None:
     """Cancel every working order at the broker directly: True done, False failed, None not possible here."""
-    route = DIRECT_CANCEL.get(settings.broker)
     if route is None or route.cancel is None:
-        why = route.why_not if route is not None else f"no direct cancel for broker {settings.broker!r} in this build"
+        why = route.why_not if route is not None else f"no direct cancel for broker {broker!r} in this build"
         _say(f"      cancelling at the broker directly is not possible: {why}")
         return None
-    _say(f"      cancelling working orders at {settings.broker} directly ...")
+    _say(f"      cancelling working orders at {broker} directly ...")
     try:
         summary = route.cancel(settings, token_stdin)
     except Exception as exc:  # noqa: BLE001 - the operator must hear of any failure and act
-        _shout(f"cancelling at {settings.broker} failed: {type(exc).__name__}: {exc}")
+        _shout(f"cancelling at {broker} failed: {type(exc).__name__}: {exc}")
         return False
     _say(f"      {summary}")
     return True
+
+
+def _working_in_store(settings: Settings) -> list[StoredOrder] | None:
+    """What the store last showed working (``None`` when it cannot be read); never creates a database."""
+    from app.store.db import make_engine, sqlite_path
+    from app.store.desk_state import working_orders
+
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        return []
+    try:
+        engine = make_engine(settings.database_url)
+        try:
+            return working_orders(engine)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - reported; the operator is told to act either way
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        _shout(f"cannot read the desk's orders from the store: {type(exc).__name__}: {detail}")
+        return None
+
+
+def _list_working(working: list[StoredOrder] | None, broker: str) -> None:
+    if working is None:
+        _shout(f"what is still working at {broker} is unknown: the store could not be read")
+        return
+    if not working:
+        _shout(f"the store shows no order working from this desk; orders placed at {broker} any other way are not known here")
+        return
+    _shout(f"still working at {broker} as the store last showed ({len(working)}):")
+    for order in working[:LIST_AT_MOST]:
+        _shout(f"  {order.describe()}")
+    if len(working) > LIST_AT_MOST:
+        _shout(f"  ... and {len(working) - LIST_AT_MOST} more (main.py audit export has them all)")

@@ -3,39 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.brokers.base import Broker
-from app.brokers.breeze import BreezeCredentials, MasterError
-from app.brokers.paper import PaperConfig
-from app.brokers.paper.universe import UniverseEntry
-from app.domain.money import format_inr
-from app.engine.config import EngineConfig
-from app.engine.engine import EngineStartError
-from app.logs import redact_in_logs
-from app.security.vault import VaultError, stored_secrets
-from app.settings import Settings
-from app.simulation import (
-    BrokerFactory,
-    SimulationError,
-    SimulationOptions,
-    run_simulation,
-)
-from app.store.db import StoreError
-
-from .breeze_profile import (
-    ProfileError,
-    credentials,
-    load_master,
-    open_breeze,
-    require_loopback,
-    session_token,
-)
 from .common import (
+    BROKERS,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -43,6 +17,14 @@ from .common import (
     positive_float,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from app.brokers.base import Broker
+    from app.brokers.breeze import BreezeCredentials
+    from app.brokers.paper.universe import UniverseEntry
+    from app.engine.config import EngineConfig
+    from app.settings import Settings
+    from app.simulation import BrokerFactory
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +40,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="order-flow actions per second (default 1.5, inside the broker's 100 calls/min)",
     )
     sim.add_argument("--instruments", type=positive_int, default=10, help="instruments from the paper universe (default 10)")
-    sim.add_argument("--broker", choices=("paper", "breeze"), default=None, help="broker profile (default: settings)")
+    sim.add_argument("--broker", choices=BROKERS, default=None, help="broker profile (default: settings)")
     sim.add_argument(
         "--kill-at", type=non_negative_float, default=None, metavar="SECONDS",
         help="engage the kill switch this many seconds into the run",
@@ -71,10 +53,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _engine_config(settings: Settings) -> EngineConfig:
+    from app.engine.config import EngineConfig
+
     return EngineConfig(market_protection_bps=round(settings.market_protection_pct * 100))
 
 
 def _breeze_factory(settings: Settings, creds: BreezeCredentials, token: str) -> BrokerFactory:
+    import asyncio
+
+    from app.brokers.paper.universe import UniverseEntry
+
+    from .breeze_profile import load_master, open_breeze
+
     async def make(entries: list[UniverseEntry], clock_ns: Callable[[], int]) -> tuple[Broker, list[UniverseEntry]]:
         loaded = await asyncio.to_thread(load_master, settings)
         broker = open_breeze(settings, [e.instrument.key for e in entries], token, creds, loaded, clock_ns=clock_ns)
@@ -86,6 +76,24 @@ def _breeze_factory(settings: Settings, creds: BreezeCredentials, token: str) ->
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from app.brokers.breeze import MasterError
+    from app.brokers.paper import PaperConfig
+    from app.engine.engine import EngineStartError
+    from app.engine.risk.calendar_data import CalendarError, load_effective
+    from app.logs import redact_in_logs
+    from app.security.vault import VaultError, stored_secrets
+    from app.simulation import SimulationError, SimulationOptions, run_simulation
+    from app.store.db import StoreError
+
+    from .breeze_profile import (
+        ProfileError,
+        credentials,
+        require_loopback,
+        session_token,
+    )
+
     broker = args.broker or settings.broker
     secrets = stored_secrets()
     factory = None
@@ -126,6 +134,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             limits_path=settings.home / "limits.toml",
             control_home=settings.home,
             broker_factory=factory,
+            calendar=load_effective(settings.home),
         )
         result = asyncio.run(run_simulation(options))
     except SimulationError as exc:
@@ -140,6 +149,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except EngineStartError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except CalendarError as exc:
+        print(f"simulate: the trading calendar is unusable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(result, sort_keys=False))
     else:
@@ -148,6 +160,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_summary(result: dict[str, Any]) -> None:
+    from app.domain.money import format_inr
+
     orders = result["orders"]
     print(f"ran {result['seconds']} s: {result['ticks']} ticks, trading state {result['trading_state']}")
     print(

@@ -45,6 +45,7 @@ class AuditEventType(enum.StrEnum):
     REARMED = "rearmed"
     TRADING_STATE_CHANGED = "trading_state.changed"
     LIMIT_CHANGED = "limit.changed"
+    CALENDAR_CHANGED = "calendar.changed"
     BREAKER_TRIPPED = "breaker.tripped"
     ALERT_RAISED = "alert.raised"
     BROKER_CONNECTED = "broker.connected"

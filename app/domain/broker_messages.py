@@ -42,6 +42,28 @@ class BrokerOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableOrder:
+    """A row of the broker's order book that could not be read; ``problem`` says what failed.
+
+    ``broker_order_id``, ``client_order_id`` and ``status`` are what could still be read (``None``
+    when not even that). The order behind it may still be working.
+    """
+
+    broker_order_id: str | None
+    problem: str
+    client_order_id: str | None = None
+    status: OrderStatus | None = None
+
+    @property
+    def may_be_working(self) -> bool:
+        return self.status is None or self.status.is_working
+
+
+# One row of a broker's order book: read, or reported as unreadable (the other rows still count).
+BookRow = BrokerOrder | UnreadableOrder
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerPosition:
     """The broker's net position in one instrument."""
 

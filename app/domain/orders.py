@@ -66,6 +66,9 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    # The broker lists the order but its row could not be read: it may still fill, so it counts as
+    # working (exposure, cancelled by the kill switch) until a readable row or update says otherwise.
+    UNKNOWN = "UNKNOWN"
 
     @property
     def is_terminal(self) -> bool:
@@ -77,7 +80,7 @@ class OrderStatus(enum.StrEnum):
         return self in WORKING_STATUSES
 
 
-WORKING_STATUSES = frozenset({OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+WORKING_STATUSES = frozenset({OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN})
 TERMINAL_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
@@ -85,7 +88,8 @@ TERMINAL_STATUSES = frozenset(
 # SENT may jump straight to a fill or a cancel: a fast market can fill before the ack arrives.
 # OPEN -> REJECTED exists because the exchange can refuse an order the broker already accepted.
 # OPEN -> OPEN and PARTIALLY_FILLED -> PARTIALLY_FILLED are updates that keep the status (a modify
-# ack, another partial fill).
+# ack, another partial fill). Any working order becomes UNKNOWN when the broker's row for it is
+# unreadable, and leaves UNKNOWN for whatever the broker next says readably; a closed order stays closed.
 _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.NEW: frozenset({OrderStatus.SENT, OrderStatus.REJECTED}),
     OrderStatus.SENT: frozenset(
@@ -96,6 +100,7 @@ _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
             OrderStatus.CANCELLED,
             OrderStatus.REJECTED,
             OrderStatus.EXPIRED,
+            OrderStatus.UNKNOWN,
         }
     ),
     OrderStatus.OPEN: frozenset(
@@ -106,6 +111,7 @@ _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
             OrderStatus.CANCELLED,
             OrderStatus.REJECTED,
             OrderStatus.EXPIRED,
+            OrderStatus.UNKNOWN,
         }
     ),
     OrderStatus.PARTIALLY_FILLED: frozenset(
@@ -114,6 +120,18 @@ _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
             OrderStatus.FILLED,
             OrderStatus.CANCELLED,
             OrderStatus.EXPIRED,
+            OrderStatus.UNKNOWN,
+        }
+    ),
+    OrderStatus.UNKNOWN: frozenset(
+        {
+            OrderStatus.OPEN,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+            OrderStatus.UNKNOWN,
         }
     ),
     OrderStatus.FILLED: frozenset(),

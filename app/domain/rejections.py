@@ -29,6 +29,8 @@ class RejectReason(enum.StrEnum):
     ORDER_TYPE_NOT_ALLOWED = "ORDER_TYPE_NOT_ALLOWED"
     PRODUCT_NOT_ALLOWED = "PRODUCT_NOT_ALLOWED"
     MARKET_CLOSED = "MARKET_CLOSED"
+    CALENDAR_UNPUBLISHED = "CALENDAR_UNPUBLISHED"
+    CONTRACT_EXPIRED = "CONTRACT_EXPIRED"
     SOURCE_RATE_LIMIT = "SOURCE_RATE_LIMIT"
     MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
     MAX_ORDERS_PER_DAY = "MAX_ORDERS_PER_DAY"
@@ -71,7 +73,12 @@ REASON_TEXT: dict[RejectReason, str] = {
     RejectReason.RESTRICTED_INSTRUMENT: "the instrument is on the restricted list",
     RejectReason.ORDER_TYPE_NOT_ALLOWED: "the limits do not allow this order type",
     RejectReason.PRODUCT_NOT_ALLOWED: "the limits do not allow this product",
-    RejectReason.MARKET_CLOSED: "the exchange is not in session now (per the exchange calendar), or the calendar does not cover today",
+    RejectReason.MARKET_CLOSED: "the exchange is not in session now (per the desk's trading calendar)",
+    RejectReason.CALENDAR_UNPUBLISHED: (
+        "today's year has no holiday list in the desk's calendar and no operator accepted weekdays as sessions: "
+        "new risk is refused (risk-reducing orders pass in regular weekday hours)"
+    ),
+    RejectReason.CONTRACT_EXPIRED: "the contract's expiry date has passed",
     RejectReason.SOURCE_RATE_LIMIT: "this order source sent more orders per second than its limit",
     RejectReason.MAX_OPEN_ORDERS: "the number of working orders is at its limit",
     RejectReason.MAX_ORDERS_PER_DAY: "the number of orders sent today is at its limit",

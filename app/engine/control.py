@@ -1,4 +1,4 @@
-"""The running desk's local control channel: how ``main.py panic`` reaches it from outside the GUI.
+"""The running desk's local control channel: how ``main.py panic`` and ``main.py rearm`` reach it from outside the GUI.
 
 Transport: TCP on 127.0.0.1 at a random port, which works the same on Windows and Linux (no Unix
 sockets, no Qt). Any local user can connect to a loopback port, so every command is

@@ -13,7 +13,7 @@ import enum
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +28,7 @@ from app.brokers.base import (
 )
 from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditEventType, AuditSource
-from app.domain.broker_messages import BrokerOrder, BrokerPosition
+from app.domain.broker_messages import BookRow, BrokerPosition, UnreadableOrder
 from app.domain.events import (
     Alert,
     AlertLevel,
@@ -58,6 +58,8 @@ from .recorder import Recorder, audit_source
 from .risk.book import RiskBook
 from .risk.breakers import Breaker, Breakers
 from .risk.calendar import TradingCalendar
+from .risk.calendar_data import CalendarLoad
+from .risk.calendar_registry import CalendarVersion, record_version
 from .risk.day_pnl import DayPnl
 from .risk.flatten import Flattener, FlattenReport
 from .risk.gate import RiskGate
@@ -77,6 +79,9 @@ T = TypeVar("T")
 # A place that failed this way may still have reached the exchange: the order stays working at the
 # desk and the broker's book decides (the adapter puts the client order id on the order to match it).
 _UNKNOWN_OUTCOME = frozenset({BrokerErrorCode.TIMEOUT, BrokerErrorCode.UNAVAILABLE, BrokerErrorCode.MALFORMED})
+
+# Worth another try at start: the broker may answer the next read (a 502 from its gateway, a timeout).
+_TRANSIENT = frozenset({BrokerErrorCode.UNAVAILABLE, BrokerErrorCode.TIMEOUT})
 
 _BROKER_REASONS = {
     BrokerErrorCode.RATE_LIMITED: RejectReason.BROKER_RATE_LIMITED,
@@ -212,6 +217,32 @@ class Engine:
         """Put a new limits document in force (needs SET_LIMITS); a refused one changes nothing."""
         return await self.limits.apply(text, actor=actor, reason=reason, path=path)
 
+    async def record_calendar(self, load: CalendarLoad, *, actor: str = "system") -> CalendarVersion | None:
+        """Store the calendar in force as a new audited version when it changed; alert a refused override."""
+        for problem in load.problems:
+            self.alert(AlertLevel.CRITICAL, "calendar", f"calendar override refused, the shipped calendar is in force: {problem}")
+        if self.recorder is None:
+            return None
+        source = AuditSource.SYSTEM if actor == "system" else AuditSource.OPERATOR
+        reason = f"calendar in force at start (override {load.override})" if load.override else "calendar in force at start"
+        return await asyncio.to_thread(
+            record_version, self.recorder.writer, load.calendar, actor=actor, source=source, reason=reason,
+        )
+
+    def _calendar_notices(self) -> None:
+        """Warn of a calendar about to run out or already out, and of contracts that expire today."""
+        now = self.clock_ns()
+        notice = self.gate.calendar.cover_notice(now)
+        if notice is not None:
+            self.alert(AlertLevel.WARNING, "calendar", notice)
+        today = ist_day(now)
+        expiring = sorted(key for key, instrument in self.instruments.items() if instrument.expiry == today)
+        if expiring:
+            self.alert(AlertLevel.WARNING, "expiry", f"expiring today ({today.isoformat()}): {', '.join(expiring)}")
+        expired = sorted(key for key, instrument in self.instruments.items() if instrument.expiry is not None and instrument.expiry < today)
+        if expired:
+            self.alert(AlertLevel.WARNING, "expiry", f"expired, orders are refused: {', '.join(expired)}")
+
     async def start(self) -> None:
         """Connect the broker, start the supervised streams and reconcile with the broker's book."""
         if self.lifecycle is not Lifecycle.CREATED:
@@ -242,18 +273,34 @@ class Engine:
         self.lifecycle = Lifecycle.RUNNING
         self.bus.publish(BrokerStatus(name, True, "connected", self.clock_ns()))
         log.info("engine running with broker %s, %d instruments, state %s", name, len(self.instruments), self.trading_state)
-        left = self.gate.calendar.days_of_cover_left(self.clock_ns())
-        if left < 30:
-            self.alert(
-                AlertLevel.WARNING, "calendar",
-                f"the exchange calendar covers sessions only until {self.gate.calendar.last_covered_day}; "
-                "update exchange-calendars before then or every order will be refused as MARKET_CLOSED",
-            )
-        try:
-            await self.reconcile()
-        except (BrokerError, TimeoutError) as exc:
+        self._calendar_notices()
+        problem = await self._first_reconcile()
+        if problem is not None:
             # Not knowing what is already working at the broker is reason enough not to add to it.
-            self.halt(f"could not read the broker's order book at start: {exc or type(exc).__name__}")
+            self.halt(f"could not read the broker's order book at start: {problem}")
+
+    async def _first_reconcile(self) -> str | None:
+        """Reconcile at start, retrying a transient failure (a 502, a timeout) with exponential backoff
+        for at most ``config.start_book_retry_s``; ``None`` once read, else why it could not be."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.start_book_retry_s
+        delay = self.config.start_book_backoff_s
+        attempt = 1
+        while True:
+            try:
+                await self.reconcile()
+                return None
+            except (BrokerError, TimeoutError) as exc:
+                why = f"{exc or type(exc).__name__}"
+                transient = not isinstance(exc, BrokerError) or exc.code in _TRANSIENT
+                if not transient:
+                    return why
+                if loop.time() + delay > deadline:
+                    return f"{why} (still failing after {attempt} attempts in {self.config.start_book_retry_s:g}s)"
+            log.warning("reading the broker's order book at start failed (attempt %d: %s); again in %.2fs", attempt, why, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+            attempt += 1
 
     async def _resume(self, recorder: Recorder) -> None:
         """Pick up the stored picture: trading state, working orders, positions, today's counts."""
@@ -265,7 +312,12 @@ class Engine:
             self.halt(f"could not read the store at start: {type(exc).__name__}: {exc}")
             return
         if saved.trading_state is not None and saved.trading_state is not TradingState.ACTIVE:
-            self._set_state(saved.trading_state, f"resumed: {saved.reason}", "system")
+            restored = saved.trading_state
+            self._set_state(restored, f"restored {restored} from the store: {saved.reason}", "system")
+            hint = (f"the desk starts {restored}; an operator re-arms it, giving a reason, once trading is safe again: "
+                    '.venv/bin/python main.py rearm --reason "..." (while the desk runs, or with none running)')
+            log.warning(hint)
+            self.alert(AlertLevel.WARNING, "trading_state", hint)
         for order in saved.open_orders:
             self.oms.restore(order)
             self.risk_book.track(order)
@@ -337,6 +389,8 @@ class Engine:
             raise ValueError("re-arming needs a reason")
         if to is TradingState.HALTED:
             raise ValueError("re-arm goes to ACTIVE or REDUCING; use the kill switch to halt")
+        if self.trading_state is TradingState.ACTIVE or self.trading_state is to:
+            raise ValueError(f"the desk is already {self.trading_state}, not halted: nothing to re-arm")
         if self.kill_switch.sweeping or self.flattener.running:
             raise ValueError("the kill switch sweep or a flatten is still running; wait for its report")
         if to is TradingState.ACTIVE:
@@ -610,7 +664,7 @@ class Engine:
             return CancelResult(False, client_order_id, f"no answer from the broker within {self.config.broker_call_timeout}s")
         return CancelResult(True, client_order_id, "cancel sent")
 
-    async def _order_book(self) -> list[BrokerOrder]:
+    async def _order_book(self) -> Sequence[BookRow]:
         try:
             return await self._call(self.broker.order_book(), CallKind.READ, BrokerCall.ORDER_BOOK)
         except BrokerError as exc:
@@ -625,13 +679,20 @@ class Engine:
                 "reconcile: adopted %s, missing at broker %s, problems %s",
                 report.adopted, report.missing_at_broker, report.problems,
             )
+        if report.unreadable:
+            self.alert(
+                AlertLevel.WARNING, "broker",
+                f"{len(report.unreadable)} rows of the broker's order book are unreadable; orders marked UNKNOWN "
+                f"stay counted as working: {'; '.join(report.unreadable[:3])}",
+            )
         return report
 
     async def reconcile_working(self) -> int:
         """Reconcile, and return how many orders the broker's book itself shows as working."""
         book = await self._order_book()
         self.oms.reconcile(book)
-        return sum(1 for row in book if row.status.is_working)
+        # An unreadable row may be a working order: it counts until the broker says otherwise.
+        return sum(1 for row in book if (row.may_be_working if isinstance(row, UnreadableOrder) else row.status.is_working))
 
     async def broker_positions(self) -> list[BrokerPosition]:
         """The broker's own positions (a governed read)."""

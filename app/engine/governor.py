@@ -383,6 +383,15 @@ class Schedule:
 CountCallback = Callable[[str, str, int], None]
 
 
+def _loop_clock() -> float:
+    # The timer is set on the loop's clock, so "now" is read from it too: an event loop whose clock
+    # is not time.monotonic (a test's virtual time) then wakes the governor exactly when it asked.
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
 @dataclass(slots=True)
 class _Timer:
     handle: asyncio.TimerHandle | None = None
@@ -394,7 +403,8 @@ class Governor:
 
     When a slot is free ``acquire`` returns without yielding. Otherwise the caller waits on a
     future that one shared timer settles at the next moment anything can change. ``clock`` is
-    monotonic seconds, ``wall_ns`` epoch nanoseconds for the IST day. ``initial_counts`` are
+    monotonic seconds, by default the running event loop's own clock (the one its timers run on),
+    ``wall_ns`` epoch nanoseconds for the IST day. ``initial_counts`` are
     today's counts from the store (keys ``calls``, ``order_actions``); ``on_count(day, kind,
     count)`` hears the new day totals after releases, for the engine to persist. Use it from the
     event loop's thread only, like the rest of the engine.
@@ -405,13 +415,13 @@ class Governor:
         limits: RateLimits,
         config: GovernorConfig | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
         initial_counts: Mapping[str, int] | None = None,
         on_count: CountCallback | None = None,
     ) -> None:
         counts = initial_counts or {}
-        self._clock = clock
+        self._clock = clock if clock is not None else _loop_clock
         self._wall_ns = wall_ns
         self._on_count = on_count
         self._schedule = Schedule(

@@ -16,7 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate
+from app.domain.broker_messages import (
+    BookRow,
+    BrokerOrder,
+    BrokerOrderUpdate,
+    UnreadableOrder,
+)
 from app.domain.events import OrderEvent, OrderSnapshot
 from app.domain.fills import Fill
 from app.domain.money import round_div
@@ -68,13 +73,19 @@ class OmsCounters:
 
 @dataclass(slots=True)
 class ReconcileReport:
-    """Differences found between the desk's orders and the broker's order book, and what was done."""
+    """Differences found between the desk's orders and the broker's order book, and what was done.
+
+    ``unknown`` lists the desk's orders whose broker row could not be read (now UNKNOWN);
+    ``unreadable`` says, per unreadable row, what failed.
+    """
 
     checked: int = 0
     updated: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     missing_at_broker: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
 
 def snapshot(order: Order) -> OrderSnapshot:
@@ -279,8 +290,15 @@ class OrderManager:
 
     def _apply_status(self, order: Order, update: BrokerOrderUpdate) -> bool:
         target = update.status
-        if target is None or target in _FILL_STATUSES or target is order.status:
+        if target is None or target is order.status:
             return False
+        if target in _FILL_STATUSES:
+            # Fills move an order through its cumulative quantity (``_apply_fill``); only an UNKNOWN
+            # order takes a fill status as such, when the desk already holds those fills.
+            if order.status is not OrderStatus.UNKNOWN or order.filled_quantity == 0:
+                return False
+            if target is OrderStatus.FILLED and order.filled_quantity < order.quantity:
+                return False
         if not can_transition(order.status, target):
             return False
         if target is OrderStatus.REJECTED:
@@ -288,13 +306,20 @@ class OrderManager:
         order.transition(target, self._clock_ns())
         return True
 
-    def reconcile(self, book: Iterable[BrokerOrder]) -> ReconcileReport:
-        """Bring the desk's orders in line with the broker's book; the broker's book is the truth."""
+    def reconcile(self, book: Iterable[BookRow]) -> ReconcileReport:
+        """Bring the desk's orders in line with the broker's book; the broker's book is the truth.
+
+        An unreadable row costs only its own order: a working one becomes UNKNOWN (still counted as
+        working), and the other rows reconcile as usual.
+        """
         report = ReconcileReport()
         seen: set[str] = set()
         now = self._clock_ns()
         for row in book:
             report.checked += 1
+            if isinstance(row, UnreadableOrder):
+                self._unreadable(row, report, seen)
+                continue
             order = self._by_broker_id.get(row.broker_order_id)
             if order is None and row.client_order_id is not None:
                 order = self._orders.get(row.client_order_id)
@@ -325,6 +350,30 @@ class OrderManager:
             if order.status.is_working and order.broker_order_id is not None and order.client_order_id not in seen:
                 report.missing_at_broker.append(order.client_order_id)
         return report
+
+    def _unreadable(self, row: UnreadableOrder, report: ReconcileReport, seen: set[str]) -> None:
+        order = self._by_broker_id.get(row.broker_order_id) if row.broker_order_id is not None else None
+        if order is None and row.client_order_id is not None:
+            order = self._orders.get(row.client_order_id)
+        name = row.broker_order_id or "an order without a readable id"
+        report.unreadable.append(f"{name}: {row.problem}")
+        if order is None:
+            # Nothing to mark: the desk cannot adopt what it cannot read. The operator must look.
+            report.problems.append(f"{name}: unreadable broker row for an order the desk does not know ({row.problem})")
+            return
+        seen.add(order.client_order_id)
+        if order.broker_order_id is None and row.broker_order_id is not None:
+            order.broker_order_id = row.broker_order_id
+            self._by_broker_id[row.broker_order_id] = order
+        if order.status is OrderStatus.UNKNOWN:
+            report.unknown.append(order.client_order_id)
+            return
+        if not order.status.is_working:
+            report.problems.append(f"{order.client_order_id}: desk says {order.status}, broker row unreadable ({row.problem})")
+            return
+        log.warning("order %s: the broker's row is unreadable (%s); marked UNKNOWN", order.client_order_id, row.problem)
+        self._move(order, OrderStatus.UNKNOWN)
+        report.unknown.append(order.client_order_id)
 
     def _adopt(self, row: BrokerOrder, now: int) -> Order:
         """Take in an order the desk did not place (from the broker's website, say) so it is watched and cancellable."""

@@ -1,4 +1,5 @@
-"""The persisted HALTED flag, written from outside the desk (``main.py panic``).
+"""The persisted trading state, written from outside the desk: HALTED by ``main.py panic``, and
+lifted by ``main.py rearm`` when no desk is running.
 
 The desk reads the last ``trading_state`` row when it starts (``Recorder.load``), so a HALTED row
 written here makes the next start halted, whatever happens to the running desk meanwhile.
@@ -34,4 +35,24 @@ def persist_halt(writer: AuditWriter, reason: str, actor: str, *, timeout: float
     writer.append_blocking(
         AuditEventType.KILL_SWITCH_ENGAGED, {"reason": reason, "via": "panic"},
         actor=actor, source=AuditSource.PANIC, timeout=timeout, rows=halted_row,
+    )
+
+
+def persist_rearm(
+    writer: AuditWriter, previous: TradingState, to: TradingState, reason: str, actor: str, *, timeout: float = 30.0
+) -> None:
+    """Record ``REARMED`` and a trading-state row for ``to`` in one transaction, for a re-arm with no desk running.
+
+    The record and the row match what a running desk writes for a re-arm, so the next start picks
+    up ``to``. Raises ``StoreError`` if the write failed and ``TimeoutError`` if it was not
+    confirmed within ``timeout`` seconds.
+    """
+    ts_ns = time.time_ns()
+
+    def state_row(connection: Connection) -> None:
+        connection.execute(insert(_STATE).values(ts_ns=ts_ns, state=str(to), reason=f"re-armed: {reason}", actor=actor))
+
+    writer.append_blocking(
+        AuditEventType.REARMED, {"from": previous, "to": to, "reason": reason, "via": "rearm command, no desk running"},
+        actor=actor, source=AuditSource.OPERATOR, timeout=timeout, rows=state_row,
     )

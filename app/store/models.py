@@ -100,6 +100,18 @@ class LimitVersionRow(Base):
     document: Mapped[str] = mapped_column(Text, nullable=False)
 
 
+class CalendarVersionRow(Base):
+    """One version of the trading calendar in force: the whole merged document, who, when and why."""
+
+    __tablename__ = "calendar_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    document: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 class TradingStateRow(Base):
     """Every change of trading state; the newest row is the state a restart resumes in."""
 

@@ -131,16 +131,21 @@ class Contract:
         return self.product_type.title()
 
 
-def default_contracts() -> list[Contract]:
-    """One contract per entry of the paper universe (``resources/instruments.json``), with deterministic tokens."""
+def default_contracts(session_day: date | None = None) -> list[Contract]:
+    """One contract per entry of the paper universe (``resources/instruments.json``), with deterministic tokens.
+
+    The derivatives are the contracts trading on ``session_day`` (default: the day a desk started now
+    trades on), as the paper universe rolls them; tests that name contracts by key pass a fixed day.
+    """
     from app.brokers.paper import load_universe
     from app.domain.instruments import OptionRight, Segment
+    from tests.support.calendar import desk_session_day
 
     products = {Segment.CASH: "cash", Segment.FUTURES: "futures", Segment.OPTIONS: "options"}
     rights = {OptionRight.CALL: "call", OptionRight.PUT: "put"}
     counters = dict.fromkeys(_TOKEN_BASE, 0)
     contracts: list[Contract] = []
-    for entry in load_universe():
+    for entry in load_universe(session_day=session_day or desk_session_day()):
         inst = entry.instrument
         exchange = str(inst.exchange)
         counters[exchange] += 1

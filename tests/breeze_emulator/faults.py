@@ -19,6 +19,7 @@ class Fault:
     field: str = ""
     value: Any = None
     text: str = ""
+    order_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -54,17 +55,21 @@ class Faults:
     * ``rate_limit``: HTTP 429 ``{"Success": None, "Status": 429, "Error": "Too many requests"}``.
     * ``session_expired``: HTTP 200 ``{"Success": None, "Status": 500, "Error": "Resource not available."}``.
     * ``missing_field``/``bad_value``: the call is processed normally, then ``field`` is dropped from
-      (or set to ``value`` in) the ``Success`` payload: the dict, or every row of a list.
+      (or set to ``value`` in) the ``Success`` payload: the dict, or every row of a list (with
+      ``order_id``: only the rows of that order).
     * ``reject``: HTTP 200 ``{"Success": None, "Status": 500, "Error": text}``.
 
     ``master_unavailable`` (a plain flag, not counted) makes the security master download answer
-    HTTP 503 until it is set back to ``False``.
+    HTTP 503 until it is set back to ``False``. ``books_ignore_exchange`` (a plain flag) makes the
+    order and trade lists show every exchange's rows whichever exchange is asked for, as a Breeze
+    server was seen to do.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._armed: list[_Armed] = []
         self.master_unavailable = False
+        self.books_ignore_exchange = False
 
     def _arm(self, fault: Fault, endpoint: str | None, method: str | None, count: int) -> None:
         if count <= 0:
@@ -102,9 +107,14 @@ class Faults:
         self._arm(Fault("session_expired", status=200), endpoint, method, count)
 
     def missing_field(
-        self, field: str, endpoint: str | None = None, method: str | None = None, count: int = 1
+        self,
+        field: str,
+        endpoint: str | None = None,
+        method: str | None = None,
+        count: int = 1,
+        order_id: str | None = None,
     ) -> None:
-        self._arm(Fault("missing_field", field=field), endpoint, method, count)
+        self._arm(Fault("missing_field", field=field, order_id=order_id), endpoint, method, count)
 
     def bad_value(
         self,
@@ -113,8 +123,9 @@ class Faults:
         endpoint: str | None = None,
         method: str | None = None,
         count: int = 1,
+        order_id: str | None = None,
     ) -> None:
-        self._arm(Fault("bad_value", field=field, value=value), endpoint, method, count)
+        self._arm(Fault("bad_value", field=field, value=value, order_id=order_id), endpoint, method, count)
 
     def reject(
         self, text: str, endpoint: str | None = None, method: str | None = None, count: int = 1

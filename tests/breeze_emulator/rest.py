@@ -215,7 +215,7 @@ def _mutate(payload: Payload, fault: Fault) -> None:
     success = payload.get("Success")
     rows = success if isinstance(success, list) else [success]
     for row in rows:
-        if not isinstance(row, dict):
+        if not isinstance(row, dict) or (fault.order_id is not None and row.get("order_id") != fault.order_id):
             continue
         if fault.kind == "missing_field":
             row.pop(fault.field, None)
@@ -234,13 +234,14 @@ class RestApi:
         faults: Faults,
         master: Callable[[], bytes],
         enforce_rate_limits: bool,
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.market = market
         self.sessions = sessions
         self.faults = faults
         self._master = master
         self._enforce = enforce_rate_limits
-        self._limiter = RateLimiter()
+        self._limiter = RateLimiter(rate_clock)
         self._lock = threading.Lock()
         self.calls: list[Call] = []
         self.rate_limit_breaches = 0
@@ -480,7 +481,7 @@ class RestApi:
         rows = [
             self.market.order_row(o)
             for o in self.market.orders.values()
-            if o.contract.exchange_code == exchange
+            if o.contract.exchange_code == exchange or self.faults.books_ignore_exchange
         ]
         return ok(rows) if rows else error(NO_DATA)
 
@@ -513,7 +514,7 @@ class RestApi:
         rows = [
             self.market.trade_row(t)
             for t in self.market.trades
-            if t.contract.exchange_code == exchange
+            if (t.contract.exchange_code == exchange or self.faults.books_ignore_exchange)
             and (not action or t.action == action)
             and (not stock_code or t.contract.stock_code == stock_code)
             and (not product or t.contract.product_type == product)

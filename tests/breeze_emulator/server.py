@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import random
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -40,8 +43,12 @@ class BreezeEmulator:
     inspect what the client did (``calls``, ``orders()``, ``positions()``).
 
     ``tick_interval_s`` paces a seeded random walk of every contract (``None``: prices move only on
-    ``set_price``). Market control methods are thread-safe; they raise ``KeyError`` for an unknown
-    contract or order and ``ValueError`` for an action the exchange refuses.
+    ``set_price``); ``freeze_walk`` pauses it, so a test can set a price and read it back without the
+    walk moving it in between. ``price_noise`` is the share of ``stock`` prices sent one unit in the
+    last place off their value (``1000.4000000000001`` for 1000.40), as Breeze's floats arrive.
+    ``rate_clock`` is the clock of the REST rate limits (a test can stop it to put calls in one second).
+    Market control methods are thread-safe; they raise ``KeyError`` for an unknown contract or order
+    and ``ValueError`` for an action the exchange refuses.
     """
 
     def __init__(
@@ -55,7 +62,11 @@ class BreezeEmulator:
         tick_interval_s: float | None = 0.05,
         seed: int = 1,
         enforce_rate_limits: bool = True,
+        price_noise: float = 0.5,
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0.0 <= price_noise <= 1.0:
+            raise ValueError(f"price_noise is a share between 0 and 1, got {price_noise}")
         self.api_key = api_key
         self.api_secret = api_secret
         self.user_id = user_id
@@ -67,8 +78,13 @@ class BreezeEmulator:
         )
         self._seed = seed
         self._enforce = enforce_rate_limits
+        self._rate_clock = rate_clock
         self._master_zip = build_master_zip(self.contracts)
         self._silent = False
+        self._walk_frozen = False
+        self._stock_events = 0
+        self._price_noise = price_noise
+        self._noise = random.Random(seed)
         self._sequence = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -85,7 +101,7 @@ class BreezeEmulator:
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> BreezeEmulator:
+    def start(self) -> Self:
         """Bind the three ports and return once all are listening."""
         if self._thread is not None:
             raise RuntimeError("BreezeEmulator.start() was already called")
@@ -142,6 +158,7 @@ class BreezeEmulator:
             faults=self.faults,
             master=lambda: self._master_zip,
             enforce_rate_limits=self._enforce,
+            rate_clock=self._rate_clock,
         )
         self._stream = SocketServer("stream", self._sessions.socket_error)
         self._feeds = SocketServer("feeds", self._sessions.socket_error)
@@ -178,7 +195,8 @@ class BreezeEmulator:
         assert self._market is not None
         while True:
             await asyncio.sleep(interval)
-            self._market.walk()
+            if not self._walk_frozen:
+                self._market.walk()
 
     def _await_on_loop(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the coroutine ``fn()`` on the emulator's loop (all its state lives there), wait for its result."""
@@ -209,7 +227,14 @@ class BreezeEmulator:
         assert self._stream is not None and self._market is not None
         room = contract.stream_symbol
         if not self._silent and self._stream.has_listeners(room):
-            self._stream.send("stock", tick_payload(contract, self._market.quotes[contract.token]), room)
+            self._stock_events += 1
+            self._stream.send("stock", tick_payload(contract, self._market.quotes[contract.token], self._rupees), room)
+
+    def _rupees(self, paise: int) -> float:
+        value = paise / 100
+        if self._noise.random() < self._price_noise:
+            value = math.nextafter(value, math.inf if self._noise.random() < 0.5 else -math.inf)
+        return value
 
     # ---- addresses ----------------------------------------------------------------------------
 
@@ -261,6 +286,19 @@ class BreezeEmulator:
     def _market_now(self) -> Market:
         assert self._market is not None
         return self._market
+
+    def freeze_walk(self, frozen: bool = True) -> None:
+        """Pause (or resume) the random walk; once this returns no walk step runs until it is resumed."""
+
+        def freeze() -> None:
+            self._walk_frozen = frozen
+
+        self._on_loop(freeze)
+
+    @property
+    def stock_events_sent(self) -> int:
+        """How many ``stock`` events the market has sent so far (raw ones not included)."""
+        return self._on_loop(lambda: self._stock_events)
 
     def set_price(self, token_or_key: str, price_paise: int) -> None:
         """Move the last price, emit a ``stock`` tick and fill the resting orders it crosses (at their limit)."""
@@ -362,8 +400,13 @@ class BreezeEmulator:
         self._sessions.renew(session_token)
 
     def silence(self, on: bool = True) -> None:
-        """Keep the sockets connected but emit no ``stock`` events (prices and fills carry on)."""
-        self._silent = on
+        """Keep the sockets connected but emit no ``stock`` events (prices and fills carry on); from
+        the moment this returns (it takes effect on the loop, between two walk steps)."""
+
+        def hush() -> None:
+            self._silent = on
+
+        self._on_loop(hush)
 
     def disconnect_streams(self, abrupt: bool = False) -> None:
         """Server-side disconnect of every socket.io client, on both servers.

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import socketio
+import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -39,21 +39,25 @@ ORDER_MESSAGE_LENGTH = 47
 _STATUS_CODES = {ORDERED: "O", PARTIAL: "P", EXECUTED: "E", CANCELLED: "C", REJECTED: "J", EXPIRED: "X"}
 
 
-def tick_payload(c: Contract, q: Quote) -> list[Any]:
-    """A ``stock`` event in the SDK's "data_type 1" layout: 21 elements for cash, 23 for F&O."""
-    average = rupees_float(round(q.turnover_paise / q.ttq)) if q.ttq else rupees_float(q.last)
+def tick_payload(c: Contract, q: Quote, to_rupees: Callable[[int], float] = rupees_float) -> list[Any]:
+    """A ``stock`` event in the SDK's "data_type 1" layout: 21 elements for cash, 23 for F&O.
+
+    ``to_rupees`` writes each price: Breeze's are JSON floats, which may carry noise (see
+    ``BreezeEmulator``'s ``price_noise``).
+    """
+    average = to_rupees(round(q.turnover_paise / q.ttq)) if q.ttq else to_rupees(q.last)
     change = round((q.last - q.close) * 100 / q.close, 2) if q.close else 0.0
     depth = c.lot_size * 10
     head = [
         c.stream_symbol,
-        rupees_float(q.open),
-        rupees_float(q.last),
-        rupees_float(q.high),
-        rupees_float(q.low),
+        to_rupees(q.open),
+        to_rupees(q.last),
+        to_rupees(q.high),
+        to_rupees(q.low),
         change,
-        rupees_float(q.last - c.tick_paise),
+        to_rupees(q.last - c.tick_paise),
         depth,
-        rupees_float(q.last + c.tick_paise),
+        to_rupees(q.last + c.tick_paise),
         depth,
         q.ltq,
         average,
@@ -61,10 +65,10 @@ def tick_payload(c: Contract, q: Quote) -> list[Any]:
     volume = [q.ttq, depth * 5, depth * 5, f"{q.turnover_paise / 100 / 10**7:.2f}C"]
     tail = [
         "+" if q.last >= q.close else "-",
-        rupees_float(q.lower_circuit),
-        rupees_float(q.upper_circuit),
+        to_rupees(q.lower_circuit),
+        to_rupees(q.upper_circuit),
         int(q.ltt.timestamp()),
-        rupees_float(q.close),
+        to_rupees(q.close),
     ]
     if c.is_derivative:
         return [*head, q.oi, 0, *volume, *tail]
@@ -154,7 +158,7 @@ class SocketServer:
         self.name = name
         self._authorize = authorize
         self.sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.Transport] = set()
         self.app = web.Application(middlewares=[self._track_transport])
         self.sio.attach(self.app)
         self.clients: set[str] = set()

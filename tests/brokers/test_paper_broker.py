@@ -16,8 +16,10 @@ from app.domain.instruments import Exchange, Instrument, Segment
 from app.domain.market import Tick
 from app.domain.money import round_div
 from app.domain.orders import OrderStatus, OrderType, Side, Validity
+from tests.support.calendar import PAPER_SESSION_DAY
+from tests.support.virtual_time import on_virtual_time
 
-UNIVERSE = load_universe()
+UNIVERSE = load_universe(session_day=PAPER_SESSION_DAY)
 BY_KEY = {entry.instrument.key: entry.instrument for entry in UNIVERSE}
 RELIANCE = BY_KEY["NSE:RELIANCE"]
 NIFTY_FUT = BY_KEY["NFO:NIFTY:2026-12-29:FUT"]
@@ -372,18 +374,20 @@ async def test_rejections_are_seeded() -> None:
     assert first != await _reject_pattern(4)
 
 
+@on_virtual_time
 async def test_latency_is_honoured() -> None:
+    # On virtual time a call takes exactly the latency it waits for, and no call waits for nothing.
     loop = asyncio.get_running_loop()
     slow = await _connected(latency_ms=60)
     started = loop.time()
     await slow.funds()
     await slow.order_book()
-    assert loop.time() - started >= 0.115
+    assert loop.time() - started == pytest.approx(0.120)
     fast = await _connected(latency_ms=0)
     started = loop.time()
     for _ in range(20):
         await fast.funds()
-    assert loop.time() - started < 0.05
+    assert loop.time() == started
     await slow.disconnect()
     await fast.disconnect()
 
@@ -452,7 +456,9 @@ async def test_tick_overflow_drops_the_oldest_and_counts() -> None:
     assert broker.dropped_ticks == 2 * len(UNIVERSE) - 5
 
 
+@on_virtual_time
 async def test_background_market_streams_ticks_fills_orders_and_ends_on_disconnect() -> None:
+    # On virtual time the background walk steps only when the test waits, never between its lines.
     broker = await _connected(tick_interval_ms=5.0)
     await broker.subscribe([RELIANCE.key])
     ticks = broker.ticks()

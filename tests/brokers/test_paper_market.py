@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from app.brokers.paper import SyntheticMarket, UniverseEntry, load_universe
 from app.domain.instruments import Exchange, Instrument, Segment
 from app.domain.market import Tick
+from tests.support.calendar import PAPER_SESSION_DAY
 
-UNIVERSE = load_universe()
+UNIVERSE = load_universe(session_day=PAPER_SESSION_DAY)
 
 
 def _run(market: SyntheticMarket, steps: int) -> list[list[Tick]]:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.brokers.base import BREEZE_RATE_LIMITS, BrokerError, BrokerErrorCode, PlaceRequest, RateLimits
+from app.brokers.base import (
+    BREEZE_RATE_LIMITS,
+    BrokerError,
+    BrokerErrorCode,
+    PlaceRequest,
+    RateLimits,
+)
 from app.brokers.paper import (
     PaperBroker,
     PaperConfig,

@@ -11,7 +11,13 @@ import pytest
 
 from app.brokers.paper import UniverseError, load_universe
 from app.brokers.paper.universe import DEFAULT_UNIVERSE_PATH
-from app.domain.instruments import Exchange, Instrument, OptionRight, Segment, instrument_key
+from app.domain.instruments import (
+    Exchange,
+    Instrument,
+    OptionRight,
+    Segment,
+    instrument_key,
+)
 
 
 def test_default_file_is_the_repository_resource() -> None:
@@ -37,14 +43,18 @@ def test_universe_loads_valid_unique_instruments() -> None:
     assert {entry.instrument.segment for entry in entries} == set(Segment)
 
 
+# A fixed session day keeps the rolled contracts' keys fixed (December 2026 contracts).
+SESSION = date(2026, 12, 1)
+
+
 def test_universe_contract_terms() -> None:
-    by_key = {entry.instrument.key: entry for entry in load_universe()}
+    by_key = {entry.instrument.key: entry for entry in load_universe(session_day=SESSION)}
     nifty = by_key["NFO:NIFTY:2026-12-29:FUT"].instrument
     assert (nifty.lot_size, nifty.freeze_quantity, nifty.tick_size, nifty.expiry) == (65, 1755, 5, date(2026, 12, 29))
     banknifty = by_key["NFO:BANKNIFTY:2026-12-29:FUT"].instrument
     assert (banknifty.lot_size, banknifty.freeze_quantity) == (30, 600)
-    sensex = by_key["BFO:SENSEX:2026-12-24:FUT"].instrument
-    assert (sensex.lot_size, sensex.freeze_quantity, sensex.expiry) == (20, 1000, date(2026, 12, 24))
+    sensex = by_key["BFO:SENSEX:2026-12-31:FUT"].instrument
+    assert (sensex.lot_size, sensex.freeze_quantity, sensex.expiry) == (20, 1000, date(2026, 12, 31))
     call = by_key["NFO:NIFTY:2026-12-29:26000:CE"].instrument
     assert (call.strike, call.right, call.segment) == (26000_00, OptionRight.CALL, Segment.OPTIONS)
     assert by_key["NFO:NIFTY:2026-12-29:26000:PE"].instrument.right is OptionRight.PUT
@@ -55,6 +65,39 @@ def test_universe_contract_terms() -> None:
     assert 1_000_00 <= by_key["NSE:RELIANCE"].start_price <= 2_000_00
     assert 24_000_00 <= by_key["NFO:NIFTY:2026-12-29:FUT"].start_price <= 28_000_00
     assert 100_00 <= by_key["NFO:NIFTY:2026-12-29:26000:CE"].start_price <= 300_00
+
+
+@pytest.mark.parametrize(
+    ("session", "nifty", "sensex"),
+    [
+        (date(2026, 12, 29), date(2026, 12, 29), date(2026, 12, 31)),  # expiry day: still that contract
+        (date(2026, 12, 30), date(2027, 1, 26), date(2026, 12, 31)),  # the day after: the next month's
+        (date(2027, 1, 4), date(2027, 1, 26), date(2027, 1, 28)),
+        (date(2030, 6, 3), date(2030, 6, 25), date(2030, 6, 27)),
+    ],
+)
+def test_derivatives_roll_to_the_nearest_unexpired_contract(session: date, nifty: date, sensex: date) -> None:
+    entries = load_universe(session_day=session)
+    expiries = {(e.instrument.exchange, e.instrument.symbol): e.instrument.expiry for e in entries if e.instrument.expiry}
+    assert expiries[(Exchange.NFO, "NIFTY")] == nifty and expiries[(Exchange.BFO, "SENSEX")] == sensex
+    assert all(expiry >= session for expiry in expiries.values())
+
+
+def test_an_expiry_on_a_holiday_moves_to_the_previous_session() -> None:
+    republic_day = date(2027, 1, 26)
+    entries = load_universe(session_day=date(2027, 1, 4), is_session=lambda day: day.weekday() < 5 and day != republic_day)
+    nifty = next(e.instrument for e in entries if e.instrument.key.startswith("NFO:NIFTY:") and e.instrument.right is None)
+    assert nifty.expiry == date(2027, 1, 25) and nifty.key == "NFO:NIFTY:2027-01-25:FUT"
+
+
+def test_a_rolled_entry_must_not_carry_a_key_and_its_rule_must_be_known(tmp_path: Path) -> None:
+    future = {"exchange": "NFO", "symbol": "NIFTY", "underlying": "NIFTY", "segment": "FUTURES", "lot_size": 65,
+              "tick_size_paise": 5, "freeze_quantity": 1755, "expiry": {"monthly": "Tue"}, "start_price_paise": 2615000}
+    with pytest.raises(UniverseError, match="field 'key' must be left out when the expiry is a rule"):
+        load_universe(_write(tmp_path, {"instruments": [{**future, "key": "NFO:NIFTY:2026-12-29:FUT"}]}), session_day=SESSION)
+    for rule in ({"monthly": "Sat"}, {"weekly": "Tue"}, {"monthly": "Tue", "extra": 1}):
+        with pytest.raises(UniverseError, match="field 'expiry' must be a date"):
+            load_universe(_write(tmp_path, {"instruments": [{**future, "expiry": rule}]}), session_day=SESSION)
 
 
 def test_instrument_key_formats_strike_in_rupees() -> None:

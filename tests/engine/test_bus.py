@@ -124,15 +124,12 @@ async def test_slow_consumer_does_not_block_publisher() -> None:
 
     consumer = asyncio.create_task(slow_consumer())
     await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     for i in range(10_000):
         bus.publish(Base(i))
-    elapsed = loop.time() - started
     await asyncio.sleep(0.05)
     consumer.cancel()
-    assert elapsed < 1.0
     # The publisher ran to completion without yielding; the consumer then sees only the newest 100.
+    # (How fast publishing is belongs to tests/bench/ticks.py.)
     assert queue.dropped == 10_000 - 100
     assert received[0] == 10_000 - 100
     assert received == list(range(9_900, 9_900 + len(received)))

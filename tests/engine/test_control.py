@@ -118,7 +118,8 @@ async def test_panic_over_the_channel_halts_the_engine(desk: Desk) -> None:
     reply = await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "runaway algo", "actor": "panic:alice"})
     assert reply == {"ok": True, "state": "HALTED", "working": 1}
     assert desk.calls == [{"reason": "runaway algo", "actor": "panic:alice"}]
-    assert desk.engine.trading_state is TradingState.HALTED
+    # Read afresh: the type checker would keep the ACTIVE narrowing from before the panic.
+    assert TradingState(desk.engine.trading_state) is TradingState.HALTED
     assert desk.engine.halt_reason == "runaway algo"
     refused = await desk.engine.submit(OrderRequest("NSE:RELIANCE", Side.BUY, 1, Decimal("100.00"), actor="carol"))
     assert not refused.accepted and refused.rejection is not None
@@ -190,16 +191,16 @@ async def test_unknown_command_is_refused_even_when_signed(desk: Desk) -> None:
 
 
 async def test_a_silent_client_is_dropped_after_the_read_timeout(desk: Desk) -> None:
-    def silent() -> tuple[dict[str, Any], float]:
+    def silent() -> dict[str, Any]:
+        # The client's own timeout is ten times the server's: only the server's can end this.
         with socket.create_connection(("127.0.0.1", desk.port), timeout=5) as sock:
             stream = sock.makefile("rb")
             stream.readline()
-            start = time.monotonic()
-            return json.loads(stream.readline()), time.monotonic() - start
+            reply: dict[str, Any] = json.loads(stream.readline())
+            return reply
 
-    reply, waited = await asyncio.to_thread(silent)
-    assert reply["ok"] is False and "no request within" in reply["error"]
-    assert 0.3 < waited < 3
+    reply = await asyncio.to_thread(silent)
+    assert reply["ok"] is False and reply["error"] == "no request within 0.5s"
 
 
 async def test_a_failing_handler_answers_with_an_error(desk: Desk) -> None:
@@ -277,10 +278,9 @@ def write_control(home: Path, **document: Any) -> None:
 
 def test_stale_control_file_with_nothing_listening_fails_fast(tmp_path: Path) -> None:
     write_control(tmp_path)
-    start = time.monotonic()
+    # Fast by cause: the refusal itself ends it ("nothing listens"), not the 2 s timeout running out.
     with pytest.raises(ControlUnavailable, match="nothing listens") as caught:
         send_command(tmp_path, "panic", {})
-    assert time.monotonic() - start < 0.5
     assert caught.value.pid == 999_999
 
 
@@ -328,10 +328,9 @@ def listener(behaviour: Callable[[socket.socket], None]) -> Iterator[int]:
 def test_a_listener_that_never_answers_times_out(tmp_path: Path) -> None:
     with listener(lambda connection: None) as port:
         write_control(tmp_path, port=port)
-        start = time.monotonic()
+        # The listener's thread holds the connection for 5 s: only the client's 0.3 s can end this.
         with pytest.raises(ControlUnavailable, match="did not answer within 0.3s"):
             send_command(tmp_path, "panic", {}, timeout=0.3)
-        assert time.monotonic() - start < 1.0
 
 
 def test_a_listener_that_is_not_the_desk_is_not_trusted(tmp_path: Path) -> None:
@@ -363,8 +362,9 @@ async def test_a_flood_of_idle_connections_is_capped(desk: Desk) -> None:
                 sock.close()
 
     assert await asyncio.to_thread(flood) == MAX_CONNECTIONS
-    # once they are gone (the server notices within moments) the operator gets through
-    deadline = time.monotonic() + 3
+    # Once they are gone (the server notices each close) the operator gets through. The deadline
+    # only turns a server that never notices into a failure instead of a hung run.
+    deadline = time.monotonic() + 60
     while True:
         try:
             reply = await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "r", "actor": "a"})

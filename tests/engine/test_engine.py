@@ -11,7 +11,13 @@ import pytest
 from app.brokers.base import BrokerError, BrokerErrorCode, PlaceAck, PlaceRequest
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.domain.broker_messages import BrokerOrderUpdate
-from app.domain.events import Alert, OrderRejected, TaskCrashed, TradingStateChanged
+from app.domain.events import (
+    Alert,
+    OrderEvent,
+    OrderRejected,
+    TaskCrashed,
+    TradingStateChanged,
+)
 from app.domain.market import Tick
 from app.domain.orders import OrderStatus, OrderType, Side
 from app.domain.rejections import RejectReason
@@ -20,6 +26,7 @@ from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine, EngineStartError, Lifecycle
 from tests.support.limits import wide_limits
+from tests.support.virtual_time import on_virtual_time
 
 UNIVERSE = load_universe()
 ENTRIES = UNIVERSE[:5]
@@ -29,6 +36,9 @@ LIMITS = wide_limits([RELIANCE.instrument, *(e.instrument for e in ENTRIES)])
 
 def make_engine(config: EngineConfig | None = None, **paper: object) -> tuple[Engine, PaperBroker]:
     paper.setdefault("tick_interval_ms", None)
+    # The broker's limiter counts on the loop's clock, as the governor does: on virtual time the
+    # two agree exactly, whatever the machine's load.
+    paper.setdefault("clock", asyncio.get_running_loop().time)
     broker = PaperBroker(PaperConfig(seed=7, **paper), universe=[RELIANCE, *ENTRIES])  # type: ignore[arg-type]
     engine = Engine(broker, [RELIANCE.instrument, *(e.instrument for e in ENTRIES)], config, limits=LIMITS)
     return engine, broker
@@ -100,6 +110,7 @@ async def test_bad_orders_are_refused_and_disturb_nothing(request_: OrderRequest
     assert [r.rejection.reason for r in rejected] == [reason]
     assert await broker.order_book() == book_before
     assert engine.trading_state is TradingState.ACTIVE
+    assert resting.client_order_id is not None
     assert engine.oms.get(resting.client_order_id).status is OrderStatus.OPEN  # type: ignore[union-attr]
     await engine.stop()
 
@@ -172,6 +183,7 @@ async def test_reducing_admits_only_orders_that_shrink_the_position() -> None:
     await engine.stop()
 
 
+@on_virtual_time
 async def test_the_governor_paces_places_so_the_broker_never_refuses() -> None:
     engine, broker = make_engine()
     await engine.start()
@@ -182,8 +194,9 @@ async def test_the_governor_paces_places_so_the_broker_never_refuses() -> None:
     elapsed = asyncio.get_running_loop().time() - started
     assert all(r.accepted for r in results), [r.rejection for r in results if not r.accepted]
     assert RejectReason.BROKER_RATE_LIMITED not in engine.rejections
-    # Places may use 8 of the broker's 10 actions a second (2 stay free for cancels): 14 need over a second.
-    assert elapsed > 0.7
+    # Places may use 8 of the broker's 10 actions a second (2 stay free for cancels): the ninth
+    # waits for the first to leave the trailing second, and the last goes five spacings after it.
+    assert elapsed == pytest.approx(1.0 + 5 * 1.02 / 10)
     await engine.stop()
 
 
@@ -256,8 +269,9 @@ class _SlowPlaceBroker(PaperBroker):
         return ack
 
 
+@on_virtual_time
 async def test_place_timeout_keeps_order_working_and_reconciles() -> None:
-    broker = _SlowPlaceBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[RELIANCE])
+    broker = _SlowPlaceBroker(PaperConfig(seed=1, tick_interval_ms=None, clock=asyncio.get_running_loop().time), universe=[RELIANCE])
     engine = Engine(broker, [RELIANCE.instrument], EngineConfig(broker_call_timeout=0.05), limits=LIMITS)
     await engine.start()
     broker.step()
@@ -267,6 +281,7 @@ async def test_place_timeout_keeps_order_working_and_reconciles() -> None:
     result = await engine.submit(buy(100_000, 1))
     assert not result.accepted
     assert result.rejection is not None and result.rejection.reason is RejectReason.BROKER_TIMEOUT
+    # Well before the broker's late answer (10 s): only reconciliation can have found the order.
     await asyncio.sleep(0.1)
     order = engine.oms.get(result.client_order_id)  # type: ignore[arg-type]
     # The broker did take it: reconciliation finds it and the desk tracks it as working.
@@ -366,6 +381,7 @@ async def test_stream_end_while_running_raises_alert() -> None:
     await engine.stop()
 
 
+@on_virtual_time
 async def test_stop_drains_in_flight_orders() -> None:
     engine, broker = make_engine(latency_ms=50)
     await engine.start()
@@ -381,18 +397,27 @@ async def test_stop_drains_in_flight_orders() -> None:
     assert (await engine.submit(buy(100_000, 1))).rejection.reason is RejectReason.ENGINE_NOT_RUNNING  # type: ignore[union-attr]
 
 
+@on_virtual_time
 async def test_cancel_before_ack_is_sent_once_acked() -> None:
+    loop = asyncio.get_running_loop()
     engine, broker = make_engine(latency_ms=30)
     await engine.start()
     broker.step()
     await settle()
+    placed = loop.time()
     pending = asyncio.ensure_future(engine.submit(buy(100_000, 1)))
+    # Inside the place's round trip: the order is working at the desk, not yet acknowledged.
     await asyncio.sleep(0.005)
     (order,) = engine.oms.working()
+    assert order.broker_order_id is None
     early = await engine.cancel(order.client_order_id)
     assert early.ok and "as soon as" in early.message
     assert (await pending).accepted
-    # The cancel waits for its governor slot (about 0.1 s after the place) and the broker's latency.
-    await asyncio.sleep(0.3)
-    assert order.status is OrderStatus.CANCELLED
+    assert order.status is OrderStatus.OPEN
+    cancelled = asyncio.Event()
+    engine.bus.subscribe(OrderEvent, lambda event: cancelled.set() if order.status is OrderStatus.CANCELLED else None)
+    # A second of desk time is ample; on virtual time it costs nothing when the cancel is lost.
+    await asyncio.wait_for(cancelled.wait(), 1.0)
+    # The cancel went out in its governor slot (one spacing after the place) and landed a round trip later.
+    assert loop.time() == pytest.approx(placed + 1.02 / 10 + 0.030)
     await engine.stop()

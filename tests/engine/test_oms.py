@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate
+from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate, UnreadableOrder
 from app.domain.events import OrderEvent
 from app.domain.fills import Fill
 from app.domain.instruments import Instrument
@@ -130,7 +130,7 @@ def test_malformed_updates_never_raise_and_change_nothing() -> None:
         upd(filled=-1),
         upd(filled=11, avg=400_000),  # more than the order's quantity
         upd(filled="5", avg=400_000),  # type: ignore[arg-type]
-        upd(avg=True, filled=2),  # type: ignore[arg-type]
+        upd(avg=True, filled=2),
         upd(status="FILLED"),  # type: ignore[arg-type]
         upd(bid=""),
         BrokerOrderUpdate(ts_ns="now", broker_order_id="B1", filled_quantity=1, average_price=1),  # type: ignore[arg-type]
@@ -224,3 +224,54 @@ def test_reconcile_twice_is_a_no_op() -> None:
     second = h.oms.reconcile(book)
     assert second.updated == [] and second.adopted == [] and second.problems == []
     assert sum(f.quantity for f in h.fills) == 5
+
+
+def status_of(order: Order) -> OrderStatus:
+    # Read afresh: a status asserted earlier in a test must not narrow what a later reconcile set.
+    return order.status
+
+
+def test_an_unreadable_row_marks_only_its_order_unknown_and_the_others_reconcile() -> None:
+    """Found: one malformed row (``expiry_date = None``) made the whole book unreadable, so nothing reconciled."""
+    h = Harness()
+    garbled = h.order()
+    h.oms.bind(garbled, "B1")
+    filled = h.order()
+    h.oms.bind(filled, "B2")
+    report = h.oms.reconcile([
+        UnreadableOrder("B1", "Breeze sent order row.expiry_date = None, which the desk cannot read", status=OrderStatus.OPEN),
+        row("B2", filled.client_order_id, OrderStatus.FILLED, 10, 400_000),
+        UnreadableOrder("B9", "Breeze sent order row.quantity = 'x'"),
+    ])
+    assert garbled.status is OrderStatus.UNKNOWN and garbled.is_working
+    assert report.unknown == [garbled.client_order_id]
+    assert filled.status is OrderStatus.FILLED and report.updated == [filled.client_order_id]
+    assert report.missing_at_broker == [], "an unreadable row still shows the order is at the broker"
+    assert [u.split(":")[0] for u in report.unreadable] == ["B1", "B9"]
+    assert any("B9" in p and "does not know" in p for p in report.problems)
+    assert [e.order.status for e in h.events if e.order.client_order_id == garbled.client_order_id][-1] is OrderStatus.UNKNOWN
+    # Readable again: the broker's word wins.
+    again = h.oms.reconcile([row("B1", garbled.client_order_id, OrderStatus.CANCELLED)])
+    assert status_of(garbled) is OrderStatus.CANCELLED and again.problems == []
+
+
+def test_an_unknown_order_takes_a_partial_fill_status_it_already_holds() -> None:
+    h = Harness()
+    order = h.order()
+    h.oms.bind(order, "B1")
+    h.oms.reconcile([row("B1", order.client_order_id, OrderStatus.PARTIALLY_FILLED, 4, 400_000)])
+    h.oms.reconcile([UnreadableOrder("B1", "garbled")])
+    assert order.status is OrderStatus.UNKNOWN
+    report = h.oms.reconcile([row("B1", order.client_order_id, OrderStatus.PARTIALLY_FILLED, 4, 400_000)])
+    assert status_of(order) is OrderStatus.PARTIALLY_FILLED and report.problems == []
+    assert sum(f.quantity for f in h.fills) == 4
+
+
+def test_an_unreadable_row_leaves_a_closed_order_closed() -> None:
+    h = Harness()
+    order = h.order()
+    h.oms.bind(order, "B1")
+    h.oms.reconcile([row("B1", order.client_order_id, OrderStatus.CANCELLED)])
+    report = h.oms.reconcile([UnreadableOrder("B1", "garbled")])
+    assert order.status is OrderStatus.CANCELLED and report.unknown == []
+    assert report.problems and "CANCELLED" in report.problems[0]

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from app.store.db import make_engine
+from tests.support.calendar import cover_today
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
-    environ.update(BULWARK_HOME=str(home), **extra)
+    environ.update(BULWARK_HOME=str(cover_today(home)), **extra)
     return environ
 
 

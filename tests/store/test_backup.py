@@ -163,21 +163,35 @@ def test_backup_taken_while_the_desk_keeps_appending_is_consistent(db: Path, bac
     writer = AuditWriter(engine)
     writer.start()
     stop = threading.Event()
+    progress = threading.Condition()
     appended = 0
+    failed: list[BaseException] = []
 
     def keep_appending() -> None:
         nonlocal appended
-        while not stop.is_set():
-            writer.append_blocking(AuditEventType.FILL, {"n": appended}, actor="desk", source=AuditSource.BROKER)
-            appended += 1
+        try:
+            while not stop.is_set():
+                writer.append_blocking(AuditEventType.FILL, {"n": appended}, actor="desk", source=AuditSource.BROKER)
+                with progress:
+                    appended += 1
+                    progress.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread, which fails with it
+            with progress:
+                failed.append(exc)
+                progress.notify_all()
 
     thread = threading.Thread(target=keep_appending)
     thread.start()
     taken: list[BackupInfo] = []
     try:
         for i in range(3):
-            while appended < 50 * (i + 1):
-                threading.Event().wait(0.005)
+            target = 50 * (i + 1)
+            # Woken by each append (or the appender's failure), never by a clock; the timeout only
+            # turns a stalled appender into a failure instead of a hung run.
+            with progress:
+                assert progress.wait_for(lambda: failed or appended >= target, timeout=120), "the appender stalled"  # noqa: B023 - called before target changes
+            if failed:
+                raise failed[0]
             taken.append(create_backup(url, backups, now=NOW + dt.timedelta(minutes=i)))
     finally:
         stop.set()
@@ -591,7 +605,7 @@ async def test_scheduler_backs_up_daily_at_the_ist_time_and_prunes(db: Path, bac
     assert [i.created_at for i in infos] == [
         dt.datetime(2026, 11, d, 0, 30, tzinfo=IST).astimezone(dt.UTC) for d in (25, 26, 27)
     ]
-    assert [i.path.name for i in infos][0] == "bulwark-20261124-190000.db.gz"
+    assert infos[0].path.name == "bulwark-20261124-190000.db.gz"
     assert [b.path for b in list_backups(backups)] == [infos[-1].path]  # daily=1: the older two pruned
 
 

@@ -9,18 +9,20 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.calendar import cover_today
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def env_for(home: Path) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
-    environ["BULWARK_HOME"] = str(home)
+    environ["BULWARK_HOME"] = str(cover_today(home))
     return environ
 
 
 def main_py(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                          env=env_for(home), timeout=120)
+                          env=env_for(home), timeout=120, check=False)
 
 
 def digest(path: Path) -> str:
@@ -64,13 +66,17 @@ def test_restore_refused_while_a_desk_runs(tmp_path: Path) -> None:
     assert main_py(tmp_path, "simulate", "--seconds", "1").returncode == 0
     assert main_py(tmp_path, "backup", "create").returncode == 0
     (backup,) = sorted((tmp_path / "backups").glob("*.db.gz"))
-    desk = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "simulate", "--seconds", "20"],
+    # A run far longer than the test: the desk is killed below, so the restore can never race its end.
+    desk = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "simulate", "--seconds", "3600"],
                             env=env_for(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         lock = tmp_path / "bulwark.db.desk-lock"
-        deadline = time.monotonic() + 20
-        # the lock file outlives a desk; it is this desk's once it holds this desk's pid
-        while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip() == str(desk.pid)):
+        # the lock file outlives a desk; it is this desk's once it holds this desk's pid (the
+        # deadline only turns a desk that never starts into a failure instead of a hung run)
+        deadline = time.monotonic() + 120
+        while not (lock.exists() and lock.read_text().strip() == str(desk.pid)):
+            assert desk.poll() is None, f"the desk exited with {desk.returncode} before taking the lock"
+            assert time.monotonic() < deadline, "the desk never took the lock"
             time.sleep(0.05)
         proc = main_py(tmp_path, "backup", "restore", str(backup))
         assert proc.returncode == 1

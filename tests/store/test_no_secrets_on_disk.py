@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.calendar import cover_today
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +27,7 @@ def test_simulate_writes_no_secret_anywhere_in_the_data_folder(tmp_path: Path) -
     token = planted["bulwark/breeze.session_token"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     env.update(
-        BULWARK_HOME=str(home),
+        BULWARK_HOME=str(cover_today(home)),
         BULWARK_PAPER__JOURNAL="true",
         PYTHON_KEYRING_BACKEND="tests.support.file_keyring.TestFileKeyring",
         BULWARK_TEST_KEYRING_FILE=str(keyring_file),

@@ -8,7 +8,14 @@ from .broker import (
     login_url,
 )
 from .contracts import BreezeContract
-from .master import MasterCache, MasterError, MasterLoad, SecurityMaster, parse_master
+from .master import (
+    MasterCache,
+    MasterDownloadError,
+    MasterError,
+    MasterLoad,
+    SecurityMaster,
+    parse_master,
+)
 from .sdk import Endpoints
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "BreezeStats",
     "Endpoints",
     "MasterCache",
+    "MasterDownloadError",
     "MasterError",
     "MasterLoad",
     "SecurityMaster",

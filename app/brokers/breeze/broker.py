@@ -11,9 +11,16 @@ tells the ``on_session_lost`` listener once, and every later call fails fast wit
 until ``renew_session``.
 
 Streams: a watchdog reconnects the quote and order sockets with exponential backoff when they drop,
-and also when the quote socket says it is connected but has been silent for ``silence_s`` while
-subscribed (the SDK's handlers die silently on a malformed message). Prices that stay stale are the
-engine's business: its breaker halts on them.
+and also when the quote socket says it is connected but has not delivered a readable message for
+``silence_s`` while subscribed, or delivers a storm of unreadable ones (``storm_messages`` within
+``storm_window_s``): a feed that only sends what the desk cannot read is a dead feed. An exception
+inside the SDK's own socket handlers (see ``sdk``) is contained, counted by kind and logged once per
+kind per ``error_log_interval_s``. Prices that stay stale are the engine's business: its breaker
+halts on them.
+
+Order book: a row the desk cannot read is reported as an ``UnreadableOrder`` (with whatever id and
+status could still be read) and the other rows still count; an order listed under several
+exchanges' books is one order.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import asyncio
 import base64
 import concurrent.futures
 import logging
+import threading
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +50,13 @@ from app.brokers.base import (
 )
 from app.brokers.stream import Stream
 from app.domain.broker_messages import (
+    BookRow,
     BrokerOrder,
     BrokerOrderUpdate,
     BrokerPosition,
     BrokerTrade,
     Funds,
+    UnreadableOrder,
 )
 from app.domain.india_time import ist_day
 from app.domain.instruments import Exchange
@@ -55,7 +66,7 @@ from . import mapping
 from .contracts import BreezeContract, rupees_text
 from .errors import from_exception, unwrap
 from .master import SecurityMaster
-from .sdk import CallScope, Endpoints, load_sdk, run_scoped
+from .sdk import ERROR_HOOK, CallScope, Endpoints, error_kind, load_sdk, run_scoped
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +91,9 @@ class BreezeConfig:
     """Where Breeze is and how patient to be with it.
 
     ``connect_timeout_s``/``read_timeout_s`` bound every HTTP request the SDK makes. ``silence_s``
-    is how long a subscribed quote socket may say nothing before it is reconnected.
+    is how long a subscribed quote socket may say nothing readable before it is reconnected;
+    ``storm_messages`` unreadable messages within ``storm_window_s`` get it reconnected at once.
+    ``error_log_interval_s`` spaces the log lines about one kind of unreadable message.
     """
 
     cache_dir: Path
@@ -93,9 +106,13 @@ class BreezeConfig:
     reconnect_max_s: float = 60.0
     watchdog_interval_s: float = 0.5
     tick_queue_size: int = 10_000
+    storm_messages: int = 200
+    storm_window_s: float = 5.0
+    error_log_interval_s: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout_s", "read_timeout_s", "silence_s", "reconnect_min_s", "watchdog_interval_s"):
+        for name in ("connect_timeout_s", "read_timeout_s", "silence_s", "reconnect_min_s", "watchdog_interval_s",
+                     "storm_window_s", "error_log_interval_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"BreezeConfig.{name} must be positive, got {getattr(self, name)}")
         if self.workers < 2:
@@ -103,6 +120,8 @@ class BreezeConfig:
             raise ValueError(f"BreezeConfig.workers must be at least 2, got {self.workers}")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("BreezeConfig.reconnect_max_s must not be below reconnect_min_s")
+        if self.storm_messages < 2:
+            raise ValueError(f"BreezeConfig.storm_messages must be at least 2, got {self.storm_messages}")
 
 
 def login_url(api_key: str) -> str:
@@ -112,11 +131,20 @@ def login_url(api_key: str) -> str:
 
 @dataclass(slots=True)
 class BreezeStats:
-    """What the adapter has seen: HTTP requests by method and endpoint, reconnects, unreadable messages."""
+    """What the adapter has seen: HTTP requests by method and endpoint, reconnects, unreadable messages.
+
+    ``malformed_messages`` counts every stream message the desk could not use; of those,
+    ``refused_prices`` carried a price that is not one (NaN, infinite, negative, between paise) and
+    ``handler_errors`` (by kind, ``IndexError in parse_data``) made the SDK's own handler raise.
+    ``unreadable_orders`` counts order-book rows the desk could not read.
+    """
 
     requests: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     malformed_messages: int = 0
+    refused_prices: int = 0
+    handler_errors: dict[str, int] = field(default_factory=dict)
+    unreadable_orders: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -173,6 +201,10 @@ class BreezeBroker:
         self._last_quote_ns = 0
         self._watchdog: asyncio.Task[None] | None = None
         self.stats = BreezeStats()
+        # Stream messages arrive on several SDK threads at once (one per message).
+        self._stats_lock = threading.Lock()
+        self._unreadable_ns: deque[int] = deque(maxlen=config.storm_messages)
+        self._log_gate = _LogGate(int(config.error_log_interval_s * 1e9))
 
     # -- protocol surface ---------------------------------------------------------------------------
 
@@ -254,6 +286,7 @@ class BreezeBroker:
                 raise self._lose(exc) from None
             raise
         breeze.on_ticks = self._on_message
+        setattr(breeze, ERROR_HOOK, self._on_handler_error)
         self._sdk, self._breeze, self._token = sdk, breeze, token
         self._session_lost = None
         if self._on_session_token is not None:
@@ -328,25 +361,48 @@ class BreezeBroker:
         exchange = self._exchange(broker_order_id)
         await self._rest("cancel_order", lambda b: b.cancel_order(exchange_code=exchange, order_id=broker_order_id))
 
-    async def order_book(self) -> list[BrokerOrder]:
-        """Today's orders on every exchange the desk trades (one API call per exchange)."""
+    async def order_book(self) -> list[BookRow]:
+        """Today's orders on every exchange the desk trades (one API call per exchange), one row per
+        order however many exchanges' books list it; a row the desk cannot read is an ``UnreadableOrder``
+        and costs only itself."""
         day = _day_text(self._clock_ns())
-        rows: list[BrokerOrder] = []
+        rows: dict[str, BookRow] = {}
         for exchange in self._book_exchanges:
-            for row in await self._day_list("get_order_list", exchange, day):
-                order = mapping.order_row(row, self._master)
-                self._exchange_of[order.broker_order_id] = exchange
-                rows.append(order)
-        return rows
+            for raw in await self._day_list("get_order_list", exchange, day):
+                # Cancels go to the order's own exchange, whichever book listed it.
+                own = _own_exchange(raw) or exchange
+                try:
+                    order: BookRow = mapping.order_row(raw, self._master)
+                except BrokerError as exc:
+                    order = _unreadable_order(raw, self._scrub(exc.message))
+                key = order.broker_order_id
+                if key is None:
+                    rows[f"?{len(rows)}"] = order
+                    continue
+                if isinstance(rows.get(key), BrokerOrder):
+                    continue
+                self._exchange_of[key] = own
+                rows[key] = order
+        unreadable = [row for row in rows.values() if isinstance(row, UnreadableOrder)]
+        for row in unreadable:
+            log.warning("unreadable Breeze order-book row for order %s: %s", row.broker_order_id or "?", row.problem)
+        with self._stats_lock:
+            self.stats.unreadable_orders += len(unreadable)
+        return list(rows.values())
 
     async def trade_book(self) -> list[BrokerTrade]:
-        """Today's executions on every exchange the desk trades."""
+        """Today's executions on every exchange the desk trades; a row listed under another exchange
+        the desk also reads is taken from that exchange's list only, so no execution counts twice."""
         day = _day_text(self._clock_ns())
         trades: list[BrokerTrade] = []
         for exchange in self._book_exchanges:
             rows = await self._day_list("get_trade_list", exchange, day, product_type="", action="", stock_code="")
-            trades.extend(mapping.trade_row(row, self._master) for row in rows)
+            trades.extend(mapping.trade_row(row, self._master) for row in rows if self._listed_here(row, exchange))
         return trades
+
+    def _listed_here(self, row: object, exchange: str) -> bool:
+        own = _own_exchange(row)
+        return own is None or own == exchange or own not in self._book_exchanges
 
     async def _day_list(self, call: str, exchange: str, day: str, **extra: str) -> list[Mapping[str, Any]]:
         """A list call for one exchange and one day; Breeze's "No Data Found" is an empty list."""
@@ -459,21 +515,55 @@ class BreezeBroker:
     def _on_message(self, data: object) -> None:
         now = self._clock_ns()
         if not isinstance(data, Mapping):
-            self.stats.malformed_messages += 1
+            self._unreadable("message not an object", repr(data)[:80], now)
             return
+        order = mapping.is_order_message(data)
         try:
-            if mapping.is_order_message(data):
+            if order:
                 self._post(self._updates, mapping.order_update(data, now))
                 return
-            self._last_quote_ns = now
             tick = mapping.stream_tick(data, self._master, now)
-        except BrokerError as exc:
-            self.stats.malformed_messages += 1
-            if self.stats.malformed_messages in (1, 10, 100) or self.stats.malformed_messages % 1000 == 0:
-                log.warning("unreadable Breeze stream message (%d so far): %s", self.stats.malformed_messages, exc.message)
+        except mapping.RefusedPrice as exc:
+            with self._stats_lock:
+                self.stats.refused_prices += 1
+            self._unreadable("refused price", exc.message, now)
             return
+        except BrokerError as exc:
+            self._unreadable("malformed order notification" if order else "malformed stock message", exc.message, now)
+            return
+        # Only a message the desk could read shows the quote feed is alive.
+        self._last_quote_ns = now
         if tick is not None:
             self._post(self._ticks, tick)
+
+    def _on_handler_error(self, handler: str, exc: BaseException) -> None:
+        """An SDK socket handler raised (see ``sdk``): the message is lost; count it like any unreadable one."""
+        kind = error_kind(exc)
+        with self._stats_lock:
+            self.stats.handler_errors[kind] = self.stats.handler_errors.get(kind, 0) + 1
+        self._unreadable(f"SDK {handler}: {kind}", self._scrub(f"{type(exc).__name__}: {exc}"[:200]), self._clock_ns())
+
+    def _unreadable(self, kind: str, detail: str, now: int) -> None:
+        with self._stats_lock:
+            self.stats.malformed_messages += 1
+            total = self.stats.malformed_messages
+            self._unreadable_ns.append(now)
+            since = self._log_gate.due(kind, now)
+        if since is not None:
+            log.warning("unreadable Breeze stream message, %s (%d unreadable so far; %d of this kind since its last line): %s",
+                        kind, total, since, detail)
+
+    def _storm(self) -> str | None:
+        """Why the stream counts as dead for its unreadable messages, or ``None``."""
+        with self._stats_lock:
+            stamps = self._unreadable_ns
+            if len(stamps) < (stamps.maxlen or 0):
+                return None
+            first, last = stamps[0], stamps[-1]
+        window_ns = self._config.storm_window_s * 1e9
+        if last - first > window_ns or self._clock_ns() - last > window_ns:
+            return None
+        return f"stream delivers only unreadable messages ({len(stamps)} in {(last - first) / 1e9:.1f}s)"
 
     def _post(self, stream: Stream[Any], item: object) -> None:
         loop = self._loop
@@ -520,6 +610,9 @@ class BreezeBroker:
             return "quote socket disconnected"
         if orders is None or not orders.sio.connected:
             return "order socket disconnected"
+        storm = self._storm()
+        if storm is not None:
+            return storm
         silent_s = (self._clock_ns() - self._last_quote_ns) / 1e9
         if self._subscribed and silent_s > self._config.silence_s:
             return f"quote socket connected but silent for {silent_s:.0f}s"
@@ -527,10 +620,30 @@ class BreezeBroker:
 
     async def _reconnect(self) -> None:
         breeze = self._require()
+        with self._stats_lock:
+            self._unreadable_ns.clear()
         await self._blocking("close sockets", _close_sockets, breeze)
         await self._open_sockets()
         if self._subscribed:
             await self._join(self._subscribed)
+
+
+class _LogGate:
+    """One log line per kind of problem at once, then at most one per ``interval_ns``."""
+
+    def __init__(self, interval_ns: int) -> None:
+        self._interval_ns = interval_ns
+        self._last: dict[str, int] = {}
+        self._since: dict[str, int] = {}
+
+    def due(self, kind: str, now: int) -> int | None:
+        """How many of ``kind`` came since its last line (this one included) when a line is due, else ``None``."""
+        self._since[kind] = self._since.get(kind, 0) + 1
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval_ns:
+            return None
+        self._last[kind] = now
+        return self._since.pop(kind)
 
 
 _SOCKET_HANDLERS = ("sio_rate_refresh_handler", "sio_order_refresh_handler", "sio_ohlcv_stream_handler")
@@ -555,6 +668,34 @@ def _check_socket_answer(answer: object, what: str) -> None:
     # subscribe_feeds swallows its exceptions and returns their text instead of a {"message": ...}.
     if not isinstance(answer, Mapping):
         raise BrokerError(BrokerErrorCode.UNAVAILABLE, f"Breeze did not subscribe {what}: {str(answer)[:200]}")
+
+
+def _own_exchange(row: object) -> str | None:
+    """The exchange a REST row names for itself, when it names a valid one."""
+    code = row.get("exchange_code") if isinstance(row, Mapping) else None
+    if not isinstance(code, str):
+        return None
+    try:
+        return str(Exchange(code.strip().upper()))
+    except ValueError:
+        return None
+
+
+def _unreadable_order(row: object, problem: str) -> UnreadableOrder:
+    """What can still be read of an order-book row that ``mapping.order_row`` refused."""
+    if not isinstance(row, Mapping):
+        return UnreadableOrder(None, problem)
+    order_id, remark = row.get("order_id"), row.get("user_remark")
+    try:
+        status = mapping.status(row.get("status"), "order row.status")
+    except BrokerError:
+        status = None
+    return UnreadableOrder(
+        order_id.strip() if isinstance(order_id, str) and order_id.strip() else None,
+        problem,
+        client_order_id=remark.strip() if isinstance(remark, str) and remark.strip() else None,
+        status=status,
+    )
 
 
 def _rows(payload: object, call: str) -> list[Mapping[str, Any]]:

@@ -3,15 +3,26 @@
 Breeze writes numbers as strings ("420.00"), sometimes as floats (23832.85) and leaves fields
 ``None``. Every value is checked here: a missing field, an unparsable number, an unknown status or a
 contract the security master does not know raises ``BrokerError(MALFORMED)`` naming the field and the
-value, never a ``KeyError`` deep in the engine. Money becomes integer paise exactly; only average
-prices, which need not be whole paise, are rounded (half to even).
+value, never a ``KeyError`` deep in the engine. Money becomes integer paise; only average prices,
+which need not be whole paise, are rounded (half to even).
+
+Stream prices are JSON floats, and floats carry noise: ``1000.4000000000001`` is 1000.40 one unit in
+the last place off. A value within ``NOISE_PAISE`` (1e-4 paisa, i.e. 1e-6 rupee) of a whole paisa is
+that paisa. Why that bound: a float's spacing is about 2e-16 of its value, so even at ₹1 crore
+(far above any Indian share or contract price) one unit in the last place is ~2e-9 rupee and a chain of
+a few float operations stays below ~1e-8; the bound is a hundred times that, and still ten thousand
+times finer than a paisa, so a value really between paise (``420.005``) is still refused. A price
+that is NaN, infinite, negative or between paise raises ``RefusedPrice`` (a MALFORMED error the
+adapter counts on its own).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal, Inexact, InvalidOperation, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 from app.brokers.base import BrokerError, BrokerErrorCode, PlaceRequest
@@ -51,11 +62,23 @@ _VALIDITY = {Validity.DAY: "day", Validity.IOC: "ioc"}
 _CASH_PRODUCT = {Product.INTRADAY: "margin", Product.DELIVERY: "cash", Product.CARRY: "cash"}
 # Breeze takes a free-text remark of limited length; the desk's client order id fits well within it.
 MAX_REMARK = 20
+# How far from a whole paisa a value may be and still be that paisa (float noise; see the module docstring).
+NOISE_PAISE = Fraction(1, 10_000)
+
+
+class RefusedPrice(BrokerError):
+    """A price that is clearly not one: not a number, NaN, infinite, not positive, or between paise."""
+
+    def __init__(self, what: str, value: object) -> None:
+        super().__init__(BrokerErrorCode.MALFORMED, _cannot_read(what, value))
 
 
 def malformed(what: str, value: object) -> BrokerError:
-    shown = repr(value)
-    return BrokerError(BrokerErrorCode.MALFORMED, f"Breeze sent {what} = {shown[:80]}, which the desk cannot read")
+    return BrokerError(BrokerErrorCode.MALFORMED, _cannot_read(what, value))
+
+
+def _cannot_read(what: str, value: object) -> str:
+    return f"Breeze sent {what} = {repr(value)[:80]}, which the desk cannot read"
 
 
 # -- requests ---------------------------------------------------------------------------------------
@@ -85,17 +108,32 @@ def place_kwargs(request: PlaceRequest, contract: BreezeContract) -> dict[str, s
 
 
 def paise(value: object, what: str) -> int:
-    """Exact rupees (``"420.05"``, ``420.05``, ``420``) to paise; anything else is malformed."""
-    with localcontext() as exact:
-        # Past 28 digits Decimal rounds quietly; money must not.
-        exact.traps[Inexact] = True
-        try:
-            amount = _decimal(value, what) * 100
-        except Inexact:
-            raise malformed(what, value) from None
-    if amount != amount.to_integral_value():
+    """Rupees (``"420.05"``, ``420.05``, ``420``, ``420.05000000000001``) to paise: a value within
+    ``NOISE_PAISE`` of a whole paisa is that paisa; anything else is malformed."""
+    # Fraction is exact for any float or decimal text: nothing is rounded before the check.
+    exact = _float(value, what) if isinstance(value, float) else Fraction(_decimal(value, what))
+    hundredths = exact * 100
+    whole = round(hundredths)
+    if abs(hundredths - whole) > NOISE_PAISE:
         raise malformed(what, value)
-    return int(amount)
+    return whole
+
+
+def price(value: object, what: str) -> int:
+    """A trade or quote price in paise: positive, within ``NOISE_PAISE`` of a whole paisa; else ``RefusedPrice``."""
+    try:
+        amount = paise(value, what)
+    except BrokerError:
+        raise RefusedPrice(what, value) from None
+    if amount <= 0:
+        raise RefusedPrice(what, value)
+    return amount
+
+
+def _float(value: float, what: str) -> Fraction:
+    if not math.isfinite(value):
+        raise malformed(what, value)
+    return Fraction(value)
 
 
 def average_paise(value: object, what: str) -> int | None:
@@ -276,10 +314,10 @@ def quote_tick(payload: object, contract: BreezeContract, ts_ns: int) -> Tick:
     row = next((r for r in rows if str(r.get("exchange_code", "")).upper() == contract.exchange_code), rows[0])
     return Tick(
         instrument_key=contract.instrument.key,
-        price=paise(_field(row, "ltp", "quote"), "quote.ltp"),
+        price=price(_field(row, "ltp", "quote"), "quote.ltp"),
         ts_ns=ts_ns,
-        bid=_optional_paise(row.get("best_bid_price"), "quote.best_bid_price"),
-        ask=_optional_paise(row.get("best_offer_price"), "quote.best_offer_price"),
+        bid=_optional_price(row.get("best_bid_price"), "quote.best_bid_price"),
+        ask=_optional_price(row.get("best_offer_price"), "quote.best_offer_price"),
     )
 
 
@@ -292,19 +330,20 @@ def is_order_message(data: Mapping[str, Any]) -> bool:
 
 def stream_tick(data: Mapping[str, Any], master: SecurityMaster, ts_ns: int) -> Tick | None:
     """A ``stock`` event as a tick, stamped when it arrived; ``None`` for a symbol the desk does not
-    map or a message without a last price (market depth, an index before its first trade)."""
+    map or a message without a last price (market depth, a contract before its first trade: none or 0).
+    A price that is not one raises ``RefusedPrice``."""
     symbol = data.get("symbol")
     contract = master.by_symbol.get(symbol) if isinstance(symbol, str) else None
     last = data.get("last")
-    if contract is None or last is None:
+    if contract is None or _no_price(last):
         return None
     volume = data.get("ttq")
     return Tick(
         instrument_key=contract.instrument.key,
-        price=paise(last, "stock.last"),
+        price=price(last, "stock.last"),
         ts_ns=ts_ns,
-        bid=_optional_paise(data.get("bPrice"), "stock.bPrice"),
-        ask=_optional_paise(data.get("sPrice"), "stock.sPrice"),
+        bid=_optional_price(data.get("bPrice"), "stock.bPrice"),
+        ask=_optional_price(data.get("sPrice"), "stock.sPrice"),
         volume=quantity(volume, "stock.ttq") if volume not in (None, "") else 0,
     )
 
@@ -337,8 +376,11 @@ def _required_average(value: object, what: str) -> int:
     return average
 
 
-def _optional_paise(value: object, what: str) -> int | None:
-    if value is None or value == "" or value == 0:
-        return None
-    return paise(value, what)
+def _no_price(value: object) -> bool:
+    # Breeze shows "no price" as None, "" or 0 (an empty side of the book, no trade yet).
+    return value is None or value == "" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0)
+
+
+def _optional_price(value: object, what: str) -> int | None:
+    return None if _no_price(value) else price(value, what)
 

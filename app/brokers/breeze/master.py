@@ -9,10 +9,18 @@ without network it fails with a clear error.
 The SDK is then pointed at the cached file.
 
 The zip holds ``NSEScripMaster.txt``, ``BSEScripMaster.txt`` (cash) and ``FONSEScripMaster.txt``,
-``FOBSEScripMaster.txt`` (derivatives): quoted CSV with a header row. Columns are found by name
-(``Token``, ``ShortName``, ``ExchangeCode`` ... see ``_CASH`` and ``_DERIVATIVES``), so a reordered
-file still reads and a renamed column fails loudly. Tick sizes written as whole numbers are paise
-(``5``); written with a decimal point they are rupees (``0.05``). Strikes are rupees.
+``FOBSEScripMaster.txt`` (derivatives): quoted CSV with a header row. ICICI pads the cash files'
+header after each comma (``"Token", "ShortName", ...``) and not the F&O files' (nor, as the SDK's own
+``csv.reader`` parsing shows, any data row), so every file is read tolerant of quotes and padding
+in header and rows alike. Columns are found by name (``Token``, ``ShortName``, ``ExchangeCode`` ...
+see ``_CASH`` and ``_DERIVATIVES``), so a reordered file still reads and a renamed column fails
+loudly. Tick sizes written as whole numbers are paise (``5``); written with a decimal point they
+are rupees (``0.05``). Strikes are rupees.
+
+A file whose format the desk cannot read makes only its exchange unavailable (with a warning that
+names the file and the line): a desk that trades NSE must not be stopped by a change to the BSE
+file. Resolving an instrument of an unavailable exchange fails with that reason. A zip that is not
+a zip, a damaged member, or four unreadable files are a ``MasterError`` for the whole master.
 """
 
 from __future__ import annotations
@@ -62,8 +70,15 @@ DERIVATIVE_FREEZE_LOTS = 20
 _MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 
 
+_MAX_PROBLEMS = 20
+
+
 class MasterError(ValueError):
     """The security master is missing, unreadable, or not in the expected format."""
+
+
+class MasterDownloadError(MasterError):
+    """The security master could not be fetched (network, HTTP status, size); nothing was parsed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,35 +94,55 @@ class ContractFields:
 
 @dataclass(slots=True)
 class SecurityMaster:
-    """Every contract in the master, found by desk key, by stream symbol, or by Breeze's row fields."""
+    """Every contract in the master, found by desk key, by stream symbol, or by Breeze's row fields.
+
+    ``unavailable`` holds the exchanges whose file could not be read, with the reason; ``skipped``
+    counts rows left out, and ``problems`` describes the first few (file, line, why).
+    """
 
     by_key: dict[str, BreezeContract] = field(default_factory=dict)
     by_symbol: dict[str, BreezeContract] = field(default_factory=dict)
     by_fields: dict[ContractFields, BreezeContract] = field(default_factory=dict)
+    unavailable: dict[Exchange, str] = field(default_factory=dict)
     skipped: int = 0
+    problems: list[str] = field(default_factory=list)
 
-    def add(self, contract: BreezeContract) -> None:
+    def add(self, contract: BreezeContract) -> bool:
+        """Take ``contract`` in; ``False`` (and nothing changes) when its key is already there."""
         instrument = contract.instrument
         if instrument.key in self.by_key:
-            self.skipped += 1
-            return
+            return False
         self.by_key[instrument.key] = contract
         # NSE cash and NFO share the stream prefix; like the SDK, the cash contract keeps the symbol.
         self.by_symbol.setdefault(contract.stream_symbol, contract)
         fields = ContractFields(instrument.exchange, contract.stock_code.upper(), instrument.expiry, instrument.strike, instrument.right)
         self.by_fields.setdefault(fields, contract)
+        return True
+
+    def skip(self, where: str, why: str) -> None:
+        """Count a row left out; the first few are kept (``problems``) for the warning."""
+        self.skipped += 1
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(f"{where}: {why}")
 
     def resolve(self, keys: Iterable[str]) -> list[BreezeContract]:
-        """The contracts for ``keys``; ``MasterError`` naming every key the master does not have."""
+        """The contracts for ``keys``; ``MasterError`` naming every key the master does not have,
+        and why when its exchange's file was unreadable."""
         keys = list(keys)
         missing = [key for key in keys if key not in self.by_key]
         if missing:
-            raise MasterError(f"not in the Breeze security master: {', '.join(missing)}")
+            exchanges = {key.split(":", 1)[0] for key in missing}
+            reasons = [f"{exchange} is unavailable ({why})" for exchange, why in self.unavailable.items()
+                       if str(exchange) in exchanges]
+            detail = f"; {'; '.join(reasons)}" if reasons else ""
+            raise MasterError(f"not in the Breeze security master: {', '.join(missing)}{detail}")
         return [self.by_key[key] for key in keys]
 
 
 def parse_master(data: bytes) -> SecurityMaster:
-    """Read a ``SecurityMaster.zip``; ``MasterError`` if it is not a zip or a file or column is missing."""
+    """Read a ``SecurityMaster.zip``. A file that is missing or in a format the desk cannot read makes
+    its exchange unavailable (logged); ``MasterError`` when the zip is not one, a member is damaged,
+    or no file at all could be read."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -115,36 +150,94 @@ def parse_master(data: bytes) -> SecurityMaster:
     master = SecurityMaster()
     with archive:
         names = {Path(name).name: name for name in archive.namelist()}
-        missing = [name for name in _FILES if name not in names]
-        if missing:
-            raise MasterError(f"the security master has no {', '.join(missing)}")
         for name, exchange in _FILES.items():
+            if name not in names:
+                master.unavailable[exchange] = f"the security master has no {name}"
+                continue
             try:
-                with archive.open(names[name]) as raw:
-                    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-                    # restval: a short row gets empty fields, so it fails its checks and is skipped.
-                    for contract in _contracts(name, exchange, csv.DictReader(text, restval=""), master):
-                        master.add(contract)
-            except (UnicodeDecodeError, zipfile.BadZipFile, zlib.error, EOFError, csv.Error) as exc:
-                raise MasterError(f"the security master's {name} is unreadable ({type(exc).__name__}: {exc})") from None
+                raw = archive.read(names[name])
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                # Bit rot, not a format change: the whole download is suspect.
+                raise MasterError(f"the security master's {name} is damaged ({type(exc).__name__}: {exc})") from None
+            try:
+                _read_file(name, exchange, raw, master)
+            except _Unreadable as exc:
+                master.unavailable[exchange] = str(exc)
+    if len(master.unavailable) == len(_FILES):
+        raise MasterError("no file of the security master could be read: " + "; ".join(master.unavailable.values()))
+    for exchange, why in master.unavailable.items():
+        log.warning("security master: %s is unavailable: %s", exchange, why)
     if master.skipped:
-        log.warning("security master: %d rows skipped (malformed or duplicate)", master.skipped)
+        log.warning("security master: %d rows skipped, first: %s", master.skipped, "; ".join(master.problems[:5]))
     return master
 
 
-def _contracts(name: str, exchange: Exchange, rows: csv.DictReader[str], master: SecurityMaster) -> Iterator[BreezeContract]:
+class _Unreadable(Exception):
+    """One file of the master cannot be read at all (its header, its encoding): its exchange is unavailable."""
+
+
+class _Lines:
+    """The file's lines decoded one by one, so an undecodable line costs only its own row and every
+    problem names its line. ``number`` is the line last handed to the CSV reader."""
+
+    def __init__(self, name: str, data: bytes, master: SecurityMaster) -> None:
+        self._name = name
+        self._data = data
+        self._master = master
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for number, raw in enumerate(self._data.splitlines(keepends=True), start=1):
+            self.number = number
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                if number == 1:
+                    raise _Unreadable(f"{self._name} line 1 (the header) is not UTF-8: {exc.reason}") from None
+                self._master.skip(f"{self._name} line {number}", f"not UTF-8 ({exc.reason} at byte {exc.start})")
+
+
+def _read_file(name: str, exchange: Exchange, data: bytes, master: SecurityMaster) -> None:
+    lines = _Lines(name, data, master)
+    # skipinitialspace: ICICI writes `"Token", "ShortName"`; without it the quotes stay in the names.
+    rows = csv.reader(lines, skipinitialspace=True)
+    try:
+        header = [_column(text) for text in next(rows)]
+    except StopIteration:
+        raise _Unreadable(f"{name} is empty") from None
+    except csv.Error as exc:
+        raise _Unreadable(f"{name} line 1 (the header) is not CSV: {exc}") from None
     required = _DERIVATIVES if exchange.is_derivatives else _CASH
-    header = [column.strip() for column in rows.fieldnames or []]
-    rows.fieldnames = header
     absent = [column for column in required if column not in header]
     if absent:
-        raise MasterError(f"{name}: column {', '.join(absent)} missing; the security master's format has changed")
+        raise _Unreadable(f"{name} line 1: column {', '.join(absent)} missing; the security master's format has changed")
     build = _derivative if exchange.is_derivatives else _cash
-    for row in rows:
+    while True:
         try:
-            yield build(exchange, row)
-        except (InstrumentError, ValueError, KeyError, InvalidOperation, TypeError):
-            master.skipped += 1
+            fields = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            master.skip(f"{name} line {lines.number}", f"not CSV ({exc})")
+            continue
+        if not any(text.strip() for text in fields):
+            continue
+        # A short row gets empty fields, so it fails its checks and is skipped.
+        row = dict.fromkeys(header, "")
+        row.update(zip(header, (text.strip() for text in fields), strict=False))
+        where = f"{name} line {lines.number}"
+        try:
+            contract = build(exchange, row)
+        except (InstrumentError, ValueError, KeyError, InvalidOperation, TypeError) as exc:
+            master.skip(where, str(exc) or type(exc).__name__)
+            continue
+        if not master.add(contract):
+            master.skip(where, f"{contract.instrument.key} listed twice; the first is kept")
+
+
+def _column(text: str) -> str:
+    # Padding outside the quotes is gone already; this takes padding and stray quotes inside them.
+    return text.strip().strip('"').strip()
 
 
 def _cash(exchange: Exchange, row: dict[str, str]) -> BreezeContract:
@@ -213,7 +306,7 @@ Downloader = Callable[[str, float], bytes]
 
 
 def download(url: str, timeout: float) -> bytes:
-    """Fetch ``url`` with a connect and read timeout and a size cap; ``MasterError`` on any failure."""
+    """Fetch ``url`` with a connect and read timeout and a size cap; ``MasterDownloadError`` on any failure."""
     import requests  # the SDK's own dependency, imported only when a Breeze profile runs
 
     try:
@@ -223,10 +316,10 @@ def download(url: str, timeout: float) -> bytes:
             for chunk in response.iter_content(1 << 20):
                 size += len(chunk)
                 if size > _MAX_DOWNLOAD_BYTES:
-                    raise MasterError(f"the security master at {url} is larger than {_MAX_DOWNLOAD_BYTES >> 20} MiB")
+                    raise MasterDownloadError(f"the security master at {url} is larger than {_MAX_DOWNLOAD_BYTES >> 20} MiB")
                 chunks.append(chunk)
     except requests.RequestException as exc:
-        raise MasterError(f"could not download the security master from {url}: {type(exc).__name__}: {exc}") from None
+        raise MasterDownloadError(f"could not download the security master from {url}: {type(exc).__name__}: {exc}") from None
     return b"".join(chunks)
 
 
@@ -270,10 +363,15 @@ class MasterCache:
         if cached is None:
             try:
                 return MasterLoad(self.refresh(), self.path, 0.0)
-            except MasterError as exc:
-                raise MasterError(
+            except MasterDownloadError as exc:
+                raise MasterDownloadError(
                     f"no security master in {self.directory} and the download failed: {exc}. "
                     "The desk needs it once to map instruments; connect to the internet and start again"
+                ) from None
+            except MasterError as exc:
+                raise MasterError(
+                    f"no usable security master in {self.directory}: the download from {self.url} worked, "
+                    f"but the desk cannot read it: {exc}"
                 ) from None
         outcome: list[SecurityMaster | MasterError] = []
         self.background = threading.Thread(target=self._refresh_into, args=(outcome,), name="breeze-master", daemon=True)
@@ -297,8 +395,16 @@ class MasterCache:
             outcome.append(MasterError(f"{type(exc).__name__}: {exc}"))
 
     def refresh(self) -> SecurityMaster:
-        """Download, check and atomically replace the cached copy; the old copy stays on any failure."""
-        data = self._fetch(self.url, self.timeout_s)
+        """Download, check and atomically replace the cached copy; the old copy stays on any failure.
+
+        ``MasterDownloadError`` when the download fails, ``MasterError`` when what came is unreadable.
+        """
+        try:
+            data = self._fetch(self.url, self.timeout_s)
+        except MasterDownloadError:
+            raise
+        except MasterError as exc:
+            raise MasterDownloadError(str(exc)) from None
         master = parse_master(data)
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._lock:

@@ -21,12 +21,18 @@ What the SDK does and what this module does about it:
   ``requests`` module inside the SDK: every request gets the calling broker's connect and read
   timeout, reuses pooled connections, is counted (the SDK's hidden calls included) and a 5xx answer
   raises ``HttpStatusError`` instead of reaching the SDK's ``.json()``.
+- Its socket.io handlers (``SocketEventBreeze.on_message`` for ``stock`` and ``order`` events) run on
+  a thread per message and raise on what they cannot parse (``IndexError`` in ``parse_data`` on a
+  short tick list): the exception ended the thread with a traceback on stderr, and the desk never
+  knew. ``load_sdk`` wraps those handlers: an exception is handed to the callable the desk set as
+  ``ERROR_HOOK`` on the ``BreezeConnect`` object (logged once per kind when none is set).
 - Importing it loads pandas and socket.io: ``load_sdk`` is called from a worker thread, never from
   the GUI thread, and only when a Breeze profile is used.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import io
@@ -34,6 +40,7 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +68,10 @@ _ENDPOINT_NAMES = {
 }
 _LOCK = threading.Lock()
 _scope = threading.local()
+# The SDK's socket.io handlers, on its ``SocketEventBreeze`` class.
+SOCKET_HANDLERS = ("on_message", "on_ohlc_stream")
+# The attribute of a ``BreezeConnect`` object that takes ``(handler name, exception)`` from a failed handler.
+ERROR_HOOK = "bulwark_on_handler_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,7 @@ def load_sdk(endpoints: Endpoints, master_file: Path, work_dir: Path) -> ModuleT
             _Sdk.module = _import_in(work_dir)
             _contain_logging(work_dir)
             _Sdk.module.requests = HttpGuard()  # type: ignore[attr-defined]
+            _contain_handlers(_Sdk.module)
         assert _Sdk.config is not None
         _apply(_Sdk.config, endpoints, master_file)
         return _Sdk.module
@@ -166,6 +178,39 @@ def _contain_logging(work_dir: Path) -> None:
         logs.rmdir()
     except OSError:
         log.debug("left %s in place: not empty", logs)
+
+
+def _contain_handlers(module: ModuleType) -> None:
+    handlers = module.SocketEventBreeze
+    for name in SOCKET_HANDLERS:
+        setattr(handlers, name, _contained(name, getattr(handlers, name)))
+
+
+def _contained(name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+    unhooked: set[str] = set()
+
+    @functools.wraps(handler)
+    def contained(self: Any, *args: Any) -> Any:
+        try:
+            return handler(self, *args)
+        except Exception as exc:  # noqa: BLE001 - the SDK's handler threads must never die with a traceback
+            hook = getattr(getattr(self, "breeze", None), ERROR_HOOK, None)
+            if callable(hook):
+                hook(name, exc)
+                return None
+            kind = error_kind(exc)
+            if kind not in unhooked:
+                unhooked.add(kind)
+                log.error("Breeze SDK socket handler %s raised %s: %s", name, kind, exc)
+            return None
+
+    return contained
+
+
+def error_kind(exc: BaseException) -> str:
+    """``IndexError in parse_data``: the exception's type and the function it was raised in."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{type(exc).__name__} in {frames[-1].name}" if frames else type(exc).__name__
 
 
 def _apply(config: ModuleType, endpoints: Endpoints, master_file: Path) -> None:

@@ -7,12 +7,14 @@ All money fields are integer paise and say so in their name (``tick_size_paise``
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from app.domain.india_time import IST
 from app.domain.instruments import (
     Exchange,
     Instrument,
@@ -24,6 +26,36 @@ from app.domain.instruments import (
 
 # app/brokers/paper/universe.py -> parents[3] is the repository root; an editable install keeps it there.
 DEFAULT_UNIVERSE_PATH = Path(__file__).resolve().parents[3] / "resources" / "instruments.json"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri")
+# Whether a day is a trading session (the desk's calendar answers; the default knows only weekdays).
+SessionDay = Callable[[date], bool]
+
+
+def _weekday(day: date) -> bool:
+    return day.weekday() < 5
+
+
+def monthly_expiry(year: int, month: int, weekday: int, is_session: SessionDay) -> date:
+    """The month's last ``weekday`` (0 = Monday), moved back to the previous session day if it is not one."""
+    first_of_next = date(year + month // 12, month % 12 + 1, 1)
+    last = first_of_next - dt.timedelta(days=1)
+    day = last - dt.timedelta(days=(last.weekday() - weekday) % 7)
+    # A month never has more than a handful of holidays in a row; a week bounds the walk, and a
+    # calendar that knows no session in it gives the rule's own day.
+    for back in range(7):
+        candidate = day - dt.timedelta(days=back)
+        if is_session(candidate):
+            return candidate
+    return day
+
+
+def next_monthly_expiry(session_day: date, weekday: int, is_session: SessionDay) -> date:
+    """The expiry of the nearest monthly contract still trading on ``session_day`` (expiry day included)."""
+    expiry = monthly_expiry(session_day.year, session_day.month, weekday, is_session)
+    if expiry >= session_day:
+        return expiry
+    year, month = (session_day.year + 1, 1) if session_day.month == 12 else (session_day.year, session_day.month + 1)
+    return monthly_expiry(year, month, weekday, is_session)
 
 
 
@@ -39,12 +71,21 @@ class UniverseEntry:
     start_price: int
 
 
-def load_universe(path: Path | str | None = None) -> list[UniverseEntry]:
+def load_universe(
+    path: Path | str | None = None, *, session_day: date | None = None, is_session: SessionDay | None = None,
+) -> list[UniverseEntry]:
     """Read and check the universe file (default: ``resources/instruments.json`` at the repository root).
+
+    Derivatives whose ``expiry`` is a rule (``{"monthly": "Tue"}``) get the nearest contract that has
+    not expired on ``session_day`` (default: today in India), its expiry moved back to the previous
+    session day when the rule's day is a holiday (``is_session``, default: any weekday; the desk
+    passes its trading calendar). Their key is computed from the contract terms.
 
     Raises ``UniverseError`` (a ``ValueError``) naming the entry and the field for anything malformed,
     and for duplicate keys.
     """
+    day = session_day if session_day is not None else dt.datetime.now(IST).date()
+    session = is_session if is_session is not None else _weekday
     source = Path(path) if path is not None else DEFAULT_UNIVERSE_PATH
     try:
         document = json.loads(source.read_text(encoding="utf-8"))
@@ -57,7 +98,7 @@ def load_universe(path: Path | str | None = None) -> list[UniverseEntry]:
     entries: list[UniverseEntry] = []
     seen: set[str] = set()
     for index, raw in enumerate(document["instruments"]):
-        entry = _parse_entry(index, raw)
+        entry = _parse_entry(index, raw, day, session)
         key = entry.instrument.key
         if key in seen:
             raise UniverseError(f"instruments[{index}] ({key}): duplicate key")
@@ -111,7 +152,7 @@ class _Entry:
         return value
 
 
-def _parse_entry(index: int, raw: object) -> UniverseEntry:
+def _parse_entry(index: int, raw: object, session_day: date, is_session: SessionDay) -> UniverseEntry:
     if not isinstance(raw, dict):
         raise UniverseError(f"instruments[{index}]: expected an object, got {type(raw).__name__}")
     entry = _Entry(index, raw)
@@ -119,9 +160,19 @@ def _parse_entry(index: int, raw: object) -> UniverseEntry:
     segment = Segment(entry.choice("segment", Segment))
     right = OptionRight(entry.choice("right", OptionRight)) if raw.get("right") is not None else None
     symbol = entry.text("symbol")
-    expiry = entry.optional_date("expiry")
     strike = entry.optional_positive_int("strike_paise")
-    key = entry.text("key")
+    rule = raw.get("expiry")
+    if isinstance(rule, dict):
+        weekday = rule.get("monthly")
+        if set(rule) != {"monthly"} or weekday not in WEEKDAYS:
+            raise entry.error("expiry", f'must be a date (YYYY-MM-DD) or {{"monthly": DAY}} with DAY one of {list(WEEKDAYS)}')
+        if raw.get("key") is not None:
+            raise entry.error("key", "must be left out when the expiry is a rule (it is computed from the contract terms)")
+        expiry: date | None = next_monthly_expiry(session_day, WEEKDAYS.index(weekday), is_session)
+        key = instrument_key(exchange, symbol, expiry, strike, right)
+    else:
+        expiry = entry.optional_date("expiry")
+        key = entry.text("key")
     try:
         instrument = Instrument(
             key=key,

@@ -21,7 +21,7 @@ from app.domain.orders import OrderSource, OrderStatus, Side
 
 from ..portfolio import Portfolio
 
-_OPEN = frozenset({OrderStatus.NEW, OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+_OPEN = frozenset({OrderStatus.NEW, OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN})
 _SECOND_NS = 1_000_000_000
 
 

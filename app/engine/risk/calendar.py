@@ -1,8 +1,8 @@
-"""Exchange trading hours for the pre-trade risk gate, taken from the ``exchange_calendars`` library.
+"""Exchange trading hours for the pre-trade risk gate, from the desk's own calendar data.
 
-The library (pandas underneath) is consulted once per calendar name, when the calendar is built;
-the result is flattened into plain dicts of integers and prebuilt answers, so the gate's per-order
-question is a dict lookup and two integer comparisons, with no I/O and no pandas.
+The data (``calendar_data``: the shipped ``resources/calendar.toml`` with the operator's override)
+is flattened once, per calendar, into plain dicts of integers and prebuilt answers, so the gate's
+per-order question is a dict lookup and two integer comparisons, with no I/O.
 """
 
 from __future__ import annotations
@@ -12,23 +12,31 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-import exchange_calendars  # type: ignore[import-untyped]  # ships no type information
-
-from app.domain.india_time import IST, day_from_number, ist_day_number
+from app.domain.india_time import IST_OFFSET_S, day_from_number, ist_day, ist_day_number
 from app.domain.instruments import Exchange
 
-# Ten years of history is ample for replays and keeps the tables small; the end is whatever the
-# installed library knows, because it only knows the holidays it has been told about.
-_COVER_FROM = dt.date(2016, 1, 1)
+from .calendar_data import (
+    SHIPPED_CALENDAR_PATH,
+    CalendarSet,
+    ExchangeCalendar,
+    load_calendar_file,
+)
+
 _NS_PER_S = 1_000_000_000
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
 class SessionStatus:
-    """Whether an exchange is in its regular session at an instant, and why, in words for a person."""
+    """Whether an exchange is in session at an instant, and why, in words for a person.
+
+    ``covered`` is False on a day the calendar has no data for (its year's holidays are not in the
+    calendar): the desk then does not know whether the exchange is open, and the gate refuses new risk.
+    """
 
     open: bool
     reason: str
+    covered: bool = True
 
 
 # (open_ns, close_ns, before the open, during the session, after the close) for one session day.
@@ -39,100 +47,119 @@ _SessionEntry = tuple[int, int, SessionStatus, SessionStatus, SessionStatus]
 class _Schedule:
     """One calendar flattened to integers: everything ``TradingCalendar`` needs after construction."""
 
+    source: ExchangeCalendar
     sessions: dict[int, _SessionEntry]
     closed_days: dict[int, SessionStatus]
     opens_ns: tuple[int, ...]
-    first_day: int
     last_day: int
-    before_cover: SessionStatus
-    after_cover: SessionStatus
+    regular_open_s: int
+    regular_close_s: int
 
 
-def _ist_hhmm(ts_ns: int) -> str:
-    return dt.datetime.fromtimestamp(ts_ns // _NS_PER_S, IST).strftime("%H:%M")
+def _day_number(day: dt.date) -> int:
+    return day.toordinal() - _EPOCH_ORDINAL
 
 
-@functools.cache
-def _load_schedule(name: str) -> _Schedule:
-    calendar = exchange_calendars.get_calendar(name, start=_COVER_FROM.isoformat())
-    schedule = calendar.schedule
-    # Pinned to nanoseconds because ``asi8`` counts in the column's own unit.
-    opens = [int(v) for v in schedule["open"].dt.as_unit("ns").array.asi8]
-    closes = [int(v) for v in schedule["close"].dt.as_unit("ns").array.asi8]
-    weekmask = str(calendar.weekmask)
+def _ns_at(day_number: int, time: dt.time) -> int:
+    seconds = day_number * 86_400 + time.hour * 3600 + time.minute * 60 - IST_OFFSET_S
+    return seconds * _NS_PER_S
 
+
+def _flatten(cal: ExchangeCalendar) -> _Schedule:
     # Sessions share a handful of open/close times, so share their answers too.
-    answers: dict[tuple[str, str], tuple[SessionStatus, SessionStatus, SessionStatus]] = {}
-    sessions: dict[int, _SessionEntry] = {}
-    for open_ns, close_ns in zip(opens, closes, strict=True):
-        times = (_ist_hhmm(open_ns), _ist_hhmm(close_ns))
-        if times not in answers:
-            answers[times] = (
-                SessionStatus(False, f"before the open at {times[0]} IST"),
-                SessionStatus(True, f"open until {times[1]} IST"),
-                SessionStatus(False, f"after the close at {times[1]} IST"),
+    answers: dict[tuple[dt.time, dt.time, str], tuple[SessionStatus, SessionStatus, SessionStatus]] = {}
+
+    def answer(opens: dt.time, closes: dt.time, note: str) -> tuple[SessionStatus, SessionStatus, SessionStatus]:
+        key = (opens, closes, note)
+        if key not in answers:
+            answers[key] = (
+                SessionStatus(False, f"before the open at {opens:%H:%M} IST{note}"),
+                SessionStatus(True, f"open until {closes:%H:%M} IST{note}"),
+                SessionStatus(False, f"after the close at {closes:%H:%M} IST{note}"),
             )
-        before, during, after = answers[times]
-        sessions[ist_day_number(open_ns)] = (open_ns, close_ns, before, during, after)
+        return answers[key]
 
-    first_day, last_day = min(sessions), max(sessions)
+    sessions: dict[int, _SessionEntry] = {}
     closed_days: dict[int, SessionStatus] = {}
-    for day_number in range(first_day, last_day + 1):
-        if day_number in sessions:
-            continue
-        day = day_from_number(day_number)
-        # A holiday on a weekend is still just a weekend to the person reading the reason.
-        if weekmask[day.weekday()] == "0":
-            closed_days[day_number] = SessionStatus(False, f"{day:%A}: no session")
-        else:
-            closed_days[day_number] = SessionStatus(False, f"{day.isoformat()} is a trading holiday (no session)")
-
-    first, last = day_from_number(first_day), day_from_number(last_day)
+    for year, data in cal.years.items():
+        specials = {s.day: s for s in data.special_sessions}
+        note = f" (weekdays assumed: {year}'s holidays not published)" if data.assumed is not None else ""
+        day = dt.date(year, 1, 1)
+        while day.year == year:
+            number = _day_number(day)
+            special = specials.get(day)
+            if special is not None:
+                hours: tuple[dt.time, dt.time] | None = (special.open, special.close)
+                label = f" ({special.name})"
+            elif cal.is_session_weekday(day) and day not in data.holidays:
+                hours, label = (cal.open, cal.close), note
+            else:
+                hours = None
+            if hours is None:
+                # A holiday on a weekend is still just a weekend to the person reading the reason.
+                closed_days[number] = (
+                    SessionStatus(False, f"{day:%A}: no session")
+                    if not cal.is_session_weekday(day)
+                    else SessionStatus(False, f"{day.isoformat()} is a trading holiday (no session)")
+                )
+            else:
+                before, during, after = answer(hours[0], hours[1], label)
+                sessions[number] = (_ns_at(number, hours[0]), _ns_at(number, hours[1]), before, during, after)
+            day += dt.timedelta(days=1)
+    opens = tuple(sorted(entry[0] for entry in sessions.values()))
     return _Schedule(
+        source=cal,
         sessions=sessions,
         closed_days=closed_days,
-        opens_ns=tuple(opens),
-        first_day=first_day,
-        last_day=last_day,
-        before_cover=SessionStatus(False, f"the exchange calendar only covers sessions from {first.isoformat()}"),
-        after_cover=SessionStatus(
-            False, f"the exchange calendar only covers sessions up to {last.isoformat()}; update exchange-calendars"
-        ),
+        opens_ns=opens,
+        last_day=max(sessions.keys() | closed_days.keys()),
+        regular_open_s=cal.open.hour * 3600 + cal.open.minute * 60,
+        regular_close_s=cal.close.hour * 3600 + cal.close.minute * 60,
     )
 
 
+def _schedules(calendars: CalendarSet) -> dict[Exchange, _Schedule]:
+    flattened = {name: _flatten(cal) for name, cal in calendars.calendars.items()}
+    # Keyed per exchange so a segment with its own hours changes only its own table.
+    return {exchange: flattened[cal.name] for exchange, cal in calendars.by_exchange.items()}
+
+
+@functools.cache
+def _shipped() -> tuple[CalendarSet, dict[Exchange, _Schedule]]:
+    # Flattening takes tens of milliseconds; every engine built without a calendar shares this one.
+    calendars = load_calendar_file(SHIPPED_CALENDAR_PATH)
+    return calendars, _schedules(calendars)
+
+
 class TradingCalendar:
-    """Regular trading sessions of NSE, BSE, NFO and BFO, answered in O(1) without I/O.
+    """Regular and special sessions of NSE, BSE, NFO and BFO, answered in O(1) without I/O.
 
-    ``exchange_calendars`` has no NSE calendar, only ``XBOM`` (BSE). NSE and BSE, cash and F&O,
-    share the SEBI-harmonised trading holidays and regular hours (09:15-15:30 IST), so by default
-    all four ``Exchange`` values use ``XBOM``. Sessions are half-open: the open instant trades,
-    the close instant does not.
-
-    Fails closed: an instant outside the library's sessions (before the first covered day or
-    after the last) is never open, and its reason says the calendar needs updating. Construction
-    loads the library once per name per process; later constructions reuse that work.
+    Built from a ``CalendarSet`` (default: the shipped file alone). Sessions are half-open: the open
+    instant trades, the close instant does not. Fails closed: a day of a year the calendar does not
+    cover is never open, and its status says so (``covered`` False) and what the operator can do.
+    Years an operator accepted as "weekdays are sessions" are open on weekdays at regular hours.
     """
 
-    __slots__ = ("_by_exchange", "_schedule")
+    __slots__ = ("_by_exchange", "_uncovered", "calendars")
 
-    def __init__(self, name: str = "XBOM") -> None:
-        self._schedule = _load_schedule(name)
-        # Keyed per exchange so a segment with its own hours later changes only this table.
-        self._by_exchange: dict[Exchange, _Schedule] = dict.fromkeys(Exchange, self._schedule)
+    def __init__(self, calendars: CalendarSet | None = None) -> None:
+        if calendars is None:
+            self.calendars, self._by_exchange = _shipped()
+        else:
+            self.calendars, self._by_exchange = calendars, _schedules(calendars)
+        self._uncovered: dict[int, SessionStatus] = {}
 
     @property
-    def first_covered_day(self) -> dt.date:
-        """The first session day the calendar knows; earlier instants are treated as closed."""
-        return day_from_number(self._schedule.first_day)
+    def label(self) -> str:
+        return self.calendars.label
 
     @property
     def last_covered_day(self) -> dt.date:
-        """The last session day the library knows; later instants are treated as closed."""
-        return day_from_number(self._schedule.last_day)
+        """The last day every exchange's calendar covers; later days are not known to be sessions."""
+        return day_from_number(min(s.last_day for s in self._by_exchange.values()))
 
     def status(self, exchange: Exchange, now_ns: int) -> SessionStatus:
-        """Whether ``exchange`` is in its regular session at epoch-nanosecond ``now_ns``, and why."""
+        """Whether ``exchange`` is in session at epoch-nanosecond ``now_ns``, and why."""
         schedule = self._by_exchange[exchange]
         day_number = ist_day_number(now_ns)
         entry = schedule.sessions.get(day_number)
@@ -140,7 +167,7 @@ class TradingCalendar:
             closed = schedule.closed_days.get(day_number)
             if closed is not None:
                 return closed
-            return schedule.before_cover if day_number < schedule.first_day else schedule.after_cover
+            return self._not_covered(day_number)
         open_ns, close_ns, before, during, after = entry
         if now_ns < open_ns:
             return before
@@ -148,23 +175,59 @@ class TradingCalendar:
             return during
         return after
 
+    def _not_covered(self, day_number: int) -> SessionStatus:
+        status = self._uncovered.get(day_number)
+        if status is None:
+            year = day_from_number(day_number).year
+            status = SessionStatus(
+                False,
+                f"the {year} trading holidays are not in the desk's calendar (main.py calendar import FILE, "
+                f"or main.py calendar accept-weekdays {year})",
+                covered=False,
+            )
+            self._uncovered[day_number] = status
+        return status
+
     def is_open(self, exchange: Exchange, now_ns: int) -> bool:
-        """True only inside a regular session known to the calendar."""
+        """True only inside a session known to the calendar."""
         return self.status(exchange, now_ns).open
 
+    def weekday_hours_open(self, exchange: Exchange, now_ns: int) -> bool:
+        """Whether ``now_ns`` falls in regular hours on a regular weekday, holidays unknown.
+
+        The gate asks this only on a day the calendar does not cover, to let risk-reducing orders
+        through when the exchange is probably open; the exchange refuses them if it is not.
+        """
+        schedule = self._by_exchange[exchange]
+        seconds = now_ns // _NS_PER_S + IST_OFFSET_S
+        day = day_from_number(seconds // 86_400)
+        second_of_day = seconds % 86_400
+        return schedule.source.is_session_weekday(day) and schedule.regular_open_s <= second_of_day < schedule.regular_close_s
+
     def next_open_ns(self, exchange: Exchange, now_ns: int) -> int | None:
-        """The first session open at or after ``now_ns``; None when that lies outside the calendar's cover.
+        """The first session open at or after ``now_ns``; None when no known session follows.
 
         Inside a session this is the next session's open, not the current one's.
         """
         schedule = self._by_exchange[exchange]
-        if ist_day_number(now_ns) < schedule.first_day:
-            return None
         index = bisect.bisect_left(schedule.opens_ns, now_ns)
         if index == len(schedule.opens_ns):
             return None
         return schedule.opens_ns[index]
 
-    def days_of_cover_left(self, now_ns: int) -> int:
-        """Calendar days from ``now_ns``'s IST day to the last covered day; 0 once past it."""
-        return max(0, self._schedule.last_day - ist_day_number(now_ns))
+    def is_session_day(self, exchange: Exchange, day: dt.date) -> bool:
+        """Whether ``day`` is a session day; on a day the calendar does not cover, whether it is a weekday.
+
+        For rolling contracts' expiry dates, where a best guess is needed; the gate never uses it.
+        """
+        schedule = self._by_exchange[exchange]
+        number = _day_number(day)
+        if number in schedule.sessions:
+            return True
+        if number in schedule.closed_days:
+            return False
+        return schedule.source.is_session_weekday(day)
+
+    def cover_notice(self, now_ns: int) -> str | None:
+        """What the operator must be told about the calendar's cover today (see ``CalendarSet.cover_notice``)."""
+        return self.calendars.cover_notice(ist_day(now_ns))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from app.domain.india_time import ist_day
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
 from app.domain.money import format_inr
@@ -114,9 +115,26 @@ def check_product(d: Decision, gate: RiskGate) -> Rejection | None:
 def check_trading_hours(d: Decision, gate: RiskGate) -> Rejection | None:
     if not d.limits.desk.enforce_trading_hours:
         return None
-    status = gate.calendar.status(d.order.instrument.exchange, d.now_ns)
-    if not status.open:
-        return Rejection(RejectReason.MARKET_CLOSED, f"{d.order.instrument.exchange} is closed: {status.reason}")
+    exchange = d.order.instrument.exchange
+    status = gate.calendar.status(exchange, d.now_ns)
+    if status.open:
+        return None
+    if status.covered:
+        return Rejection(RejectReason.MARKET_CLOSED, f"{exchange} is closed: {status.reason}")
+    # The year is not in the calendar: nobody knows the holidays, so only orders that take risk
+    # off may go, and only when a regular weekday session would be running.
+    if d.reducing and gate.calendar.weekday_hours_open(exchange, d.now_ns):
+        return None
+    return Rejection(RejectReason.CALENDAR_UNPUBLISHED, f"{exchange}: {status.reason}", ist_day(d.now_ns).isoformat())
+
+
+def check_contract_expiry(d: Decision, gate: RiskGate) -> Rejection | None:
+    expiry = d.order.instrument.expiry
+    if expiry is not None and expiry < ist_day(d.now_ns):
+        return Rejection(
+            RejectReason.CONTRACT_EXPIRED, f"{d.order.instrument.key} expired on {expiry.isoformat()}",
+            ist_day(d.now_ns).isoformat(), expiry.isoformat(),
+        )
     return None
 
 
@@ -314,6 +332,7 @@ CHECKS: tuple[tuple[Check, bool, bool], ...] = (
     (check_order_type, False, False),
     (check_product, False, False),
     (check_trading_hours, False, False),
+    (check_contract_expiry, False, False),
     (check_daily_loss, False, False),
     (check_source_rate, False, False),
     (check_open_orders, False, False),

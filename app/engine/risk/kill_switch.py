@@ -127,7 +127,8 @@ class KillSwitch:
             return self.last
         report = KillSwitchReport(reason, actor, source, now, halted_in_us, len(working), expected, dropped_queued=dropped)
         self.last = report
-        self._sweep = engine.supervisor.spawn("kill_switch.sweep", self._run(report, started))
+        engaged = {o.client_order_id for o in working}
+        self._sweep = engine.supervisor.spawn("kill_switch.sweep", self._run(report, started, engaged))
         return report
 
     async def wait(self) -> KillSwitchReport | None:
@@ -136,7 +137,7 @@ class KillSwitch:
             await asyncio.wait({self._sweep})
         return self.last
 
-    async def _run(self, report: KillSwitchReport, started_ns: int) -> KillSwitchReport:
+    async def _run(self, report: KillSwitchReport, started_ns: int, engaged: set[str]) -> KillSwitchReport:
         engine = self._engine
         await engine.durable_or_log(
             AuditEventType.KILL_SWITCH_ENGAGED,
@@ -168,7 +169,9 @@ class KillSwitch:
             if broker_working == 0 and not engine.oms.working() and not self._again:
                 report.cleared_in_ms = (time.perf_counter_ns() - started_ns) / 1e6
                 break
-        for client_id in attempted:
+        # Every order working at the press gets an outcome, also one that filled or was cancelled
+        # before the sweep reached it (it was never attempted).
+        for client_id in attempted | engaged:
             order = engine.oms.get(client_id)
             if order is None:
                 continue

@@ -24,16 +24,18 @@ from app.domain.audit import AuditEventType
 from app.domain.events import Alert
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine
-from app.engine.risk.calendar import TradingCalendar
 from app.simulation import session_clock
 from app.store.audit_writer import AuditWriter
 from app.store.migrate import open_store
 from app.store.models import AuditRecord
 from app.store.verify import verify_chain
-from tests.breeze_emulator import BreezeEmulator
+from tests.breeze_emulator import BreezeEmulator, default_contracts
+from tests.support.calendar import calendar_covering_now
 from tests.support.limits import wide_limits
 
-KEYS = ["NSE:RELIANCE", "NSE:TCS", "NFO:NIFTY:2026-12-29:FUT"]
+# The NIFTY future the emulator lists today: contracts roll, so the key is not a constant.
+NIFTY_FUT = next(c.key for c in default_contracts() if c.key.startswith("NFO:NIFTY:") and c.key.endswith(":FUT"))
+KEYS = ["NSE:RELIANCE", "NSE:TCS", NIFTY_FUT]
 
 
 def endpoints(emulator: BreezeEmulator) -> Endpoints:
@@ -50,6 +52,7 @@ def make_broker(
     token: str | None = "48213577",
     secret: str | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
+    book_exchanges: list[str] | None = None,
     **config: Any,
 ) -> BreezeBroker:
     loaded = MasterCache(cache, emulator.master_url).load()
@@ -61,6 +64,7 @@ def make_broker(
         loaded.master.resolve(keys),
         session_token=token,
         clock_ns=clock_ns,
+        book_exchanges=book_exchanges,
     )
 
 
@@ -107,7 +111,7 @@ async def running_desk(
     **broker_config: Any,
 ) -> AsyncIterator[Desk]:
     """Start a desk on the emulator; on exit stop it and check that the audit chain verifies."""
-    calendar = TradingCalendar()
+    calendar = calendar_covering_now()
     clock = session_clock(calendar, time.time_ns(), 600)
     broker = make_broker(emulator, tmp_path / "cache", keys, clock_ns=clock, **broker_config)
     store = open_store(f"sqlite:///{tmp_path / 'desk.db'}")

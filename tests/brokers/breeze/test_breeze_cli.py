@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.breeze_emulator import BreezeEmulator
+from tests.brokers.breeze.harness import NIFTY_FUT
+from tests.support.calendar import cover_today
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +31,7 @@ def emulator() -> Iterator[BreezeEmulator]:
 def run_main(home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     environ.update(
-        BULWARK_HOME=str(home),
+        BULWARK_HOME=str(cover_today(home)),
         PYTHON_KEYRING_BACKEND="tests.support.file_keyring.TestFileKeyring",
         BULWARK_TEST_KEYRING_FILE=str(home.parent / "keyring.json"),
         PYTHONPATH=str(ROOT),
@@ -94,6 +96,9 @@ def test_simulate_on_breeze_through_the_real_sdk(tmp_path: Path, emulator: Breez
     assert report["orders"]["submitted"] >= 8 and report["orders"]["accepted"] > 0
     assert report["audit"]["verified"] is True
     assert report["broker"]["total_requests"] == sum(1 for c in emulator.calls)
+    # The emulator sends half its prices with float noise (1000.4000000000001): none may be refused.
+    assert (report["broker"]["refused_prices"], report["broker"]["malformed_messages"]) == (0, 0), report["broker"]
+    assert report["broker"]["handler_errors"] == {} and report["broker"]["unreadable_orders"] == 0
     assert emulator.rate_limit_breaches == 0
     assert "api_key=" in proc.stderr, "the login URL is printed before the token is read"
     # The SDK's ./logs never appears, here or in the working directory.
@@ -130,11 +135,17 @@ def test_simulate_on_breeze_with_a_wrong_token_fails_cleanly(tmp_path: Path, emu
     assert "did not connect" in proc.stderr and "Please check session key" in proc.stderr
 
 
-def test_panic_cancels_at_breeze_directly_when_no_desk_answers(tmp_path: Path, emulator: BreezeEmulator) -> None:
+@pytest.mark.parametrize("every_book_lists_every_order", [False, True], ids=["books-by-exchange", "books-list-all"])
+def test_panic_cancels_at_breeze_directly_when_no_desk_answers(
+    tmp_path: Path, emulator: BreezeEmulator, every_book_lists_every_order: bool,
+) -> None:
+    """Found (books-list-all): against a server that listed every order under each exchange, panic
+    reported "cancelled 24 working orders" for 6."""
+    emulator.faults.books_ignore_exchange = every_book_lists_every_order
     home = tmp_path / "home"
     store_credentials(home, emulator)
     ids = [emulator.add_order("NSE:RELIANCE", "buy", 1, 100_000 - 5 * n) for n in range(5)]
-    ids.append(emulator.add_order("NFO:NIFTY:2026-12-29:FUT", "sell", 65, 3_000_000))
+    ids.append(emulator.add_order(NIFTY_FUT, "sell", 65, 3_000_000))
     assert emulator.working_count() == 6
     proc = run_main(home, "panic", "--timeout", "0.3", "--session-token-stdin", stdin=f"{TOKEN}\n",
                     env={**emulator.env(), "BULWARK_BROKER": "breeze"})

@@ -7,6 +7,7 @@ security master holds (ICICI's ``RELIND`` for RELIANCE). Stream dicts follow the
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable, Mapping
 from datetime import date
 from functools import cache
@@ -32,19 +33,20 @@ from app.domain.market import Tick
 from app.domain.orders import OrderStatus, OrderType, Product, Side, Validity
 from tests.breeze_emulator import default_contracts
 from tests.breeze_emulator.master import build_master_zip
+from tests.support.calendar import PAPER_SESSION_DAY
 
 RELIANCE = "NSE:RELIANCE"
 BSE_RELIANCE = "BSE:RELIANCE"
 NIFTY_FUT = "NFO:NIFTY:2026-12-29:FUT"
 NIFTY_CALL = "NFO:NIFTY:2026-12-29:25800:CE"
 NIFTY_PUT = "NFO:NIFTY:2026-12-29:25800:PE"
-SENSEX_FUT = "BFO:SENSEX:2026-12-24:FUT"
+SENSEX_FUT = "BFO:SENSEX:2026-12-31:FUT"
 TS = 1_770_000_000_000_000_000
 
 
 @cache
 def _master() -> SecurityMaster:
-    return parse_master(build_master_zip(default_contracts()))
+    return parse_master(build_master_zip(default_contracts(PAPER_SESSION_DAY)))
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +263,34 @@ def test_paise_refuses_what_is_not_whole_paise(value: object) -> None:
     assert_malformed(lambda: mapping.paise(value, "order row.price"), "order row.price")
 
 
+@given(st.integers(min_value=1, max_value=10**11), st.integers(min_value=-4, max_value=4))
+def test_paise_forgives_float_noise(value: int, ulps: int) -> None:
+    """Stream prices are floats and carry noise (``1000.4000000000001``): a few units in the last place
+    off a whole paisa is that paisa.
+
+    Found: such ticks were refused as "which the desk cannot read", so most ticks were thrown away.
+    """
+    noisy = value / 100
+    for _ in range(abs(ulps)):
+        noisy = math.nextafter(noisy, math.inf if ulps > 0 else -math.inf)
+    assert mapping.paise(noisy, "x") == value
+    assert mapping.price(noisy, "x") == value
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1000.4000000000001, 100040), (0.1 + 0.2, 30), (1209.05 * 3, 362715),
+                                                 ("1000.400000001", 100040), (99999.99999999999, 10000000)])
+def test_paise_noise_examples(value: object, expected: int) -> None:
+    assert mapping.paise(value, "x") == expected
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -1.0, -0.05, "-420.00", 420.005, 1000.4001,
+                                   1000.40001, "420.0001", "abc", None, True, [], 0.0, 0])
+def test_price_refuses_what_is_clearly_not_a_price(value: object) -> None:
+    with pytest.raises(mapping.RefusedPrice) as caught:
+        mapping.price(value, "stock.last")
+    assert caught.value.code is BrokerErrorCode.MALFORMED and "stock.last" in caught.value.message
+
+
 def test_paise_never_rounds_a_long_number() -> None:
     """Decimal's default 28-digit context rounds ``x * 100`` silently; a strict parser must not.
 
@@ -337,7 +367,7 @@ def test_order_row_maps_an_option_row(master: SecurityMaster) -> None:
     [({"right": "Put"}, NIFTY_PUT), ({"right": "Others", "strike_price": "0"}, NIFTY_FUT),
      ({"right": None, "strike_price": None}, NIFTY_FUT), ({"expiry_date": "2026-12-29T06:00:00.000Z"}, NIFTY_CALL),
      ({"strike_price": 25800.0}, NIFTY_CALL), ({"strike_price": "25800.00"}, NIFTY_CALL),
-     ({"exchange_code": "BFO", "stock_code": "BSESEN", "expiry_date": "24-Dec-2026", "right": "Others"}, SENSEX_FUT),
+     ({"exchange_code": "BFO", "stock_code": "BSESEN", "expiry_date": "31-Dec-2026", "right": "Others"}, SENSEX_FUT),
      ({"exchange_code": "BSE", "stock_code": "RELIND", "expiry_date": None, "right": None}, BSE_RELIANCE),
      ({"exchange_code": "nse", "stock_code": "relind", "expiry_date": None, "right": None}, RELIANCE)],
 )
@@ -528,7 +558,7 @@ def test_working_order_without_pending_quantity_claims_no_fills(master: Security
 
 # -- never anything but BrokerError ---------------------------------------------------------------
 
-JUNK = st.sampled_from([None, "", "abc", -1, 1.5, [], {}, True])
+JUNK: st.SearchStrategy[object] = st.sampled_from([None, "", "abc", -1, 1.5, [], {}, True])
 
 
 def mutations(base: Mapping[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -773,7 +803,21 @@ def test_stream_tick_unknown_symbol_is_none(master: SecurityMaster, symbol: obje
     assert mapping.stream_tick({**stock_tick("x"), "symbol": symbol}, master, TS) is None
 
 
+def test_stream_tick_reads_noisy_floats(master: SecurityMaster) -> None:
+    data = stock_tick("4.1!2001", last=2500.5500000000002, bPrice=2500.4999999999995, sPrice=2500.6000000000004)
+    assert mapping.stream_tick(data, master, TS) == Tick(RELIANCE, 250055, TS, 250050, 250060, 123456)
+
+
+@pytest.mark.parametrize(("name", "value"), [("last", math.nan), ("last", -2500.55), ("last", 2500.555),
+                                             ("bPrice", math.inf), ("sPrice", -1.0)])
+def test_stream_tick_refuses_what_is_not_a_price(master: SecurityMaster, name: str, value: float) -> None:
+    with pytest.raises(mapping.RefusedPrice) as caught:
+        mapping.stream_tick(stock_tick("4.1!2001", **{name: value}), master, TS)
+    assert f"stock.{name}" in caught.value.message
+
+
 def test_stream_tick_without_last_is_none(master: SecurityMaster) -> None:
+    assert mapping.stream_tick(stock_tick("4.1!2001", last=0.0), master, TS) is None
     assert mapping.stream_tick(stock_tick("4.1!2001", last=None), master, TS) is None
     data = stock_tick("4.1!2001")
     del data["last"]
@@ -904,7 +948,7 @@ def test_place_kwargs_future(product: Product) -> None:
 def test_place_kwargs_icici_code_for_bfo_future() -> None:
     kwargs = mapping.place_kwargs(request(SENSEX_FUT, quantity=20), contract(SENSEX_FUT))
     assert (kwargs["stock_code"], kwargs["exchange_code"], kwargs["expiry_date"]) == (
-        "BSESEN", "BFO", "2026-12-24T06:00:00.000Z")
+        "BSESEN", "BFO", "2026-12-31T06:00:00.000Z")
 
 
 @pytest.mark.parametrize(("key", "right"), [(NIFTY_CALL, "call"), (NIFTY_PUT, "put")])

@@ -1,4 +1,8 @@
-"""The security master: parsing ICICI's zip strictly, and the cache that keeps one copy fresh."""
+"""The security master: parsing ICICI's zip strictly, and the cache that keeps one copy fresh.
+
+The emulator writes ICICI's layout (cash headers quoted and padded, F&O headers quoted, rows quoted);
+the helpers here rewrite files in either header style to show both read alike.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import csv
 import http.server
 import io
 import os
+import re
 import socket
 import threading
 import time
@@ -21,6 +26,7 @@ from app.brokers.breeze.master import (
     MASTER_FILE,
     ContractFields,
     MasterCache,
+    MasterDownloadError,
     MasterError,
     SecurityMaster,
     download,
@@ -33,9 +39,11 @@ from tests.breeze_emulator.master import (
     FNO_HEADER,
     MASTER_FILES,
     build_master_zip,
+    csv_bytes,
 )
+from tests.support.calendar import PAPER_SESSION_DAY
 
-CONTRACTS = default_contracts()
+CONTRACTS = default_contracts(PAPER_SESSION_DAY)
 GOOD_ZIP = build_master_zip(CONTRACTS)
 NOW = 1_780_000_000.0
 MAX_AGE = 20 * 3600.0
@@ -59,23 +67,24 @@ def zip_of(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def csv_text(header: tuple[str, ...] | list[str], rows: list[dict[str, str]] | list[list[str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([row.get(name, "") for name in header] if isinstance(row, dict) else row)
-    return out.getvalue().encode("utf-8")
+CASH_FILES = ("NSEScripMaster.txt", "BSEScripMaster.txt")
+
+
+def csv_text(header: tuple[str, ...] | list[str], rows: list[dict[str, str]] | list[list[str]], *,
+             padded: bool = False) -> bytes:
+    """A scrip-master file; ``padded`` writes the header as ICICI's cash files do (`"Token", "ShortName"`)."""
+    lines = [[row.get(name, "") for name in header] if isinstance(row, dict) else row for row in rows]
+    return csv_bytes(header, lines, padded=padded)
 
 
 def read_rows(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8")), skipinitialspace=True))
 
 
 def with_rows(file_name: str, extra: list[dict[str, str]] | list[list[str]], *, header: tuple[str, ...]) -> bytes:
-    """The good zip with ``extra`` rows appended to ``file_name``."""
+    """The good zip with ``extra`` rows appended to ``file_name`` (its header style kept)."""
     files = files_of(GOOD_ZIP)
-    files[file_name] = csv_text(header, [*read_rows(files[file_name]), *extra])
+    files[file_name] = csv_text(header, [*read_rows(files[file_name]), *extra], padded=file_name in CASH_FILES)
     return zip_of(files)
 
 
@@ -135,9 +144,9 @@ def test_icici_codes_and_terms(master: SecurityMaster) -> None:
     assert (call.instrument.strike, call.instrument.right, call.instrument.expiry) == (
         2580000, OptionRight.CALL, date(2026, 12, 29))
     assert call.instrument.segment is Segment.OPTIONS and call.instrument.underlying == "NIFTY"
-    sensex = master.by_key["BFO:SENSEX:2026-12-24:FUT"]
+    sensex = master.by_key["BFO:SENSEX:2026-12-31:FUT"]
     assert (sensex.stock_code, sensex.instrument.exchange, sensex.instrument.expiry) == (
-        "BSESEN", Exchange.BFO, date(2026, 12, 24))
+        "BSESEN", Exchange.BFO, date(2026, 12, 31))
     assert master.by_key["BSE:TCS"].instrument.exchange is Exchange.BSE
 
 
@@ -161,12 +170,69 @@ def test_not_a_zip(data: bytes) -> None:
         parse_master(data)
 
 
+EXCHANGE_OF = {name: Exchange(code) for code, name in MASTER_FILES.items()}
+
+
 @pytest.mark.parametrize("missing", sorted(MASTER_FILES.values()))
-def test_missing_file(missing: str) -> None:
+def test_missing_file_makes_only_its_exchange_unavailable(missing: str) -> None:
     files = files_of(GOOD_ZIP)
     del files[missing]
-    with pytest.raises(MasterError, match=missing):
-        parse_master(zip_of(files))
+    master = parse_master(zip_of(files))
+    gone = EXCHANGE_OF[missing]
+    assert set(master.unavailable) == {gone} and missing in master.unavailable[gone]
+    assert {c.instrument.exchange for c in master.by_key.values()} == set(EXCHANGE_OF.values()) - {gone}
+
+
+def test_no_readable_file_at_all_is_a_master_error() -> None:
+    with pytest.raises(MasterError, match="no file of the security master could be read") as caught:
+        parse_master(zip_of({"readme.txt": b"maintenance"}))
+    assert all(name in str(caught.value) for name in MASTER_FILES.values())
+
+
+@pytest.mark.parametrize("padded", [True, False], ids=["padded-header", "plain-header"])
+def test_both_header_styles_read_alike(master: SecurityMaster, padded: bool) -> None:
+    """ICICI pads the cash files' header (`"Token", "ShortName", ...`) and not the F&O files'; either
+    style in any file reads the same contracts.
+
+    Found: csv.DictReader without skipinitialspace kept the quotes of `"Token", "ShortName"`, so the
+    real NSE file failed with "column ShortName, ticksize, Lotsize, ExchangeCode missing".
+    """
+    files = files_of(GOOD_ZIP)
+    for name, header in ((n, CASH_HEADER if n in CASH_FILES else FNO_HEADER) for n in MASTER_FILES.values()):
+        files[name] = csv_text(header, read_rows(files[name]), padded=padded)
+        assert files[name].startswith(b'"Token", "' if padded else b'"Token","')
+    again = parse_master(zip_of(files))
+    assert again.unavailable == {} and again.skipped == 0
+    assert again.by_key == master.by_key
+
+
+def test_the_emulator_writes_icicis_layout() -> None:
+    files = files_of(GOOD_ZIP)
+    for name in CASH_FILES:
+        assert files[name].startswith(b'"Token", "ShortName", "Series", "CompanyName", "ticksize", "Lotsize", ')
+        assert read_rows(files[name])[0]["ticksize"] == "0.05"
+    for name in ("FONSEScripMaster.txt", "FOBSEScripMaster.txt"):
+        assert files[name].startswith(b'"Token","InstrumentName","ShortName","Series","ExpiryDate",')
+        row = read_rows(files[name])[0]
+        assert row["TickSize"] == "5" and re.fullmatch(r"\d{2}-[A-Z][a-z]{2}-\d{4}", row["ExpiryDate"]), row
+
+
+def test_padded_and_unquoted_rows_still_read() -> None:
+    """Rows are read as tolerantly as the header: padding after commas, padding inside quotes, no quotes."""
+    files = files_of(GOOD_ZIP)
+    rows = read_rows(files["NSEScripMaster.txt"])
+    text = [", ".join(f'"{name}"' for name in CASH_HEADER)]
+    for number, row in enumerate(rows):
+        values = [row[name] for name in CASH_HEADER]
+        if number % 2:
+            text.append(", ".join(f'" {value} "' for value in values))
+        else:
+            text.append(",".join(values))
+    files["NSEScripMaster.txt"] = "\r\n".join(text).encode() + b"\r\n"
+    again = parse_master(zip_of(files))
+    assert again.skipped == 0
+    assert {k for k in again.by_key if k.startswith("NSE:")} == {c.key for c in CONTRACTS if c.exchange_code == "NSE"}
+    assert again.by_key["NSE:RELIANCE"].stock_code == "RELIND"
 
 
 def test_files_in_a_folder_still_read() -> None:
@@ -180,13 +246,22 @@ def test_files_in_a_folder_still_read() -> None:
      ("FONSEScripMaster.txt", "ExpiryDate"), ("FONSEScripMaster.txt", "OptionType"),
      ("FOBSEScripMaster.txt", "LotSize"), ("FONSEScripMaster.txt", "StrikePrice")],
 )
-def test_renamed_column_fails_loudly(file_name: str, column: str) -> None:
+def test_renamed_column_fails_loudly(file_name: str, column: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Only that file's exchange becomes unavailable, with a warning; resolving one of its instruments
+    fails naming the file, the line and the column; the other exchanges resolve."""
     files = files_of(GOOD_ZIP)
     files[file_name] = files[file_name].replace(f'"{column}"'.encode(), f'"{column}_v2"'.encode(), 1)
+    master = parse_master(zip_of(files))
+    exchange = EXCHANGE_OF[file_name]
+    assert set(master.unavailable) == {exchange}
+    assert any(file_name in r.getMessage() and "unavailable" in r.getMessage() for r in caplog.records)
+    key = next(c.key for c in CONTRACTS if c.exchange_code == str(exchange))
     with pytest.raises(MasterError) as caught:
-        parse_master(zip_of(files))
-    assert file_name in str(caught.value) and column in str(caught.value)
-    assert "format has changed" in str(caught.value)
+        master.resolve([key])
+    text = str(caught.value)
+    assert key in text and f"{file_name} line 1" in text and column in text and "format has changed" in text
+    other = next(c.key for c in CONTRACTS if c.exchange_code != str(exchange))
+    assert master.resolve([other])[0].instrument.key == other
 
 
 def test_reordered_columns_still_read() -> None:
@@ -200,6 +275,14 @@ def test_byte_order_mark_and_padded_header() -> None:
     files = files_of(GOOD_ZIP)
     files["NSEScripMaster.txt"] = b"\xef\xbb\xbf" + files["NSEScripMaster.txt"].replace(b'"Token"', b'" Token "', 1)
     assert parse_master(zip_of(files)).by_key["NSE:RELIANCE"].token == "2001"
+
+
+def test_skipped_rows_name_their_file_and_line() -> None:
+    data = with_rows("NSEScripMaster.txt", [cash_row(Lotsize="ten")], header=CASH_HEADER)
+    master = parse_master(data)
+    line = 1 + len(read_rows(files_of(GOOD_ZIP)["NSEScripMaster.txt"])) + 1
+    assert master.skipped == 1
+    assert master.problems[0].startswith(f"NSEScripMaster.txt line {line}: ")
 
 
 @pytest.mark.parametrize(
@@ -266,18 +349,26 @@ def test_strike_with_paise_and_freeze_defaults() -> None:
     assert option.freeze_quantity == 20 * option.lot_size
 
 
-def test_non_utf8_file_is_a_master_error() -> None:
-    """A company name in Latin-1 must not escape as UnicodeDecodeError (MasterCache only catches MasterError).
+def test_a_non_utf8_row_is_skipped_with_its_line() -> None:
+    """A company name in Latin-1 costs its own row only, named by file and line.
 
-    Found: the TextIOWrapper decode error is raised while iterating the reader, outside any handler.
+    Found: the TextIOWrapper decode error was raised while iterating the reader, outside any handler.
     """
     files = files_of(GOOD_ZIP)
+    rows = read_rows(files["NSEScripMaster.txt"])
+    line = 2 + next(n for n, row in enumerate(rows) if row["ShortName"] == "RELIND")
     files["NSEScripMaster.txt"] = files["NSEScripMaster.txt"].replace(b"Reliance Ltd", b"R\xe9liance Ltd")
-    try:
-        master = parse_master(zip_of(files))
-    except MasterError:
-        return
-    assert "NSE:TCS" in master.by_key  # or: read what can be read
+    master = parse_master(zip_of(files))
+    assert "NSE:TCS" in master.by_key and "NSE:RELIANCE" not in master.by_key
+    assert master.skipped == 1 and master.problems[0].startswith(f"NSEScripMaster.txt line {line}: not UTF-8")
+
+
+def test_a_non_utf8_header_makes_its_exchange_unavailable() -> None:
+    files = files_of(GOOD_ZIP)
+    files["BSEScripMaster.txt"] = files["BSEScripMaster.txt"].replace(b'"Series"', b'"S\xe9ries"', 1)
+    master = parse_master(zip_of(files))
+    assert set(master.unavailable) == {Exchange.BSE}
+    assert "BSEScripMaster.txt line 1 (the header) is not UTF-8" in master.unavailable[Exchange.BSE]
 
 
 def test_corrupt_zip_member_is_a_master_error() -> None:
@@ -359,7 +450,7 @@ def test_cache_exactly_max_age_is_fresh(tmp_path: Path) -> None:
 def test_stale_cache_is_refreshed(tmp_path: Path) -> None:
     old = zip_of({name: data for name, data in files_of(GOOD_ZIP).items()})
     files = files_of(GOOD_ZIP)
-    files["NSEScripMaster.txt"] = csv_text(CASH_HEADER, [*read_rows(files["NSEScripMaster.txt"]), cash_row()])
+    files["NSEScripMaster.txt"] = csv_text(CASH_HEADER, [*read_rows(files["NSEScripMaster.txt"]), cash_row()], padded=True)
     new = zip_of(files)
     path = cached(tmp_path, old, age_s=MAX_AGE + 60)
     load = cache_in(tmp_path, FakeFetch(new)).load()
@@ -390,11 +481,25 @@ def test_stale_cache_used_when_the_download_is_not_a_master(tmp_path: Path) -> N
 
 def test_no_cache_and_no_download_is_a_clear_error(tmp_path: Path) -> None:
     fetch = FakeFetch(MasterError("could not download the security master from x: ConnectionError: refused"))
-    with pytest.raises(MasterError) as caught:
+    with pytest.raises(MasterDownloadError) as caught:
         cache_in(tmp_path, fetch).load()
     text = str(caught.value)
     assert "needs it once" in text and "connect to the internet" in text
     assert "ConnectionError: refused" in text and str(tmp_path) in text
+    assert not (tmp_path / MASTER_FILE).exists()
+
+
+def test_a_download_the_desk_cannot_read_says_so_not_that_the_download_failed(tmp_path: Path) -> None:
+    """Found: an unreadable master (the real NSE header) was reported as "the download failed ...
+    connect to the internet", though the download had worked."""
+    files = {name: data.replace(b'"Token"', b'"TokenNo"', 1) for name, data in files_of(GOOD_ZIP).items()}
+    with pytest.raises(MasterError) as caught:
+        cache_in(tmp_path, FakeFetch(zip_of(files))).load()
+    text = str(caught.value)
+    assert not isinstance(caught.value, MasterDownloadError)
+    assert "the download from" in text and "worked" in text and "cannot read it" in text
+    assert "connect to the internet" not in text
+    assert "NSEScripMaster.txt line 1: column Token missing" in text
     assert not (tmp_path / MASTER_FILE).exists()
 
 
@@ -423,9 +528,7 @@ def test_corrupt_cache_and_no_download_is_an_error(tmp_path: Path) -> None:
 def test_refresh_with_a_bad_download_leaves_the_old_file(tmp_path: Path) -> None:
     """The replacement is atomic: checked first, written to a temporary file, then renamed."""
     path = cached(tmp_path, GOOD_ZIP, age_s=60.0)
-    files = files_of(GOOD_ZIP)
-    del files["FOBSEScripMaster.txt"]
-    cache = cache_in(tmp_path, FakeFetch(zip_of(files)))
+    cache = cache_in(tmp_path, FakeFetch(zip_of({"readme.txt": b"maintenance"})))
     with pytest.raises(MasterError, match="FOBSEScripMaster.txt"):
         cache.refresh()
     assert path.read_bytes() == GOOD_ZIP
@@ -522,7 +625,7 @@ def test_slow_refresh_starts_on_the_stale_copy_and_finishes_in_the_background(tm
     """With an old copy the desk waits ``grace_s`` for the download, then goes on with the old one."""
     path = cached(tmp_path, GOOD_ZIP, age_s=2 * MAX_AGE)
     files = files_of(GOOD_ZIP)
-    files["NSEScripMaster.txt"] = csv_text(CASH_HEADER, [*read_rows(files["NSEScripMaster.txt"]), cash_row()])
+    files["NSEScripMaster.txt"] = csv_text(CASH_HEADER, [*read_rows(files["NSEScripMaster.txt"]), cash_row()], padded=True)
     new = zip_of(files)
     release = threading.Event()
 

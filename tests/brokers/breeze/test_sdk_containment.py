@@ -19,11 +19,29 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[3]
 
+# Refuses every outgoing connection in the child interpreter and notes where it went. It sits on
+# socket.socket itself: urllib3 2 (under requests) connects through socket.socket.connect, never
+# through socket.create_connection, so a guard on the latter misses every HTTP request.
+NETWORK_GUARD = """
+import socket
+opened = []
+def _refuse(self, address, *args, **kwargs):
+    opened.append(repr(address))
+    raise OSError("no network in this test")
+def _refuse_ex(self, address, *args, **kwargs):
+    opened.append(repr(address))
+    return 111
+socket.socket.connect = _refuse
+socket.socket.connect_ex = _refuse_ex
+"""
 
-def run_python(code: str, cwd: Path) -> dict[str, object]:
+
+def run_python(code: str, cwd: Path, *, offline: bool = False) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter (behind ``NETWORK_GUARD`` when ``offline``); its last line is JSON."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd,
+    source = (NETWORK_GUARD if offline else "") + textwrap.dedent(code)
+    proc = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -37,14 +55,8 @@ def test_importing_the_sdk_touches_neither_the_internet_nor_the_working_director
     work = tmp_path / "work"
     work.mkdir()
     result = run_python(f"""
-        import json, logging, socket, sys, threading
+        import json, logging, sys, threading
         from pathlib import Path
-        opened = []
-        real = socket.create_connection
-        def refuse(address, *args, **kwargs):
-            opened.append(str(address))
-            raise OSError("no network in this test")
-        socket.create_connection = refuse
         records = []
         class Keep(logging.Handler):
             def emit(self, record):
@@ -73,17 +85,46 @@ def test_importing_the_sdk_touches_neither_the_internet_nor_the_working_director
             "master_url": config.SECURITY_MASTER_URL,
             "guarded": type(sdk.requests).__name__,
         }}))
-    """, work)
+    """, work, offline=True)
     assert result["lazy"] is True, "importing the adapter package must not import the SDK"
     assert result["opened"] == [], "the import must not reach the network"
     assert result["cwd_entries"] == [], "no ./logs in the working directory"
     assert result["sdk_dir"] == [], "the SDK's log files are removed after its handlers are closed"
     assert result["api_handlers"] == 0 and result["ws_handlers"] == 0
     assert result["api_level"] == 20  # INFO: the SDK's DEBUG lines carry account data
-    assert ["APILogger", "ERROR"] in result["records"] and ["APILogger", "DEBUG"] not in result["records"]
+    records = result["records"]
+    assert isinstance(records, list)
+    assert ["APILogger", "ERROR"] in records and ["APILogger", "DEBUG"] not in records
     assert result["api_url"] == "http://127.0.0.1:9/api/"
     assert str(result["master_url"]).startswith("file://")
     assert result["guarded"] == "HttpGuard"
+
+
+def test_the_network_guard_catches_a_real_http_request(tmp_path: Path) -> None:
+    """The guard must see what the SDK would do: requests (urllib3 2), urllib and a raw socket.
+
+    Found: the guard patched socket.create_connection, which urllib3 2 never calls, so a
+    requests.get under it reached the network unseen.
+    """
+    result = run_python("""
+        import json, socket, urllib.request
+        import requests
+        outcomes = []
+        try:
+            requests.get("http://192.0.2.1:8080/SecurityMaster.zip", timeout=2)
+        except requests.ConnectionError as exc:
+            outcomes.append("requests refused")
+        try:
+            urllib.request.urlopen("http://192.0.2.1:8081/", timeout=2)
+        except OSError:
+            outcomes.append("urllib refused")
+        probe = socket.socket()
+        outcomes.append(f"connect_ex {probe.connect_ex(('192.0.2.1', 8082))}")
+        probe.close()
+        print(json.dumps({"opened": opened, "outcomes": outcomes}))
+    """, tmp_path, offline=True)
+    assert result["outcomes"] == ["requests refused", "urllib refused", "connect_ex 111"]
+    assert result["opened"] == ["('192.0.2.1', 8080)", "('192.0.2.1', 8081)", "('192.0.2.1', 8082)"]
 
 
 def test_a_foreign_module_named_config_is_refused(tmp_path: Path) -> None:

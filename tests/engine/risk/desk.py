@@ -41,7 +41,10 @@ SESSION_NS = int(dt.datetime(2026, 11, 23, 11, 0, tzinfo=IST).timestamp()) * 1_0
 class Desk:
     """The gate and the state it reads; ``now`` is the desk's clock in epoch ns."""
 
-    def __init__(self, instruments: Iterable[Instrument], limits: RiskLimits, *, protection_bps: int = 200) -> None:
+    def __init__(
+        self, instruments: Iterable[Instrument], limits: RiskLimits, *, protection_bps: int = 200,
+        calendar: TradingCalendar | None = None,
+    ) -> None:
         self.instruments = {i.key: i for i in instruments}
         self.now = SESSION_NS
         self.state = TradingState.ACTIVE
@@ -58,7 +61,7 @@ class Desk:
         self.bus.subscribe(OrderEvent, self.book.on_order)
         self.gate = RiskGate(
             limits=limits, book=self.book, portfolio=self.portfolio, market_data=self.market,
-            calendar=TradingCalendar(), day_pnl=self.pnl, state=lambda: (self.state, "test halt"),
+            calendar=calendar if calendar is not None else TradingCalendar(), day_pnl=self.pnl, state=lambda: (self.state, "test halt"),
             protection_bps=protection_bps,
         )
         self._broker_ids = 0

@@ -18,9 +18,10 @@ from app.brokers.base import (
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditSource
+from app.domain.broker_messages import BrokerOrderUpdate
 from app.domain.events import Alert, AlertLevel
 from app.domain.market import Tick
-from app.domain.orders import OrderSource, Side
+from app.domain.orders import OrderSource, OrderStatus, Side
 from app.domain.rejections import RejectReason
 from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
@@ -32,6 +33,7 @@ from app.store.audit_writer import AuditWriter
 from app.store.export import rows
 from app.store.migrate import open_store
 from tests.support.limits import wide_limits
+from tests.support.virtual_time import loop_wall_ns, on_virtual_time
 
 ENTRIES = load_universe()[:4]
 INSTRUMENTS = [e.instrument for e in ENTRIES]
@@ -39,15 +41,26 @@ RISK = Actor("rita", frozenset({Permission.REARM, Permission.FLATTEN}))
 TRADER = Actor("tom", frozenset({Permission.TRADE}))
 
 
+def paper(cap: int = 50, latency_ms: float = 5.0) -> PaperConfig:
+    # Every clock of the desk and the broker runs on the loop's: on virtual time the breakers, the
+    # governor and the broker's limiter see exactly the schedule, whatever the machine's load.
+    loop = asyncio.get_running_loop()
+    return PaperConfig(seed=5, latency_ms=latency_ms, tick_interval_ms=None, rate_limits=RateLimits(cap, 100_000, 1_000_000),
+                       clock=loop.time, wall_clock_ns=loop_wall_ns(loop))
+
+
 def engine_on(broker: PaperBroker, writer: AuditWriter | None = None, **limits: object) -> Engine:
-    return Engine(broker, INSTRUMENTS, audit=writer, limits=wide_limits(INSTRUMENTS, **limits))  # type: ignore[arg-type]
+    return Engine(broker, INSTRUMENTS, audit=writer, clock_ns=loop_wall_ns(asyncio.get_running_loop()),
+                  limits=wide_limits(INSTRUMENTS, **limits))
+
+
+def state_of(engine: Engine) -> TradingState:
+    # Read through a call: the type checker would carry an earlier assert's narrowing past the await.
+    return engine.trading_state
 
 
 async def started(cap: int = 50, latency_ms: float = 5.0, writer: AuditWriter | None = None, **limits: object) -> tuple[Engine, PaperBroker]:
-    broker = PaperBroker(
-        PaperConfig(seed=5, latency_ms=latency_ms, tick_interval_ms=None, rate_limits=RateLimits(cap, 100_000, 1_000_000)),
-        universe=ENTRIES,
-    )
+    broker = PaperBroker(paper(cap, latency_ms), universe=ENTRIES)
     engine = engine_on(broker, writer, **limits)
     await engine.start()
     broker.step()
@@ -69,25 +82,55 @@ async def resting(engine: Engine, n: int) -> list[str]:
     return ids
 
 
+@on_virtual_time
 async def test_engage_halts_before_returning_then_cancels_everything_at_the_brokers_pace() -> None:
-    engine, broker = await started(cap=20)
+    loop = asyncio.get_running_loop()
+    latency = 0.005
+    engine, broker = await started(cap=20, latency_ms=latency * 1000)
     await resting(engine, 30)
+    engaged = loop.time()
     report = engine.engage_kill_switch("test", "rita")
     # Synchronous: HALTED before any await, and new orders are refused at once.
     assert engine.trading_state is TradingState.HALTED
+    # 30 cancels at 20 actions/s, one spacing apart (the first may wait up to one spacing for the
+    # last place's slot), plus a round trip: the bound the desk announced at once.
+    spacing = 1.02 / 20
+    assert 29 * spacing <= report.expected_clear_s - engine.round_trip_s() <= 30 * spacing
     refused = await engine.submit(OrderRequest(INSTRUMENTS[0].key, Side.BUY, 1, "100", actor="tom"))
     assert refused.rejection is not None and refused.rejection.reason is RejectReason.TRADING_HALTED
-    # 30 cancels at 20 actions/s: about 1.5 s, and the desk said so when it started.
-    assert 1.2 < report.expected_clear_s < 2.5
     final = await engine.kill_switch.wait()
     assert final is report and report.done
     assert report.cancels_sent == 30 and report.working_after == 0
     assert set(report.outcomes.values()) == {CancelOutcome.CANCELLED}
-    assert report.cleared_in_ms is not None and report.cleared_in_ms < report.expected_clear_s * 1000 * 1.3 + 200
+    assert report.cleared_in_ms is not None
+    # On the desk's clock the sweep kept the broker's pace and the bound: no faster than 30 cancels
+    # allow, no later than the bound plus the settle wait and the round trips of the last cancel and
+    # of the order-book read. (Wall-clock time to clear is tests/bench/kill_switch.py's claim.)
+    swept = loop.time() - engaged
+    assert 29 * spacing < swept <= report.expected_clear_s + 0.05 + 2 * latency + 1e-9
     assert not [o for o in (await broker.order_book()) if o.status.is_working]
     await engine.stop()
 
 
+@on_virtual_time
+async def test_an_order_that_fills_before_the_sweep_reaches_it_still_has_an_outcome() -> None:
+    engine, _ = await started()
+    first, second = await resting(engine, 2)
+    await asyncio.sleep(0.05)
+    report = engine.engage_kill_switch("test", "rita")
+    # The fill arrives after the press and before the sweep's first round: the sweep never tries it.
+    order = engine.oms.get(first)
+    assert order is not None and order.broker_order_id is not None
+    engine.oms.apply_update(BrokerOrderUpdate(
+        engine.clock_ns(), order.broker_order_id, first, OrderStatus.FILLED, order.quantity, order.price,
+    ))
+    await engine.kill_switch.wait()
+    assert report.working_at_engage == 2 and report.cancels_sent == 1
+    assert report.outcomes == {first: CancelOutcome.FILLED, second: CancelOutcome.CANCELLED}
+    await engine.stop()
+
+
+@on_virtual_time
 async def test_places_queued_behind_the_governor_never_leak_out_after_the_halt() -> None:
     engine, broker = await started(cap=5)
     inst = INSTRUMENTS[0]
@@ -127,7 +170,7 @@ async def test_halted_survives_a_restart_and_only_an_authorised_rearm_with_a_rea
         await engine.rearm(RISK, "  ")
     assert engine.trading_state is TradingState.HALTED
     await engine.rearm(RISK, "checked the book with the broker")
-    assert engine.trading_state is TradingState.ACTIVE
+    assert state_of(engine) is TradingState.ACTIVE
     await engine.stop()
     writer.close()
     kinds = [r["event_type"] for r in rows(writer.engine)]
@@ -136,6 +179,7 @@ async def test_halted_survives_a_restart_and_only_an_authorised_rearm_with_a_rea
     assert len(rearms) == 2 and "refused" in str(rearms[0]["payload"]) and "checked the book" in str(rearms[1]["payload"])
 
 
+@on_virtual_time
 async def test_flatten_is_a_separate_confirmed_action_that_ends_halted_and_flat() -> None:
     engine, broker = await started()
     inst = INSTRUMENTS[0]
@@ -178,6 +222,7 @@ def test_flatten_slices_at_the_freeze_quantity_in_whole_lots() -> None:
     assert slices(1_000, 1, 300) == [300, 300, 300, 100]
 
 
+@on_virtual_time
 async def test_daily_loss_breaker_engages_the_kill_switch() -> None:
     engine, broker = await started(desk={"daily_loss_limit_inr": 100})
     inst = INSTRUMENTS[0]
@@ -192,15 +237,16 @@ async def test_daily_loss_breaker_engages_the_kill_switch() -> None:
     # The feed prints 10 % lower: five lots lose far more than ₹100.
     engine.bus.publish(Tick(inst.key, last * 90 // 100, engine.clock_ns()))
     await asyncio.sleep(0.3)
-    assert engine.trading_state is TradingState.HALTED
+    assert state_of(engine) is TradingState.HALTED
     assert engine.breakers.tripped and engine.breakers.tripped[0].breaker is Breaker.DAILY_LOSS
     assert engine.kill_switch.last is not None and engine.kill_switch.last.source is AuditSource.BREAKER
     await engine.stop()
 
 
+@on_virtual_time
 async def test_stale_market_data_breaker_for_an_instrument_with_a_working_order() -> None:
     # Trading hours off: staleness counts at any hour (with hours on, only inside the session).
-    engine, broker = await started(breakers={"stale_data_seconds": 0.3}, desk={"enforce_trading_hours": False})
+    engine, _ = await started(breakers={"stale_data_seconds": 0.3}, desk={"enforce_trading_hours": False})
     await resting(engine, 1)
     # The feed says nothing more (no step): a silent feed is a stale feed.
     await asyncio.sleep(0.6)
@@ -216,8 +262,9 @@ class _FlakyBroker(PaperBroker):
         raise BrokerError(BrokerErrorCode.UNAVAILABLE, "HTTP 503")
 
 
+@on_virtual_time
 async def test_error_storm_breaker() -> None:
-    broker = _FlakyBroker(PaperConfig(seed=5, tick_interval_ms=None), universe=ENTRIES)
+    broker = _FlakyBroker(paper(), universe=ENTRIES)
     engine = engine_on(broker, breakers={"error_storm_count": 3, "error_storm_seconds": 10})
     await engine.start()
     broker.step()
@@ -233,6 +280,7 @@ async def test_error_storm_breaker() -> None:
     await engine.stop()
 
 
+@on_virtual_time
 async def test_broker_disconnect_breaker_and_task_crash_breaker() -> None:
     engine, broker = await started(breakers={"broker_disconnect_seconds": 0.2})
     await broker.disconnect()
@@ -253,6 +301,7 @@ async def test_broker_disconnect_breaker_and_task_crash_breaker() -> None:
     await engine.stop()
 
 
+@on_virtual_time
 async def test_warnings_at_80_and_90_percent_are_raised_once_each() -> None:
     engine, _ = await started(desk={"max_open_orders": 10})
     alerts: list[Alert] = []

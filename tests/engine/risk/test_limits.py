@@ -20,6 +20,7 @@ from app.engine.risk.limits import (
     parse_document,
     parse_limits,
 )
+from tests.support.calendar import PAPER_SESSION_DAY
 
 NIFTY_FUT = "NFO:NIFTY:2026-12-29:FUT"
 NIFTY_CALL = "NFO:NIFTY:2026-12-29:26000:CE"
@@ -88,7 +89,7 @@ def shipped_text() -> str:
 
 def test_the_shipped_default_covers_every_paper_instrument() -> None:
     limits = load_limits_file(DEFAULT_LIMITS_PATH)
-    universe = [entry.instrument for entry in load_universe()]
+    universe = [entry.instrument for entry in load_universe(session_day=PAPER_SESSION_DAY)]
     coverage = limits.review(universe)
     assert len(universe) == 27
     assert len(coverage.covered) == 27 and coverage.uncovered == ()
@@ -99,7 +100,7 @@ def test_the_shipped_default_covers_every_paper_instrument() -> None:
 
 def test_the_shipped_default_lets_one_lot_of_every_paper_instrument_through() -> None:
     limits = load_limits_file(DEFAULT_LIMITS_PATH)
-    for entry in load_universe():
+    for entry in load_universe(session_day=PAPER_SESSION_DAY):
         instrument = entry.instrument
         caps = limits.for_instrument(instrument)
         assert caps is not None, instrument.key

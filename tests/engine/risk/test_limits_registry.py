@@ -124,7 +124,7 @@ async def test_first_load_copies_the_default_stores_version_one_and_audits_it(
     assert change["version"] == 1 and change["previous_version"] is None
     assert change["sha256"] == hashlib.sha256(stored.document.encode("utf-8")).hexdigest()
     assert change["origin"] == str(path) and change["reason"] == "first limits"
-    assert "desk.daily_loss_limit_inr" in change["changed"] and 'instruments."NFO:RELIANCE:2026-12-29:FUT".max_order_lots' in change["changed"]
+    assert "desk.daily_loss_limit_inr" in change["changed"] and 'underlyings.RELIANCE.max_order_value_inr' in change["changed"]
     assert (change["_actor"], change["_source"]) == ("system", "system")
 
 

@@ -1,0 +1,118 @@
+"""`main.py rearm --reason R`: lift a HALT (after ``panic``, a breaker, the kill switch) from the command line.
+
+With a desk running, it asks that desk over its control channel, so the engine's own re-arm checks
+apply (a sweep or flatten still running, today's loss at the daily loss limit, a reason). With none
+running, it applies the checks the store can answer (see ``app.engine.offline_rearm`` for which it
+can and cannot make) and writes the re-arm to the store, so the next start is ACTIVE (or REDUCING).
+
+The actor is the OS user until the desk has operators: whoever can read the data folder's control
+key or write its store already acts as that user. Exit 0 once re-armed, 1 when refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from .common import EXIT_FAILED, EXIT_OK, positive_float, reason_text
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+STORE_TIMEOUT_S = 8.0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rearm = commands.add_parser("rearm", help="lift a HALT: re-arm the desk, giving a reason (audited)")
+    rearm.add_argument("--reason", type=reason_text, required=True, help="why trading is safe again")
+    rearm.add_argument(
+        "--to", choices=("ACTIVE", "REDUCING"), default="ACTIVE",
+        help="ACTIVE (default), or REDUCING: only orders that shrink a position pass",
+    )
+    rearm.add_argument(
+        "--timeout", type=positive_float, default=5.0, help="seconds to wait for a running desk to answer (default 5)"
+    )
+    rearm.set_defaults(run=run)
+
+
+def _fail(text: str) -> int:
+    print(f"rearm refused: {text}", file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from app.engine.control import ControlUnavailable, send_command
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        return _fail("cannot tell who you are (no OS login name): a re-arm must name who did it")
+    print(f"RE-ARM to {args.to} by {user}: {args.reason}", flush=True)
+    try:
+        reply = send_command(settings.home, "rearm", {"reason": args.reason, "actor": user, "to": args.to},
+                             timeout=args.timeout)
+    except ControlUnavailable as exc:
+        print(f"no desk answered ({exc.reason}): checking the store", flush=True)
+        return _offline(settings, args.reason, args.to, user)
+    if reply.get("ok") is True:
+        print(f"done: the running desk re-armed; trading is {reply.get('state')}", flush=True)
+        return EXIT_OK
+    return _fail(f"the running desk refused: {reply.get('error') or reply}")
+
+
+def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
+    from app.domain.money import format_inr
+    from app.domain.trading_state import TradingState
+    from app.engine.offline_rearm import RearmRefused, check_offline_rearm
+    from app.store.audit_writer import AuditWriter
+    from app.store.db import StoreError, sqlite_path
+    from app.store.desk_lock import DeskLock, desk_running
+    from app.store.halt_flag import persist_rearm
+    from app.store.migrate import open_store
+
+    from .limits import default_limits_file
+
+    url = settings.database_url
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return _fail(f"no database at {path}: no desk has run in this data folder, so nothing is halted")
+    target = TradingState(to)
+    not_answering = "a desk is running on this database but did not answer on its control channel: re-arm it from that desk"
+    with contextlib.ExitStack() as held:
+        try:
+            # Held while checking and writing, so no desk can start between the two and miss the re-arm.
+            held.enter_context(DeskLock(url))
+            if path is None and desk_running(url):
+                return _fail(not_answering)
+        except StoreError:
+            return _fail(not_answering)
+        except OSError as exc:
+            return _fail(f"cannot lock the database against a desk starting: {exc}")
+        try:
+            store = open_store(url)
+        except StoreError as exc:
+            return _fail(f"the store is unusable: {exc}")
+        held.callback(store.dispose)
+        try:
+            found = check_offline_rearm(store, target, now_ns=time.time_ns(), limits_file=default_limits_file(settings))
+        except RearmRefused as exc:
+            return _fail(str(exc))
+        print(f"checked: the store says {found.previous}; today's realised P&L {format_inr(found.today_realized)}, "
+              f"daily loss limit {format_inr(found.daily_loss_limit)} ({found.limits_origin})", flush=True)
+        writer = AuditWriter(store)
+        writer.start()
+        try:
+            persist_rearm(writer, found.previous, target, reason, user, timeout=STORE_TIMEOUT_S)
+        except TimeoutError:
+            return _fail(f"the store did not confirm the re-arm within {STORE_TIMEOUT_S:g}s: it may still land; "
+                         "see `main.py audit export` before trying again")
+        except StoreError as exc:
+            return _fail(f"the re-arm could not be written: {exc}")
+        finally:
+            writer.close(timeout=1.0)
+    print(f"done: re-armed from {found.previous} to {to} in the store; the next start of the desk is {to}", flush=True)
+    return EXIT_OK

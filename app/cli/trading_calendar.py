@@ -1,0 +1,262 @@
+"""`main.py calendar show|check|import|accept-weekdays`: the trading calendar the gate uses.
+
+The calendar in force is the shipped ``resources/calendar.toml`` with the data folder's
+``calendar.toml`` over it, year by year. ``import`` and ``accept-weekdays`` change that override;
+each change is validated first, written atomically, and stored as a new calendar version with its
+audit record (the OS user is the actor until operators exist). A running desk reads the calendar at
+start: the change applies from the next start, and the command says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, reason_text
+
+if TYPE_CHECKING:
+    from app.engine.risk.calendar_data import CalendarSet
+    from app.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    calendar = commands.add_parser("calendar", help="show, check or change the trading calendar the risk gate uses")
+    calendar.set_defaults(run=run)
+    actions = calendar.add_subparsers(dest="calendar_command", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="the calendar in force: cover, hours, a year's holidays and special sessions")
+    show.add_argument("--year", type=int, default=None, help="the year to list (default: this year in India)")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    check = actions.add_parser("check", help="validate a calendar file (or the one in force); exit 1 listing every problem")
+    check.add_argument("file", nargs="?", type=Path, default=None, help="the file to check (default: the calendar in force)")
+    imported = actions.add_parser("import", help="validate FILE and put its years over the calendar in force (audited)")
+    imported.add_argument("file", type=Path, help="a calendar file, for example with the newly published year")
+    imported.add_argument("--reason", type=reason_text, required=True, help="why (recorded in the audit trail)")
+    accept = actions.add_parser(
+        "accept-weekdays",
+        help="treat every weekday of YEAR as a session until its holiday list is published (audited)",
+    )
+    accept.add_argument("year", type=int, help="this year or the next")
+    accept.add_argument("--reason", type=reason_text, required=True, help="why (recorded in the audit trail)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from app.engine.risk.calendar_data import CalendarError
+
+    try:
+        if args.calendar_command == "show":
+            return _show(settings, args.year, as_json=args.json)
+        if args.calendar_command == "check":
+            return _check(settings, args.file)
+        if args.calendar_command == "import":
+            return _import(settings, args.file, args.reason)
+        return _accept(settings, args.year, args.reason)
+    except CalendarError as exc:
+        print(f"calendar: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _today() -> dt.date:
+    from app.domain.india_time import IST
+
+    return dt.datetime.now(IST).date()
+
+
+def _show(settings: Settings, year: int | None, *, as_json: bool) -> int:
+    from app.domain.india_time import IST
+    from app.domain.instruments import Exchange
+    from app.engine.risk.calendar import TradingCalendar
+    from app.engine.risk.calendar_data import load_effective
+
+    load = load_effective(settings.home)
+    calendar = TradingCalendar(load.calendar)
+    now = dt.datetime.now(IST)
+    year = year if year is not None else now.date().year
+    next_open = calendar.next_open_ns(Exchange.NSE, int(now.timestamp() * 1e9))
+    report: dict[str, Any] = {
+        "label": load.calendar.label,
+        "source": load.calendar.source,
+        "override": str(load.override) if load.override is not None else None,
+        "override_problems": load.problems,
+        "notice": load.calendar.cover_notice(now.date()),
+        "next_session_open": (
+            dt.datetime.fromtimestamp(next_open / 1e9, IST).isoformat(timespec="minutes") if next_open is not None else None
+        ),
+        "calendars": {},
+    }
+    for name, cal in sorted(load.calendar.calendars.items()):
+        data = cal.years.get(year)
+        report["calendars"][name] = {
+            "exchanges": list(cal.exchanges),
+            "hours": f"{cal.open:%H:%M}-{cal.close:%H:%M} IST",
+            "years": f"{min(cal.years)}-{max(cal.years)}",
+            "published_through": cal.published_through,
+            "assumed_years": {
+                str(y): {"by": d.assumed.by, "at": d.assumed.at.isoformat(), "reason": d.assumed.reason}
+                for y, d in cal.years.items() if d.assumed is not None
+            },
+            "year": year,
+            "covered": data is not None,
+            "holidays": [d.isoformat() for d in sorted(data.holidays)] if data is not None else [],
+            "special_sessions": [
+                {"date": s.day.isoformat(), "hours": f"{s.open:%H:%M}-{s.close:%H:%M}", "name": s.name}
+                for s in data.special_sessions
+            ] if data is not None else [],
+        }
+    if as_json:
+        print(json.dumps(report))
+        return EXIT_OK
+    print(f"trading calendar {report['label']} ({report['source']})")
+    print(f"override: {report['override'] or 'none'}")
+    for problem in load.problems:
+        print(f"warning: the override is refused, the shipped calendar is in force: {problem}")
+    for name, entry in report["calendars"].items():
+        print(f"[{name}] {', '.join(entry['exchanges'])}: {entry['hours']}, years {entry['years']}, "
+              f"holidays published through {entry['published_through']}")
+        for assumed_year, who in entry["assumed_years"].items():
+            print(f"  {assumed_year}: weekdays assumed as sessions (accepted by {who['by']} at {who['at']}: {who['reason']})")
+        if not entry["covered"]:
+            print(f"  {year}: not covered (no holiday list): new risk is refused on its days")
+            continue
+        if str(year) in entry["assumed_years"]:
+            continue
+        print(f"  {year} holidays ({len(entry['holidays'])}): {', '.join(entry['holidays']) or 'none'}")
+        for special in entry["special_sessions"]:
+            print(f"  {year} special session {special['date']} {special['hours']} IST: {special['name']}")
+    print(f"next session opens: {report['next_session_open'] or 'unknown (no covered session ahead)'}")
+    if report["notice"]:
+        print(f"warning: {report['notice']}")
+    return EXIT_OK if not load.problems else EXIT_FAILED
+
+
+def _check(settings: Settings, file: Path | None) -> int:
+    from app.engine.risk.calendar_data import load_calendar_file, load_effective, merge
+
+    if file is None:
+        load = load_effective(settings.home)
+        for problem in load.problems:
+            print(f"calendar: {problem}", file=sys.stderr)
+        if load.problems:
+            return EXIT_FAILED
+        merged = load.calendar
+        print(f"the calendar in force is valid ({merged.label}{', override ' + str(load.override) if load.override else ''})")
+    else:
+        checked = load_calendar_file(file, partial=True)
+        merged = merge(load_effective(None).calendar, checked)
+        years = sorted({y for cal in checked.calendars.values() for y in cal.years})
+        print(f"{file}: valid ({checked.label}); years {', '.join(map(str, years))}")
+    _print_cover(merged)
+    return EXIT_OK
+
+
+def _print_cover(calendars: CalendarSet) -> None:
+    notice = calendars.cover_notice(_today())
+    for name, cal in sorted(calendars.calendars.items()):
+        print(f"[{name}] covers {min(cal.years)}-{max(cal.years)}; holidays published through {cal.published_through}")
+    if notice:
+        print(f"warning: {notice}")
+
+
+def _import(settings: Settings, file: Path, reason: str) -> int:
+    from app.engine.risk.calendar_data import load_calendar_file
+
+    incoming = load_calendar_file(file, partial=True)
+    years = sorted({f"{name}/{year}" for name, cal in incoming.calendars.items() for year in cal.years})
+    return _change(settings, incoming, reason, f"imported {file}: {', '.join(years)}")
+
+
+def _accept(settings: Settings, year: int, reason: str) -> int:
+    from dataclasses import replace
+
+    from app.domain.india_time import IST
+    from app.engine.risk.calendar_data import (
+        Assumption,
+        CalendarSet,
+        ExchangeCalendar,
+        YearData,
+        load_effective,
+    )
+
+    today = _today()
+    if year not in (today.year, today.year + 1):
+        print(f"calendar: weekdays can be accepted for this year or the next ({today.year} or {today.year + 1}), not {year}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    effective = load_effective(settings.home).calendar
+    user = _os_user()
+    assumed = YearData(year, assumed=Assumption(user, dt.datetime.now(IST).replace(microsecond=0), reason))
+    calendars: dict[str, ExchangeCalendar] = {}
+    for name, cal in effective.calendars.items():
+        data = cal.years.get(year)
+        if data is not None and data.assumed is None:
+            print(f"calendar: {year}'s holidays are already in calendars.{name}: nothing to assume", file=sys.stderr)
+            return EXIT_FAILED
+        if data is not None and data.assumed is not None:
+            print(f"calendar: {year} is already assumed in calendars.{name} (accepted by {data.assumed.by})", file=sys.stderr)
+            return EXIT_FAILED
+        calendars[name] = replace(cal, years={year: assumed})
+    override = CalendarSet("override", f"weekdays of {year} accepted by {user}", calendars)
+    return _change(settings, override, reason, f"weekdays of {year} accepted as sessions until the holidays are published")
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown-os-user"
+
+
+def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -> int:
+    """Merge ``incoming`` over the data folder's override, check the result, store it, then write the file."""
+    import os
+
+    from app.domain.audit import AuditSource
+    from app.engine.risk.calendar_data import (
+        OVERRIDE_NAME,
+        CalendarSet,
+        load_calendar_file,
+        load_effective,
+        merge,
+        overlay,
+        render,
+    )
+    from app.engine.risk.calendar_registry import record_version
+    from app.store.audit_writer import AuditWriter
+    from app.store.db import StoreError
+    from app.store.migrate import open_store
+
+    path = settings.home / OVERRIDE_NAME
+    current = load_calendar_file(path, partial=True) if path.exists() else CalendarSet("override", "operator override", {})
+    override = overlay(current, incoming, complete=False)
+    merged = merge(load_effective(None).calendar, override)
+    text = render(override, header=[
+        "Bulwark trading calendar override: its years replace the shipped calendar's, year by year.",
+        "Change it with main.py calendar import FILE or calendar accept-weekdays YEAR (both audited).",
+    ])
+    settings.home.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staged.write_text(text, encoding="utf-8")
+    try:
+        try:
+            writer = AuditWriter(open_store(settings.database_url))
+        except StoreError as exc:
+            print(f"calendar: the store is unusable, nothing changed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        writer.start()
+        try:
+            version = record_version(writer, merged, actor=_os_user(), source=AuditSource.OPERATOR, reason=f"{what}: {reason}")
+        finally:
+            writer.close()
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+    print(f"{what}")
+    print(f"calendar version {version.version} stored{'' if version.changed else ' (unchanged)'}; written to {path}")
+    print("a running desk reads the calendar at start: restart it for the change to apply")
+    _print_cover(merged)
+    return EXIT_OK

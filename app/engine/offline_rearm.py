@@ -1,0 +1,110 @@
+"""The re-arm checks that can be made with no desk running, from the store alone (``main.py rearm``).
+
+A running desk re-arms through ``Engine.rearm``, which sees everything. With no desk, only the
+store speaks, so this module applies what of ``Engine.rearm``'s checks the store can answer:
+
+* the desk is halted (or REDUCING): the newest trading-state row, which the next start resumes;
+* no kill-switch sweep or flatten is still under way: with no desk process none can be running,
+  but the audit chain shows one that the last desk run started and never finished (the desk died
+  during it), when orders it was cancelling or sending may still be working at the broker;
+* to ACTIVE, today's loss is not at the daily loss limit: the realised P&L of today's stored
+  fills (IST day by the wall clock) against the limits version in force, the newest stored one.
+
+What it cannot check: unrealised P&L (no prices without a desk; a running desk counts it, so a
+re-arm it would refuse for an open position's loss can pass here, and the desk's loss breaker
+engages again at its first tick), the trailing loss limit (it needs the day's peak, which is not
+stored), fills the broker made after the desk stopped (the desk reconciles them at its next
+start), and the permission of the person re-arming (there are no operators yet: the OS user is
+the actor).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine as SqlEngine
+
+from app.domain.fills import Fill
+from app.domain.india_time import ist_day_number
+from app.domain.money import format_inr
+from app.domain.trading_state import TradingState
+from app.store import desk_state, limit_versions
+
+from .portfolio import Portfolio
+from .risk.limits import LimitsError, RiskLimits, load_limits_file, parse_document
+
+
+class RearmRefused(ValueError):
+    """Re-arming now would be unsafe or makes no sense; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineRearm:
+    """What the checks found, for the command to report: the state left, today's realised P&L, the limit."""
+
+    previous: TradingState
+    today_realized: int
+    daily_loss_limit: int
+    limits_origin: str
+
+
+def today_realized(fills: Iterable[Fill], now_ns: int) -> int:
+    """Realised P&L in paise of the fills on the IST day of ``now_ns``, positions carried from earlier fills.
+
+    The same replay as the desk's at start: every fill in time order, the mark taken at the first
+    fill of today (fills dated later than today, from a desk run on a session clock, count as today).
+    """
+    portfolio = Portfolio({})
+    day = ist_day_number(now_ns)
+    start_of_day: int | None = None
+    for fill in fills:
+        if start_of_day is None and ist_day_number(fill.ts_ns) >= day:
+            start_of_day = portfolio.realized
+        portfolio.on_fill(fill)
+    return portfolio.realized - (portfolio.realized if start_of_day is None else start_of_day)
+
+
+def limits_in_force(store: SqlEngine, limits_file: Path) -> tuple[RiskLimits, str]:
+    """The newest stored limits version, or ``limits_file`` when none was ever stored; with where they came from.
+
+    Raises ``RearmRefused`` when they cannot be read: a loss limit that cannot be read is not met.
+    """
+    stored = limit_versions.latest(store)
+    try:
+        if stored is not None:
+            origin = f"stored limits version {stored.version}"
+            return parse_document(json.loads(stored.document), origin), origin
+        return load_limits_file(limits_file), f"{limits_file} (no version stored yet)"
+    except (LimitsError, ValueError) as exc:
+        raise RearmRefused(f"cannot read the daily loss limit in force: {exc}") from None
+
+
+def check_offline_rearm(store: SqlEngine, to: TradingState, *, now_ns: int, limits_file: Path) -> OfflineRearm:
+    """Apply the checks above in order; ``RearmRefused`` at the first that fails."""
+    if to is TradingState.HALTED:
+        raise RearmRefused("re-arm goes to ACTIVE or REDUCING; use panic to halt")
+    state = desk_state.last_trading_state(store)
+    if state is None or state.state is TradingState.ACTIVE:
+        raise RearmRefused("the desk is not halted: the store says the next start is ACTIVE; nothing to re-arm")
+    if state.state is to:
+        raise RearmRefused(f"the desk is already {to} ({state.reason}): nothing to re-arm")
+    interrupted = desk_state.interrupted_actions(store)
+    if interrupted:
+        found = interrupted[0]
+        raise RearmRefused(
+            f"the last desk run started a {found.action} (audit record {found.seq}, by {found.actor}) and stopped "
+            "before it finished: orders may still be working at the broker. Start the desk (it starts halted and "
+            "reconciles with the broker), then re-arm it while it runs"
+        )
+    limits, origin = limits_in_force(store, limits_file)
+    realized = today_realized(desk_state.fills(store), now_ns)
+    limit = limits.desk.daily_loss_limit
+    if to is TradingState.ACTIVE and realized <= -limit:
+        raise RearmRefused(
+            f"today's realised loss {format_inr(-realized)} is at or past the daily loss limit {format_inr(limit)} "
+            f"({origin}): re-arm to REDUCING at most (--to REDUCING)"
+        )
+    return OfflineRearm(state.state, realized, limit, origin)

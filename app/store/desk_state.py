@@ -1,0 +1,129 @@
+"""The desk's stored picture, read by commands that run without a desk (``panic``, ``rearm``).
+
+Read only: nothing here writes. A running desk keeps these tables current as it trades; after it
+stops or dies they hold its last known picture, which is all a command without a desk can know.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, Table, select
+
+from app.domain.audit import AuditEventType
+from app.domain.fills import Fill
+from app.domain.orders import WORKING_STATUSES, Side
+from app.domain.trading_state import TradingState
+
+from .models import AuditRecord, FillRow, OrderRow, TradingStateRow
+
+_AUDIT: Table = AuditRecord.__table__  # type: ignore[assignment]
+_ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
+_FILLS: Table = FillRow.__table__  # type: ignore[assignment]
+_STATE: Table = TradingStateRow.__table__  # type: ignore[assignment]
+
+_SWEEP_STARTED, _SWEEP_DONE = AuditEventType.KILL_SWITCH_ENGAGED, AuditEventType.CANCEL_SWEEP_DONE
+_FLATTEN_STARTED, _FLATTEN_DONE = AuditEventType.FLATTEN_REQUESTED, AuditEventType.FLATTEN_DONE
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """The newest trading-state row: the state the next start resumes in."""
+
+    state: TradingState
+    reason: str
+    actor: str
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    """An order as the desk last recorded it."""
+
+    client_order_id: str
+    broker_order_id: str | None
+    instrument_key: str
+    side: str
+    quantity: int
+    filled_quantity: int
+    price: int
+    status: str
+
+    def describe(self) -> str:
+        at_broker = self.broker_order_id or "no broker id yet"
+        return (f"{self.client_order_id} ({at_broker}): {self.side} {self.quantity} {self.instrument_key} "
+                f"@ {self.price / 100:.2f}, {self.filled_quantity} filled, {self.status}")
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """A kill-switch sweep or a flatten whose start is recorded and whose end is not."""
+
+    action: str
+    seq: int
+    ts_ns: int
+    actor: str
+
+
+def last_trading_state(engine: Engine) -> StoredState | None:
+    """The newest trading-state row, or ``None`` when the desk never left its initial ACTIVE."""
+    with engine.connect() as connection:
+        row = connection.execute(select(_STATE).order_by(_STATE.c.id.desc()).limit(1)).first()
+    return StoredState(TradingState(row.state), row.reason, row.actor, row.ts_ns) if row is not None else None
+
+
+def working_orders(engine: Engine) -> list[StoredOrder]:
+    """Orders the desk last recorded as working (sent, open or partly filled), oldest first."""
+    working = [status.value for status in WORKING_STATUSES]
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(_ORDERS).where(_ORDERS.c.status.in_(working)).order_by(_ORDERS.c.created_ns, _ORDERS.c.client_order_id)
+        ).all()
+    return [
+        StoredOrder(row.client_order_id, row.broker_order_id, row.instrument_key, row.side, row.quantity,
+                    row.filled_quantity, row.price, row.status)
+        for row in rows
+    ]
+
+
+def fills(engine: Engine) -> list[Fill]:
+    """Every stored fill in time order (as the desk replays them at start)."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(_FILLS).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)).all()
+    return [Fill(row.fill_id, row.client_order_id, row.instrument_key, Side(row.side), row.quantity, row.price, row.ts_ns)
+            for row in rows]
+
+
+def interrupted_actions(engine: Engine) -> list[Interrupted]:
+    """Sweeps and flattens the last desk run started and never recorded an end for.
+
+    Reads the audit chain backwards to the newest ``app.start``: a desk that started since has
+    reconciled with the broker, so what an earlier run left unfinished no longer says anything.
+    ``panic``'s own record of the flag (``"via": "panic"``) and a repeated press of the switch start
+    no sweep, so they do not count.
+    """
+    kinds = [str(kind) for kind in (_SWEEP_STARTED, _SWEEP_DONE, _FLATTEN_STARTED, _FLATTEN_DONE, AuditEventType.APP_START)]
+    decided: dict[str, Interrupted | None] = {}
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(_AUDIT.c.seq, _AUDIT.c.ts_ns, _AUDIT.c.actor, _AUDIT.c.event_type, _AUDIT.c.payload)
+            .where(_AUDIT.c.event_type.in_(kinds)).order_by(_AUDIT.c.seq.desc())
+        )
+        for row in rows:
+            if row.event_type == AuditEventType.APP_START or len(decided) == 2:
+                break
+            action = "kill-switch sweep" if row.event_type in (_SWEEP_STARTED, _SWEEP_DONE) else "flatten"
+            if action in decided or (row.event_type == _SWEEP_STARTED and not _starts_a_sweep(row.payload)):
+                continue
+            started = row.event_type in (_SWEEP_STARTED, _FLATTEN_STARTED)
+            decided[action] = Interrupted(action, row.seq, row.ts_ns, row.actor) if started else None
+    return [found for found in decided.values() if found is not None]
+
+
+def _starts_a_sweep(payload: str) -> bool:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return True  # unreadable: assume the worst, that a sweep started
+    return not (isinstance(document, dict) and (document.get("via") == "panic" or document.get("repeat") is True))

@@ -1,0 +1,231 @@
+"""`python main.py rearm` as an operator runs it: a subprocess on a real data folder, with and without a desk."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+
+from app.domain.audit import AuditEventType, AuditSource
+from app.domain.india_time import ist_day
+from app.store.audit_writer import AuditWriter
+from app.store.db import make_engine
+from app.store.desk_lock import DeskLock
+from app.store.export import rows
+from app.store.migrate import open_store
+from app.store.models import FillRow, OrderRow
+from tests.support.desk_process import desk, run_main
+
+NS_PER_HOUR = 3_600 * 1_000_000_000
+
+
+def url_of(home: Path) -> str:
+    return f"sqlite:///{home}/bulwark.db"
+
+
+def states(home: Path) -> list[tuple[str, str, str]]:
+    engine = make_engine(url_of(home))
+    try:
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql("SELECT state, reason, actor FROM trading_state ORDER BY id").all()
+    finally:
+        engine.dispose()
+    return [(row[0], row[1], row[2]) for row in found]
+
+
+def records(home: Path, kind: AuditEventType) -> list[dict[str, object]]:
+    engine = make_engine(url_of(home))
+    try:
+        return [r for r in rows(engine) if r["event_type"] == kind]
+    finally:
+        engine.dispose()
+
+
+def append(home: Path, kind: AuditEventType, payload: dict[str, object], actor: str = "system") -> None:
+    """An audit record as the desk writes it, through the real writer."""
+    engine = open_store(url_of(home))
+    writer = AuditWriter(engine)
+    writer.start()
+    try:
+        writer.append_blocking(kind, payload, actor=actor, source=AuditSource.SYSTEM)
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def test_rearm_after_panic_then_the_next_start_is_active(tmp_path: Path) -> None:
+    assert run_main(tmp_path, "panic", "--reason", "strategy misbehaving").returncode == 0
+    proc = run_main(tmp_path, "rearm", "--reason", "strategy fixed and the book checked")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    user = getpass.getuser()
+    assert f"RE-ARM to ACTIVE by {user}: strategy fixed and the book checked" in proc.stdout
+    assert "no desk answered" in proc.stdout
+    assert "checked: the store says HALTED; today's realised P&L ₹0.00, daily loss limit ₹25,000.00" in proc.stdout
+    assert "done: re-armed from HALTED to ACTIVE in the store; the next start of the desk is ACTIVE" in proc.stdout
+    assert states(tmp_path)[-1] == ("ACTIVE", "re-armed: strategy fixed and the book checked", user)
+    [rearmed] = records(tmp_path, AuditEventType.REARMED)
+    assert rearmed["actor"] == user and rearmed["source"] == "operator"
+    assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "strategy fixed and the book checked",
+                                                   "via": "rearm command, no desk running"}
+    started = run_main(tmp_path, "simulate", "--seconds", "1", "--json")
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["trading_state"] == "ACTIVE"
+    assert "restored" not in started.stderr
+    verify = run_main(tmp_path, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_halted_start_says_it_restored_the_halt_and_how_to_rearm(tmp_path: Path) -> None:
+    assert run_main(tmp_path, "panic", "--reason", "end of day").returncode == 0
+    started = run_main(tmp_path, "simulate", "--seconds", "1", "--json")
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["trading_state"] == "HALTED"
+    assert "trading state ACTIVE -> HALTED by system: restored HALTED from the store: end of day" in started.stderr
+    assert 'the desk starts HALTED; an operator re-arms it, giving a reason, once trading is safe again: ' \
+           '.venv/bin/python main.py rearm --reason "..."' in started.stderr
+    assert "resumed:" not in started.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "the following arguments are required: --reason"),
+        (["--reason", ""], "the reason must not be empty"),
+        (["--reason", "   "], "the reason must not be empty"),
+        (["--reason", "x" * 501], "at most 500"),
+        (["--reason", "ok", "--to", "HALTED"], "argument --to: invalid choice: 'HALTED'"),
+        (["--reason", "ok", "--timeout", "0"], "--timeout"),
+    ],
+)
+def test_bad_arguments_exit_2_and_change_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    assert run_main(tmp_path, "panic").returncode == 0
+    proc = run_main(tmp_path, "rearm", *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert states(tmp_path)[-1][0] == "HALTED"
+
+
+def test_rearm_with_no_store_in_the_data_folder_creates_none(tmp_path: Path) -> None:
+    proc = run_main(tmp_path, "rearm", "--reason", "first day")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"rearm refused: no database at {tmp_path / 'bulwark.db'}: no desk has run in this data folder" in proc.stderr
+    assert not (tmp_path / "bulwark.db").exists()
+
+
+def test_rearm_on_a_desk_that_is_not_halted_says_so(tmp_path: Path) -> None:
+    open_store(url_of(tmp_path)).dispose()
+    proc = run_main(tmp_path, "rearm", "--reason", "just in case")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "rearm refused: the desk is not halted: the store says the next start is ACTIVE; nothing to re-arm" in proc.stderr
+    assert run_main(tmp_path, "panic").returncode == 0
+    assert run_main(tmp_path, "rearm", "--reason", "only reducing", "--to", "REDUCING").returncode == 0
+    again = run_main(tmp_path, "rearm", "--reason", "twice", "--to", "REDUCING")
+    assert again.returncode == 1
+    assert "the desk is already REDUCING (re-armed: only reducing): nothing to re-arm" in again.stderr
+    assert len(records(tmp_path, AuditEventType.REARMED)) == 1
+
+
+def add_losing_round_trip(home: Path, loss_per_share_paise: int) -> None:
+    """Buy 100 RELIANCE at ₹1,000 and sell them lower, stored as the desk stores orders and fills.
+
+    Dated an hour ahead: a fill later than today counts as today (a desk on a session clock dates
+    them so), which keeps the test on one trading day whenever it runs.
+    """
+    engine = open_store(url_of(home))
+    ts = time.time_ns() + NS_PER_HOUR
+    legs = [("BUY", 100_000), ("SELL", 100_000 - loss_per_share_paise)]
+    try:
+        with engine.begin() as connection:
+            for n, (side, price) in enumerate(legs):
+                order_id = f"T-{n}"
+                connection.execute(insert(OrderRow).values(
+                    client_order_id=order_id, broker_order_id=f"B-{n}", instrument_key="NSE:RELIANCE", side=side,
+                    quantity=100, price=price, order_type="LIMIT", product="INTRADAY", source="TICKET", actor="tom",
+                    status="FILLED", filled_quantity=100, fill_value=100 * price, created_ns=ts + n, updated_ns=ts + n,
+                    trading_day=ist_day(ts).isoformat(),
+                ))
+                connection.execute(insert(FillRow).values(
+                    fill_id=f"F-{n}", client_order_id=order_id, instrument_key="NSE:RELIANCE", side=side, quantity=100,
+                    price=price, ts_ns=ts + n,
+                ))
+    finally:
+        engine.dispose()
+
+
+def test_rearm_to_active_is_refused_when_todays_realised_loss_is_at_the_daily_limit(tmp_path: Path) -> None:
+    add_losing_round_trip(tmp_path, 30_000)  # ₹300 a share on 100 shares: ₹30,000, past the default ₹25,000
+    assert run_main(tmp_path, "panic", "--reason", "daily loss").returncode == 0
+    proc = run_main(tmp_path, "rearm", "--reason", "want to trade")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert ("rearm refused: today's realised loss ₹30,000.00 is at or past the daily loss limit ₹25,000.00 "
+            "(/") in proc.stderr
+    assert "resources/limits.toml (no version stored yet)): re-arm to REDUCING at most (--to REDUCING)" in proc.stderr
+    assert states(tmp_path)[-1][0] == "HALTED"
+    assert records(tmp_path, AuditEventType.REARMED) == []
+    reducing = run_main(tmp_path, "rearm", "--reason", "close the rest out", "--to", "REDUCING")
+    assert reducing.returncode == 0, reducing.stdout + reducing.stderr
+    assert "today's realised P&L -₹30,000.00" in reducing.stdout
+    assert states(tmp_path)[-1][0] == "REDUCING"
+
+
+def test_a_loss_inside_the_limit_does_not_stop_the_rearm(tmp_path: Path) -> None:
+    add_losing_round_trip(tmp_path, 20_000)
+    assert run_main(tmp_path, "panic").returncode == 0
+    proc = run_main(tmp_path, "rearm", "--reason", "loss is within limits")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "today's realised P&L -₹20,000.00" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "started, finished, action",
+    [
+        (AuditEventType.KILL_SWITCH_ENGAGED, AuditEventType.CANCEL_SWEEP_DONE, "kill-switch sweep"),
+        (AuditEventType.FLATTEN_REQUESTED, AuditEventType.FLATTEN_DONE, "flatten"),
+    ],
+)
+@pytest.mark.parametrize("closed_by", ["its end", "a later start"])
+def test_rearm_is_refused_after_a_sweep_or_flatten_the_last_desk_never_finished(
+    tmp_path: Path, started: AuditEventType, finished: AuditEventType, action: str, closed_by: str
+) -> None:
+    append(tmp_path, AuditEventType.APP_START, {"command": "simulate"})
+    append(tmp_path, started, {"reason": "runaway", "working": 3}, actor="rita")
+    # panic's own record of the flag starts no sweep, and must not hide the unfinished one.
+    assert run_main(tmp_path, "panic").returncode == 0
+    proc = run_main(tmp_path, "rearm", "--reason", "looks quiet")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"the last desk run started a {action}" in proc.stderr and "by rita" in proc.stderr
+    assert "orders may still be working at the broker" in proc.stderr
+    append(tmp_path, finished if closed_by == "its end" else AuditEventType.APP_START, {})
+    proc = run_main(tmp_path, "rearm", "--reason", "looks quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_rearm_refused_while_a_desk_holds_the_store_but_does_not_answer(tmp_path: Path) -> None:
+    assert run_main(tmp_path, "panic").returncode == 0
+    with DeskLock(url_of(tmp_path)):
+        proc = run_main(tmp_path, "rearm", "--reason", "checked", "--timeout", "0.5")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "a desk is running on this database but did not answer on its control channel" in proc.stderr
+    assert states(tmp_path)[-1][0] == "HALTED"
+
+
+def test_rearm_asks_the_running_desk_which_applies_its_own_checks(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_main(home, "panic", "--reason", "lunch").returncode == 0
+    user = getpass.getuser()
+    with desk(home):
+        proc = run_main(home, "rearm", "--reason", "back from lunch")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "done: the running desk re-armed; trading is ACTIVE" in proc.stdout
+        assert "no desk answered" not in proc.stdout
+        again = run_main(home, "rearm", "--reason", "twice")
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "rearm refused: the running desk refused: the desk is already ACTIVE, not halted: nothing to re-arm" in again.stderr
+    # The engine audited the re-arm before it happened; the desk, not the command, wrote it.
+    [rearmed] = records(home, AuditEventType.REARMED)
+    assert rearmed["actor"] == user and rearmed["source"] == "operator"
+    assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "back from lunch"}
