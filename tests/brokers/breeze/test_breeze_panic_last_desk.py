@@ -54,8 +54,11 @@ def test_panic_after_a_killed_breeze_desk_cancels_at_breeze_though_the_settings_
               stdin=f"{TOKEN}\n", env={**keyring_env(home), **emulator.env()}) as running:
         running.wait_until(lambda: emulator.working_count() >= 1, "orders working at Breeze")
         running.kill()
-    # Prices stand still from here, so nothing fills or is cancelled but by the panic.
+    # Prices stand still from here, so nothing fills or is cancelled but by the panic. The walk may
+    # have filled the desk's orders before the freeze, so one more order far from the price is put
+    # in the dead desk's name: at least one is certainly working when panic runs.
     emulator.freeze_walk()
+    emulator.add_order("NSE:RELIANCE", "buy", 1, 100_000)
     assert json.loads((home / "last-desk.json").read_text())["broker"] == "breeze"
     # The settings are paper (the default): the desk ran on Breeze through `simulate --broker breeze`.
     proc = main(home, emulator, "panic", "--timeout", "0.3")
