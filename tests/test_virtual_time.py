@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -57,9 +56,7 @@ async def test_the_clock_stands_still_while_executor_work_is_out() -> None:
     loop.call_later(0.01, timer_fired.set)
     # The job blocks until another thread releases it, so the loop has nothing to run meanwhile:
     # the timer 10 ms away must still not fire before the job is back.
-    # A plain sleep, not threading.Timer: a timed wait on a condition is what libfaketime (the
-    # suite's runs at other dates, .ci/at-date) cannot shift, while a sleep it can.
-    opener = threading.Thread(target=lambda: (time.sleep(0.1), release.set()))
+    opener = threading.Timer(0.1, release.set)
     opener.start()
     assert await asyncio.to_thread(release.wait, 30) is True
     opener.join()

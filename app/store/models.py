@@ -88,28 +88,26 @@ class PositionSnapshotRow(Base):
     realized: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-class LimitVersionRow(Base):
+class _DocumentVersion:
+    """The columns of a versioned document's table (see ``document_versions``)."""
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    document: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class LimitVersionRow(_DocumentVersion, Base):
     """One version of the risk limits: the whole document, who set it, when and why."""
 
     __tablename__ = "limit_versions"
 
-    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    actor: Mapped[str] = mapped_column(String(128), nullable=False)
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
-    document: Mapped[str] = mapped_column(Text, nullable=False)
 
-
-class CalendarVersionRow(Base):
+class CalendarVersionRow(_DocumentVersion, Base):
     """One version of the trading calendar in force: the whole merged document, who, when and why."""
 
     __tablename__ = "calendar_versions"
-
-    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    actor: Mapped[str] = mapped_column(String(128), nullable=False)
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
-    document: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 class TradingStateRow(Base):

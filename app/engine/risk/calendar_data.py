@@ -40,6 +40,8 @@ from typing import Any
 from app.domain.india_time import IST
 from app.domain.instruments import Exchange
 
+from .document_error import DocumentError
+
 FORMAT = 1
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # app/engine/risk/calendar_data.py -> parents[3] is the repository root (an editable install keeps it there).
@@ -49,18 +51,10 @@ OVERRIDE_NAME = "calendar.toml"
 WARN_DAYS_AHEAD = 30
 
 
-class CalendarError(ValueError):
+class CalendarError(DocumentError):
     """A calendar document cannot be used. ``problems`` holds one line per problem, each naming its field."""
 
-    def __init__(self, origin: str, problems: list[str]) -> None:
-        self.origin = origin
-        self.problems = list(problems)
-        if len(self.problems) == 1:
-            message = f"invalid calendar in {origin}: {self.problems[0]}"
-        else:
-            lines = "\n".join(f"  - {problem}" for problem in self.problems)
-            message = f"{len(self.problems)} problems in calendar {origin}:\n{lines}"
-        super().__init__(message)
+    kind = "calendar"
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ from app.domain.instruments import Exchange, Instrument
 from app.domain.money import MoneyError, format_inr, paise_to_rupees, rupees_to_paise
 from app.domain.orders import OrderSource, OrderType, Product
 
+from .document_error import DocumentError
+
 # app/engine/risk/limits.py -> parents[3] is the repository root; an editable install keeps it there.
 DEFAULT_LIMITS_PATH = Path(__file__).resolve().parents[3] / "resources" / "limits.toml"
 
@@ -80,18 +82,10 @@ _MAX_SECONDS = 86_400  # nothing on a desk waits longer than a day
 _DEFAULT_RATE_KEY = "default"
 
 
-class LimitsError(ValueError):
+class LimitsError(DocumentError):
     """The limits document cannot be used. ``problems`` holds one line per problem, each naming its field."""
 
-    def __init__(self, origin: str, problems: list[str]) -> None:
-        self.origin = origin
-        self.problems = list(problems)
-        if len(self.problems) == 1:
-            message = f"invalid limits in {origin}: {self.problems[0]}"
-        else:
-            lines = "\n".join(f"  - {problem}" for problem in self.problems)
-            message = f"{len(self.problems)} problems in limits {origin}:\n{lines}"
-        super().__init__(message)
+    kind = "limits"
 
 
 # --------------------------------------------------------------------------------------------
