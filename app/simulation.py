@@ -9,6 +9,10 @@ The run keeps a session clock: trading hours come from the desk's trading calend
 file with the data folder's override), so when the market is closed the engine's clock (and the
 paper market's) starts at the next session's open and runs in real time from there. The audit
 chain keeps real time. The paper derivatives roll to the contracts trading on that session's day.
+
+Past the instruments file the paper universe is synthetic (``synthetic_universe``); those
+instruments exist only in this market, so the run trades them under the shipped limits with
+their ``[defaults]`` for each synthetic underlying (``synthetic_limits``), and its report says so.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -29,12 +33,13 @@ from typing import Any
 from app.brokers.base import Broker
 from app.brokers.breeze import BreezeBroker
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.brokers.paper.synthetic_universe import synthetic_universe
 from app.brokers.paper.universe import UniverseEntry
 from app.domain.actors import Actor, Permission
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import Alert, AlertLevel
 from app.domain.india_time import ist_day
-from app.domain.instruments import Exchange
+from app.domain.instruments import Exchange, Segment
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
@@ -43,7 +48,7 @@ from app.engine.control import ControlServer
 from app.engine.engine import Engine
 from app.engine.risk.calendar import TradingCalendar
 from app.engine.risk.calendar_data import CalendarLoad, load_effective
-from app.engine.risk.limits import load_limits_file
+from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
@@ -56,6 +61,8 @@ log = logging.getLogger(__name__)
 
 ACTOR = "simulator"
 DEFAULT_LIMITS = Path(__file__).resolve().parent.parent / "resources" / "limits.toml"
+# Past the file's instruments the universe is generated; a run of this many still keeps up.
+MAX_INSTRUMENTS = 2_000
 # Minutes into the session the clock starts at when the market is closed now: past the opening
 # minutes' auction noise, like a desk that starts trading a little after the open.
 _SESSION_START_OFFSET_NS = 5 * 60 * 1_000_000_000
@@ -102,6 +109,8 @@ class SimulationOptions:
             raise SimulationError(f"--orders-per-sec must be in (0, 1000], got {self.orders_per_sec}")
         if self.instruments < 1:
             raise SimulationError(f"--instruments must be at least 1, got {self.instruments}")
+        if self.instruments > MAX_INSTRUMENTS:
+            raise SimulationError(f"--instruments must be at most {MAX_INSTRUMENTS}, got {self.instruments}")
         if self.kill_at is not None and (not math.isfinite(self.kill_at) or not 0 <= self.kill_at <= self.seconds):
             raise SimulationError(f"--kill-at must be between 0 and --seconds ({self.seconds}), got {self.kill_at}")
 
@@ -330,20 +339,54 @@ async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
     load = options.calendar if options.calendar is not None else load_effective(None)
     calendar = TradingCalendar(load.calendar)
     clock_ns = session_clock(calendar, time.time_ns(), options.seconds)
-    universe = load_universe(session_day=ist_day(clock_ns()), is_session=lambda day: calendar.is_session_day(Exchange.NFO, day))
-    if options.instruments > len(universe):
-        raise SimulationError(f"--instruments must be at most {len(universe)} (the paper universe), got {options.instruments}")
-    entries = universe[: options.instruments]
+    day = ist_day(clock_ns())
+    universe = load_universe(session_day=day, is_session=calendar.is_session_day)
+    entries = synthetic_universe(options.instruments, seed=options.seed, session_day=day, is_session=calendar.is_session_day, base=universe)
+    synthetic = sorted({e.instrument.underlying for e in entries[len(universe):]})
+    if synthetic and options.broker_factory is not None:
+        raise SimulationError(
+            f"--instruments must be at most {len(universe)} with a broker other than paper: the instruments past "
+            "the paper universe file are synthetic and exist only in the paper market"
+        )
     if options.database_url is None:
-        return await _run(options, entries, None, load, calendar, clock_ns)
+        return await _run(options, entries, None, load, calendar, clock_ns, synthetic)
     with DeskLock(options.database_url):
         store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
         writer = AuditWriter(store, redactor=Redactor(options.secrets))
         writer.start()
         try:
-            return await _run(options, entries, writer, load, calendar, clock_ns)
+            return await _run(options, entries, writer, load, calendar, clock_ns, synthetic)
         finally:
             await asyncio.to_thread(writer.close)
+
+
+def synthetic_limits(
+    underlyings: list[str], futures: Sequence[UniverseEntry] = (), shipped: Path = DEFAULT_LIMITS,
+) -> RiskLimits:
+    """The shipped limits plus an ``[underlyings.NAME]`` section per synthetic underlying, holding the file's ``[defaults]``,
+    and for each synthetic future an ``[instruments."KEY"]`` section sized for one lot.
+
+    Default deny stays for everything real: no section of the file changes and only these names
+    gain one. The data folder's limits cannot be used instead: they name no synthetic underlying,
+    and a run must not store a limits version for instruments that exist only in this market. A
+    future's lot is worth more than the defaults' order value, so without its own section the demo
+    could never trade one; its key is stable for the run (the universe is rolled once, at start).
+    """
+    document = load_limits_file(shipped).document()
+    sections = document.setdefault("underlyings", {})
+    for name in underlyings:
+        if name in sections:
+            raise SimulationError(f"synthetic underlying {name} already has a section in {shipped}")
+        sections[name] = dict(document["defaults"])
+    contracts = document.setdefault("instruments", {})
+    for entry in futures:
+        lot_rupees = entry.instrument.lot_size * entry.start_price / 100
+        # A quarter above one lot at the start price, in whole thousands: room for the walk, not for a second lot.
+        cap = math.ceil(lot_rupees * 1.25 / 1000) * 1000
+        contracts[entry.instrument.key] = {
+            "max_order_lots": 1, "max_position_lots": 2, "max_order_value_inr": cap, "max_position_value_inr": 2 * cap,
+        }
+    return parse_document(document, f"{shipped} with its [defaults] for {len(underlyings)} synthetic underlyings")
 
 
 def session_clock(calendar: TradingCalendar, now_ns: int, seconds: float) -> Callable[[], int]:
@@ -365,7 +408,7 @@ def session_clock(calendar: TradingCalendar, now_ns: int, seconds: float) -> Cal
 
 async def _run(
     options: SimulationOptions, entries: list[UniverseEntry], writer: AuditWriter | None, load: CalendarLoad,
-    calendar: TradingCalendar, clock_ns: Callable[[], int],
+    calendar: TradingCalendar, clock_ns: Callable[[], int], synthetic: list[str],
 ) -> dict[str, Any]:
     broker: Broker
     if options.broker_factory is None:
@@ -376,7 +419,14 @@ async def _run(
         # Before the broker hears anything: a panic after this desk dies must know where its orders are.
         await asyncio.to_thread(record_last_desk, options.control_home, broker.capabilities.name)
     instruments = [e.instrument for e in entries]
-    fixed_limits = None if writer is not None and options.limits_path is not None else load_limits_file(DEFAULT_LIMITS)
+    if synthetic:
+        futures = [e for e in entries if e.instrument.underlying in synthetic and e.instrument.segment is Segment.FUTURES]
+        fixed_limits: RiskLimits | None = synthetic_limits(synthetic, futures)
+        limits_source = f"shipped {DEFAULT_LIMITS.name}, with its [defaults] for {len(synthetic)} synthetic underlyings"
+    elif writer is not None and options.limits_path is not None:
+        fixed_limits, limits_source = None, f"data folder {options.limits_path.name}"
+    else:
+        fixed_limits, limits_source = load_limits_file(DEFAULT_LIMITS), f"shipped {DEFAULT_LIMITS.name}"
     engine = Engine(broker, instruments, options.engine, audit=writer, clock_ns=clock_ns, limits=fixed_limits, calendar=calendar)
     flow = OrderFlow(engine, entries, options)
     started = time.monotonic()
@@ -384,6 +434,7 @@ async def _run(
         await writer.append(
             AuditEventType.APP_START,
             {"command": "simulate", "seconds": options.seconds, "seed": options.seed, "instruments": len(entries),
+             "synthetic_underlyings": len(synthetic), "limits": limits_source,
              "settings": options.settings_summary},
             actor="system", source=AuditSource.SYSTEM,
         )
@@ -391,21 +442,23 @@ async def _run(
         assert options.limits_path is not None
         await engine.load_limits(options.limits_path, DEFAULT_LIMITS)
     calendar_version = await engine.record_calendar(load)
-    await engine.start()
     control = None
     if options.control_home is not None:
+        # Listening before the start: it may retry the broker's book for a while, and a panic then
+        # must reach this engine, which halts at once and sweeps once the start is over.
         control = ControlServer(options.control_home, {
             "panic": lambda args: _panic(engine, args), "rearm": lambda args: _rearm(engine, args),
         })
         await control.start()
-    if writer is not None and options.backups_dir is not None:
-        scheduler = BackupScheduler(
-            options.database_url or "", options.backups_dir, options.backup_time,
-            on_done=lambda outcome: _backup_done(engine, outcome),
-        )
-        engine.supervisor.spawn("backup.scheduler", scheduler.run())
     kill_task = None
     try:
+        await engine.start()
+        if writer is not None and options.backups_dir is not None:
+            scheduler = BackupScheduler(
+                options.database_url or "", options.backups_dir, options.backup_time,
+                on_done=lambda outcome: _backup_done(engine, outcome),
+            )
+            engine.supervisor.spawn("backup.scheduler", scheduler.run())
         await _await_prices(engine, [e.instrument.key for e in entries], timeout=5.0)
         if options.kill_at is not None:
             kill_task = asyncio.get_running_loop().create_task(_kill_at(engine, options.kill_at, started))
@@ -428,6 +481,13 @@ async def _run(
             "notice": calendar.cover_notice(clock_ns()),
         }
         result["broker"] = _broker_report(broker)
+        result["universe"] = {
+            "instruments": len(entries),
+            "synthetic_underlyings": len(synthetic),
+            "priced": sum(1 for e in entries if engine.market_data.last_price(e.instrument.key) is not None),
+            "without_limits": sum(1 for e in entries if engine.gate.limits.for_instrument(e.instrument) is None),
+            "limits": limits_source,
+        }
     finally:
         if kill_task is not None and not kill_task.done():
             kill_task.cancel()

@@ -161,3 +161,32 @@ def test_accept_weekdays_is_refused_for_a_published_or_distant_year(tmp_path: Pa
     far = main_py(tmp_path, "calendar", "accept-weekdays", "2199", "--reason", "x")
     assert far.returncode == 2 and "not 2199" in far.stderr
     assert not (tmp_path / "calendar.toml").exists()
+
+
+def test_a_reason_must_be_one_line(tmp_path: Path) -> None:
+    year = dt.datetime.now(IST).year + 1
+    done = main_py(tmp_path, "calendar", "accept-weekdays", str(year), "--reason", "due\nsoon")
+    assert done.returncode == 2 and "one line of text" in done.stderr
+    assert not (tmp_path / "calendar.toml").exists()
+
+
+def test_a_change_that_cannot_be_recorded_leaves_the_previous_calendar(tmp_path: Path) -> None:
+    home = tmp_path / "desk"
+    published = tmp_path / "nse.toml"
+    published.write_text(PUBLISHED, encoding="utf-8")
+    assert main_py(home, "calendar", "import", str(published), "--reason", "first").returncode == 0
+    before = (home / "calendar.toml").read_bytes()
+    # A trigger makes the version insert fail, as a full disk would: the override must go back as it was.
+    engine = make_engine(f"sqlite:///{home / 'bulwark.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER test_refuse BEFORE INSERT ON calendar_versions BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+    finally:
+        engine.dispose()
+    other = tmp_path / "other.toml"
+    other.write_text(PUBLISHED.replace(str(NEW_YEAR), str(NEW_YEAR + 5)), encoding="utf-8")
+    done = main_py(home, "calendar", "import", str(other), "--reason", "x")
+    assert done.returncode == 1 and "could not be recorded, the previous calendar stays in force" in done.stderr
+    assert (home / "calendar.toml").read_bytes() == before

@@ -11,6 +11,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from app.brokers.paper import load_universe
+from app.engine.risk.calendar import TradingCalendar
+from app.engine.risk.calendar_data import load_effective
 from app.engine.risk.limits import DEFAULT_LIMITS_PATH
 from app.store import limit_versions
 from app.store.db import make_engine
@@ -53,7 +55,9 @@ def test_check_prefers_the_data_folders_file_and_reports_warnings(tmp_path: Path
     assert "daily loss limit ₹30,000.50" in proc.stdout
     assert "warning: underlyings.SENSEX_OLD: no instrument in the desk's list has this underlying" in proc.stdout
     # The SENSEX future rolls monthly: its key is whatever contract trades today, as the command sees it.
-    sensex = next(e.instrument.key for e in load_universe() if e.instrument.key.startswith("BFO:SENSEX:"))
+    calendar = TradingCalendar(load_effective(tmp_path).calendar)
+    sensex = next(e.instrument.key for e in load_universe(is_session=calendar.is_session_day)
+                  if e.instrument.key.startswith("BFO:SENSEX:"))
     assert f"warning: 1 of 27 instruments have no limits, so their orders are refused: {sensex}" in proc.stdout
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def test_rearm_on_a_desk_that_is_not_halted_says_so(tmp_path: Path) -> None:
     again = run_main(tmp_path, "rearm", "--reason", "twice", "--to", "REDUCING")
     assert again.returncode == 1
     assert "the desk is already REDUCING (re-armed: only reducing): nothing to re-arm" in again.stderr
-    assert len(records(tmp_path, AuditEventType.REARMED)) == 1
+    lifted = [r for r in records(tmp_path, AuditEventType.REARMED) if "refused" not in json.loads(str(r["payload"]))]
+    assert len(lifted) == 1
 
 
 def add_losing_round_trip(home: Path, loss_per_share_paise: int) -> None:
@@ -165,7 +167,13 @@ def test_rearm_to_active_is_refused_when_todays_realised_loss_is_at_the_daily_li
             "(/") in proc.stderr
     assert "resources/limits.toml (no version stored yet)): re-arm to REDUCING at most (--to REDUCING)" in proc.stderr
     assert states(tmp_path)[-1][0] == "HALTED"
-    assert records(tmp_path, AuditEventType.REARMED) == []
+    # The refusal is audited as the engine audits one: who tried, to what, and why not.
+    [refused] = records(tmp_path, AuditEventType.REARMED)
+    assert refused["actor"] == getpass.getuser() and refused["source"] == "operator"
+    payload = json.loads(str(refused["payload"]))
+    assert payload["refused"].startswith("today's realised loss ₹30,000.00 is at or past the daily loss limit")
+    assert {k: payload[k] for k in ("to", "reason", "via")} == {
+        "to": "ACTIVE", "reason": "want to trade", "via": "rearm command, no desk running"}
     reducing = run_main(tmp_path, "rearm", "--reason", "close the rest out", "--to", "REDUCING")
     assert reducing.returncode == 0, reducing.stdout + reducing.stderr
     assert "today's realised P&L -₹30,000.00" in reducing.stdout
@@ -187,21 +195,46 @@ def test_a_loss_inside_the_limit_does_not_stop_the_rearm(tmp_path: Path) -> None
         (AuditEventType.FLATTEN_REQUESTED, AuditEventType.FLATTEN_DONE, "flatten"),
     ],
 )
-@pytest.mark.parametrize("closed_by", ["its end", "a later start"])
+@pytest.mark.parametrize("closed_by", ["its end", "a later start that read the book"])
 def test_rearm_is_refused_after_a_sweep_or_flatten_the_last_desk_never_finished(
     tmp_path: Path, started: AuditEventType, finished: AuditEventType, action: str, closed_by: str
 ) -> None:
     append(tmp_path, AuditEventType.APP_START, {"command": "simulate"})
+    # The mark of this run's own start does not hide what the run started after it.
+    append(tmp_path, AuditEventType.RECONCILED, {"at": "start", "broker": "paper", "working": 0})
     append(tmp_path, started, {"reason": "runaway", "working": 3}, actor="rita")
     # panic's own record of the flag starts no sweep, and must not hide the unfinished one.
     assert run_main(tmp_path, "panic").returncode == 0
     proc = run_main(tmp_path, "rearm", "--reason", "looks quiet")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"the last desk run started a {action}" in proc.stderr and "by rita" in proc.stderr
+    assert f"a desk run started a {action}" in proc.stderr and "by rita" in proc.stderr
     assert "orders may still be working at the broker" in proc.stderr
-    append(tmp_path, finished if closed_by == "its end" else AuditEventType.APP_START, {})
+    # A later desk whose start never got to read the broker's book (it died, or the read failed) saw none of them.
+    append(tmp_path, AuditEventType.APP_START, {"command": "simulate"})
+    append(tmp_path, AuditEventType.RECONCILED, {"at": "the end of the run", "broker": "paper", "working": 0})
+    proc = run_main(tmp_path, "rearm", "--reason", "looks quiet")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "no desk start has read the broker's order book since" in proc.stderr
+    if closed_by == "its end":
+        append(tmp_path, finished, {})
+    else:
+        append(tmp_path, AuditEventType.APP_START, {"command": "simulate"})
+        append(tmp_path, AuditEventType.RECONCILED, {"at": "start", "broker": "paper", "working": 0})
     proc = run_main(tmp_path, "rearm", "--reason", "looks quiet")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_unreachable_postgresql_store_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = f"postgresql+psycopg://bulwark@127.0.0.1:{port}/bulwark"
+    proc = run_main(tmp_path, "rearm", "--reason", "checked", "--timeout", "0.5", env={"BULWARK_DB_URL": down})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = [text for text in proc.stderr.splitlines() if text.startswith("rearm refused")]
+    assert line.startswith("rearm refused: the store cannot be used (OperationalError: connection failed: ")
+    assert line.endswith("): nothing was changed") and str(port) in line
 
 
 def test_rearm_refused_while_a_desk_holds_the_store_but_does_not_answer(tmp_path: Path) -> None:

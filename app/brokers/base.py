@@ -162,3 +162,15 @@ class SessionBroker(Protocol):
     async def renew_session(self, session_token: str) -> None: ...
 
     def on_session_lost(self, callback: Callable[[str], None]) -> None: ...
+
+
+@runtime_checkable
+class LossyOrderFeed(Protocol):
+    """A broker whose order-update stream can lose a notification and know it (Breeze: one its SDK or
+    the adapter could not read).
+
+    ``on_order_feed_gap`` registers who hears, from any thread, that one was lost, with the reason:
+    the update it carried (a fill, say) is then only in the broker's order book.
+    """
+
+    def on_order_feed_gap(self, callback: Callable[[str], None]) -> None: ...

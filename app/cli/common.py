@@ -21,6 +21,8 @@ def reason_text(text: str) -> str:
         raise argparse.ArgumentTypeError("the reason must not be empty")
     if len(reason) > MAX_REASON:
         raise argparse.ArgumentTypeError(f"the reason must be at most {MAX_REASON} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
+        raise argparse.ArgumentTypeError("the reason must be one line of text (no control characters)")
     return reason
 
 

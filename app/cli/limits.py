@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.limits_command == "check":
-        return _check(args.file if args.file is not None else default_limits_file(settings))
+        return _check(args.file if args.file is not None else default_limits_file(settings), settings.home)
     return _history(settings, args.limit)
 
 
@@ -44,8 +44,10 @@ def default_limits_file(settings: Settings) -> Path:
     return own if own.exists() else DEFAULT_LIMITS_PATH
 
 
-def _check(path: Path) -> int:
+def _check(path: Path, home: Path) -> int:
     from app.brokers.paper import load_universe
+    from app.engine.risk.calendar import TradingCalendar
+    from app.engine.risk.calendar_data import load_effective
     from app.engine.risk.limits import LimitsError, load_limits_file
 
     try:
@@ -53,7 +55,9 @@ def _check(path: Path) -> int:
     except LimitsError as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
-    universe = [entry.instrument for entry in load_universe()]
+    # Today's contracts, rolled on the desk's calendar as a starting desk rolls them.
+    calendar = TradingCalendar(load_effective(home).calendar)
+    universe = [entry.instrument for entry in load_universe(is_session=calendar.is_session_day)]
     coverage = limits.review(universe)
     print(f"{path}: valid")
     print(f"covers {len(coverage.covered)} of {len(universe)} paper instruments")

@@ -11,7 +11,8 @@ In order, printing each step as it happens:
    the broker the last desk in this data folder used (``last-desk.json``, written as a desk starts;
    ``--broker`` overrides it, the settings stand in when no desk recorded one) where that broker
    allows it from another process. When nothing could be cancelled, list what the store last
-   showed working.
+   showed working. A damaged ``last-desk.json`` means a desk ran on a broker this cannot know:
+   then only ``--broker`` lets the command report success.
 
 Exit 0 when trading is stopped and the flag is written; 1 when the operator must act. Only the
 standard library is imported up front: the store, the control client and the broker's SDK load
@@ -77,10 +78,15 @@ DIRECT_CANCEL: dict[str, DirectCancel] = {
 
 @dataclass(frozen=True, slots=True)
 class _Profile:
-    """The broker to cancel at; ``known`` when ``--broker`` or the last desk's record named it, not the settings."""
+    """The broker to cancel at; ``known`` when ``--broker`` or the last desk's record named it, not the settings.
+
+    ``damaged``: ``last-desk.json`` is there but unreadable, so a desk did record a broker that may
+    not be the settings' guess: nothing this command does can confirm trading stopped.
+    """
 
     broker: str
     known: bool
+    damaged: bool = False
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -211,6 +217,15 @@ def _without_desk(
     stopped = cancelled is True or (cancelled is None and gone_with_desk and (profile.known or working == []))
     if flag_problem is not None:
         _shout(f"the HALTED flag was NOT written ({flag_problem}): the next start will not be halted")
+    if profile.damaged:
+        # The desk that wrote the record may have traded anywhere: nothing done at the guess proves it stopped.
+        if cancelled is not True:
+            _list_working(working, profile.broker)
+        _shout(f"ACTION NEEDED: which broker the last desk traded on is unknown ({profile.broker} was only the "
+               "settings' guess); run panic again naming it: "
+               + " or ".join(f".venv/bin/python main.py panic --broker {name}" for name in BROKERS)
+               + (f"; and end the desk process{pid}" if running is not False else ""))
+        return EXIT_FAILED
     if stopped and working:
         _say(f"      the store still shows {len(working)} orders working at {profile.broker}: "
              "they ended with the desk process that held them")
@@ -241,7 +256,7 @@ def _broker_profile(settings: Settings, chosen: str | None) -> _Profile:
     except LastDeskError as exc:
         _shout(f"cannot tell which broker the last desk used: {exc}")
         _say(f"      broker {settings.broker}: from the settings, a guess")
-        return _Profile(settings.broker, known=False)
+        return _Profile(settings.broker, known=False, damaged=True)
     if last is None:
         _say(f"      broker {settings.broker}: from the settings (no desk has recorded its broker in this data folder)")
         return _Profile(settings.broker, known=False)

@@ -3,7 +3,8 @@
 With a desk running, it asks that desk over its control channel, so the engine's own re-arm checks
 apply (a sweep or flatten still running, today's loss at the daily loss limit, a reason). With none
 running, it applies the checks the store can answer (see ``app.engine.offline_rearm`` for which it
-can and cannot make) and writes the re-arm to the store, so the next start is ACTIVE (or REDUCING).
+can and cannot make) and writes the re-arm to the store, so the next start is ACTIVE (or REDUCING);
+a refusal by those checks is audited as the engine audits one (``rearmed`` with ``refused``).
 
 The actor is the OS user until the desk has operators: whoever can read the data folder's control
 key or write its store already acts as that user. Exit 0 once re-armed, 1 when refused.
@@ -65,13 +66,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.domain.money import format_inr
     from app.domain.trading_state import TradingState
     from app.engine.offline_rearm import RearmRefused, check_offline_rearm
     from app.store.audit_writer import AuditWriter
     from app.store.db import StoreError, sqlite_path
     from app.store.desk_lock import DeskLock, desk_running
-    from app.store.halt_flag import persist_rearm
+    from app.store.halt_flag import persist_rearm, record_refused_rearm
     from app.store.migrate import open_store
 
     from .limits import default_limits_file
@@ -84,35 +87,46 @@ def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
     not_answering = "a desk is running on this database but did not answer on its control channel: re-arm it from that desk"
     with contextlib.ExitStack() as held:
         try:
-            # Held while checking and writing, so no desk can start between the two and miss the re-arm.
+            # SQLite: the desk lock, held from the check to the write, keeps a desk from starting in
+            # between and resuming the state the re-arm replaces. PostgreSQL: DeskLock does nothing and
+            # desk_running sees only a desk already connected, so a desk starting in that moment on
+            # another workstation is not kept out (locking for several desks is still to come).
             held.enter_context(DeskLock(url))
-            if path is None and desk_running(url):
-                return _fail(not_answering)
-        except StoreError:
+        except StoreError:  # the lock is taken: a desk holds it
             return _fail(not_answering)
         except OSError as exc:
             return _fail(f"cannot lock the database against a desk starting: {exc}")
         try:
+            if path is None and desk_running(url):
+                return _fail(not_answering)
             store = open_store(url)
-        except StoreError as exc:
-            return _fail(f"the store is unusable: {exc}")
-        held.callback(store.dispose)
-        try:
-            found = check_offline_rearm(store, target, now_ns=time.time_ns(), limits_file=default_limits_file(settings))
-        except RearmRefused as exc:
-            return _fail(str(exc))
-        print(f"checked: the store says {found.previous}; today's realised P&L {format_inr(found.today_realized)}, "
-              f"daily loss limit {format_inr(found.daily_loss_limit)} ({found.limits_origin})", flush=True)
-        writer = AuditWriter(store)
-        writer.start()
-        try:
+            held.callback(store.dispose)
+            writer = AuditWriter(store)
+            writer.start()
+            held.callback(writer.close, timeout=1.0)
+            try:
+                found = check_offline_rearm(store, target, now_ns=time.time_ns(), limits_file=default_limits_file(settings))
+            except RearmRefused as exc:
+                # Audited like the engine's refusals: who tried to lift the halt, and why not.
+                try:
+                    record_refused_rearm(writer, target, str(exc), reason, user, timeout=STORE_TIMEOUT_S)
+                except (StoreError, SQLAlchemyError, TimeoutError) as problem:
+                    print(f"the refusal could not be audited: {_store_problem(problem)}", file=sys.stderr, flush=True)
+                return _fail(str(exc))
+            print(f"checked: the store says {found.previous}; today's realised P&L {format_inr(found.today_realized)}, "
+                  f"daily loss limit {format_inr(found.daily_loss_limit)} ({found.limits_origin})", flush=True)
             persist_rearm(writer, found.previous, target, reason, user, timeout=STORE_TIMEOUT_S)
         except TimeoutError:
             return _fail(f"the store did not confirm the re-arm within {STORE_TIMEOUT_S:g}s: it may still land; "
                          "see `main.py audit export` before trying again")
-        except StoreError as exc:
-            return _fail(f"the re-arm could not be written: {exc}")
-        finally:
-            writer.close(timeout=1.0)
+        except (StoreError, SQLAlchemyError) as exc:
+            return _fail(f"the store cannot be used ({_store_problem(exc)}): nothing was changed")
     print(f"done: re-armed from {found.previous} to {to} in the store; the next start of the desk is {to}", flush=True)
     return EXIT_OK
+
+
+def _store_problem(exc: Exception) -> str:
+    """One line naming what failed: the driver's own first line, without SQLAlchemy's statement and link."""
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig if orig is not None else exc).__name__}: {lines[0] if lines else 'no detail'}"

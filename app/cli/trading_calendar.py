@@ -211,10 +211,28 @@ def _os_user() -> str:
         return "unknown-os-user"
 
 
-def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -> int:
-    """Merge ``incoming`` over the data folder's override, check the result, store it, then write the file."""
+def _write_durably(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole: a staged copy, fsynced, renamed over it."""
     import os
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with staged.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -> int:
+    """Merge ``incoming`` over the data folder's override, write it, and store it as an audited version.
+
+    The file is written first and the version recorded second; if recording fails the previous file
+    is put back, so a calendar is never in force without its audit record (a start records it anyway).
+    """
     from app.domain.audit import AuditSource
     from app.engine.risk.calendar_data import (
         OVERRIDE_NAME,
@@ -223,6 +241,7 @@ def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -
         load_effective,
         merge,
         overlay,
+        parse_calendar_text,
         render,
     )
     from app.engine.risk.calendar_registry import record_version
@@ -233,28 +252,36 @@ def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -
     path = settings.home / OVERRIDE_NAME
     current = load_calendar_file(path, partial=True) if path.exists() else CalendarSet("override", "operator override", {})
     override = overlay(current, incoming, complete=False)
-    merged = merge(load_effective(None).calendar, override)
     text = render(override, header=[
         "Bulwark trading calendar override: its years replace the shipped calendar's, year by year.",
         "Change it with main.py calendar import FILE or calendar accept-weekdays YEAR (both audited).",
     ])
-    settings.home.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staged.write_text(text, encoding="utf-8")
+    # What is audited must be exactly what the next start reads: the text as written, read back.
+    written = parse_calendar_text(text, str(path), partial=True)
+    if written.document() != override.document():
+        print("calendar: the override would not read back as written; nothing changed", file=sys.stderr)
+        return EXIT_FAILED
+    merged = merge(load_effective(None).calendar, written)
     try:
-        try:
-            writer = AuditWriter(open_store(settings.database_url))
-        except StoreError as exc:
-            print(f"calendar: the store is unusable, nothing changed: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        writer.start()
+        writer = AuditWriter(open_store(settings.database_url))
+    except StoreError as exc:
+        print(f"calendar: the store is unusable, nothing changed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    writer.start()
+    previous = path.read_bytes() if path.exists() else None
+    try:
+        _write_durably(path, text.encode("utf-8"))
         try:
             version = record_version(writer, merged, actor=_os_user(), source=AuditSource.OPERATOR, reason=f"{what}: {reason}")
-        finally:
-            writer.close()
-        os.replace(staged, path)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the file must not stay in force unaudited
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                _write_durably(path, previous)
+            print(f"calendar: the change could not be recorded, the previous calendar stays in force: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     finally:
-        staged.unlink(missing_ok=True)
+        writer.close()
     print(f"{what}")
     print(f"calendar version {version.version} stored{'' if version.changed else ' (unchanged)'}; written to {path}")
     print("a running desk reads the calendar at start: restart it for the change to apply")

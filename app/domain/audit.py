@@ -56,3 +56,8 @@ class AuditEventType(enum.StrEnum):
     BACKUP_RESTORED = "backup.restored"
     CONFIG_CHANGED = "config.changed"
     RECONCILED = "reconciled"
+
+
+# The ``"at"`` of the ``RECONCILED`` record a desk writes once its start has read the broker's order
+# book: from there that desk knows what is working, whatever an earlier run left unfinished.
+RECONCILED_AT_START = "start"

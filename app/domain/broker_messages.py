@@ -45,14 +45,17 @@ class BrokerOrder:
 class UnreadableOrder:
     """A row of the broker's order book that could not be read; ``problem`` says what failed.
 
-    ``broker_order_id``, ``client_order_id`` and ``status`` are what could still be read (``None``
-    when not even that). The order behind it may still be working.
+    ``broker_order_id``, ``client_order_id``, ``status``, ``filled_quantity`` and ``average_price``
+    are what could still be read (``None`` when not even that; an average is also ``None`` when
+    nothing executed). The order behind it may still be working.
     """
 
     broker_order_id: str | None
     problem: str
     client_order_id: str | None = None
     status: OrderStatus | None = None
+    filled_quantity: int | None = None
+    average_price: int | None = None
 
     @property
     def may_be_working(self) -> bool:

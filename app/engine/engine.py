@@ -23,11 +23,12 @@ from app.brokers.base import (
     BrokerCall,
     BrokerError,
     BrokerErrorCode,
+    LossyOrderFeed,
     PlaceRequest,
     SessionBroker,
 )
 from app.domain.actors import Actor, Permission
-from app.domain.audit import AuditEventType, AuditSource
+from app.domain.audit import RECONCILED_AT_START, AuditEventType, AuditSource
 from app.domain.broker_messages import BookRow, BrokerPosition, UnreadableOrder
 from app.domain.events import (
     Alert,
@@ -39,7 +40,7 @@ from app.domain.events import (
     TradingStateChanged,
 )
 from app.domain.fills import Fill
-from app.domain.india_time import ist_day, ist_day_number
+from app.domain.india_time import IST_OFFSET_S, ist_day, ist_day_number
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
 from app.domain.orders import Order, OrderStatus
@@ -185,10 +186,15 @@ class Engine:
         self.broker_down_since_ns: int | None = None
         self.started_ns: int | None = None
         self._session_down = False
+        # A lost order notification asks for the book to be read again; asks during a read make one more.
+        self._book_stale = False
+        self._book_reread: asyncio.Task[None] | None = None
         self._rtt = RoundTrips()
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Set once start() has ended, either way: a kill switch engaged earlier waits for it.
+        self._start_over = asyncio.Event()
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
         recorder = self.recorder
@@ -225,9 +231,13 @@ class Engine:
             return None
         source = AuditSource.SYSTEM if actor == "system" else AuditSource.OPERATOR
         reason = f"calendar in force at start (override {load.override})" if load.override else "calendar in force at start"
-        return await asyncio.to_thread(
-            record_version, self.recorder.writer, load.calendar, actor=actor, source=source, reason=reason,
-        )
+        try:
+            return await asyncio.to_thread(
+                record_version, self.recorder.writer, load.calendar, actor=actor, source=source, reason=reason,
+            )
+        except Exception as exc:  # noqa: BLE001 - a calendar in force that is not on record: do not trade on it
+            self.halt(f"could not record the trading calendar in force: {type(exc).__name__}: {exc}")
+            return None
 
     def _calendar_notices(self) -> None:
         """Warn of a calendar about to run out or already out, and of contracts that expire today."""
@@ -243,11 +253,41 @@ class Engine:
         if expired:
             self.alert(AlertLevel.WARNING, "expiry", f"expired, orders are refused: {', '.join(expired)}")
 
+    async def _notices_each_day(self) -> None:
+        """Repeat the calendar and expiry notices just after each IST midnight: a desk left running
+        into 1 December, 1 January or an expiry day is told as one started that day would be."""
+        while True:
+            now = self.clock_ns()
+            next_day_ns = ((ist_day_number(now) + 1) * 86_400 - IST_OFFSET_S) * 1_000_000_000
+            await asyncio.sleep((next_day_ns - now) / 1e9 + 1.0)
+            self._calendar_notices()
+
     async def start(self) -> None:
         """Connect the broker, start the supervised streams and reconcile with the broker's book."""
         if self.lifecycle is not Lifecycle.CREATED:
             raise RuntimeError(f"engine cannot start from {self.lifecycle}")
         self.lifecycle = Lifecycle.STARTING
+        try:
+            await self._start()
+        finally:
+            self._start_over.set()
+
+    @property
+    def starting(self) -> bool:
+        """``start`` is under way: it may still be reading the broker's order book, though RUNNING."""
+        return self.lifecycle is not Lifecycle.CREATED and not self._start_over.is_set()
+
+    async def wait_started(self) -> bool:
+        """Wait until ``start`` has ended, also one not begun yet; whether the engine then runs.
+
+        A kill switch engaged during the start waits here, so its cancels and book reads go out
+        only once the desk's orders are restored and the start's own book read is done (or given
+        up): an order the start adopts from the broker's book is then swept too.
+        """
+        await self._start_over.wait()
+        return self.lifecycle in (Lifecycle.RUNNING, Lifecycle.STOPPING)
+
+    async def _start(self) -> None:
         name = self.broker.capabilities.name
         if self.recorder is not None:
             await self._resume(self.recorder)
@@ -266,10 +306,18 @@ class Engine:
                 loop.call_soon_threadsafe(self._session_lost, reason)
 
             self.broker.on_session_lost(session_lost)
+        if isinstance(self.broker, LossyOrderFeed):
+            feed_loop = asyncio.get_running_loop()
+
+            def order_feed_gap(reason: str) -> None:
+                feed_loop.call_soon_threadsafe(self._order_feed_gap, reason)
+
+            self.broker.on_order_feed_gap(order_feed_gap)
         self.supervisor.spawn("broker.ticks", self._pump_ticks())
         self.supervisor.spawn("broker.order_updates", self._pump_order_updates())
         self.supervisor.spawn("loop_lag", self.loop_lag.run())
         self.supervisor.spawn("breakers", self.breakers.run())
+        self.supervisor.spawn("calendar.notices", self._notices_each_day())
         self.lifecycle = Lifecycle.RUNNING
         self.bus.publish(BrokerStatus(name, True, "connected", self.clock_ns()))
         log.info("engine running with broker %s, %d instruments, state %s", name, len(self.instruments), self.trading_state)
@@ -278,6 +326,13 @@ class Engine:
         if problem is not None:
             # Not knowing what is already working at the broker is reason enough not to add to it.
             self.halt(f"could not read the broker's order book at start: {problem}")
+            return
+        # The mark `main.py rearm` looks for: from here this run, not an earlier one, knows the book.
+        self.record(
+            AuditEventType.RECONCILED,
+            {"at": RECONCILED_AT_START, "broker": name, "working": len(self.oms.working())},
+            "system", AuditSource.SYSTEM,
+        )
 
     async def _first_reconcile(self) -> str | None:
         """Reconcile at start, retrying a transient failure (a 502, a timeout) with exponential backoff
@@ -313,8 +368,10 @@ class Engine:
             return
         if saved.trading_state is not None and saved.trading_state is not TradingState.ACTIVE:
             restored = saved.trading_state
-            self._set_state(restored, f"restored {restored} from the store: {saved.reason}", "system")
-            hint = (f"the desk starts {restored}; an operator re-arms it, giving a reason, once trading is safe again: "
+            # A halt made while the store was read (a panic during the start) outranks a stored REDUCING.
+            if self.trading_state is not TradingState.HALTED:
+                self._set_state(restored, f"restored {restored} from the store: {saved.reason}", "system")
+            hint = (f"the desk starts {self.trading_state}; an operator re-arms it, giving a reason, once trading is safe again: "
                     '.venv/bin/python main.py rearm --reason "..." (while the desk runs, or with none running)')
             log.warning(hint)
             self.alert(AlertLevel.WARNING, "trading_state", hint)
@@ -338,7 +395,11 @@ class Engine:
     async def stop(self) -> None:
         """Stop taking orders, let in-flight broker calls finish (bounded), stop tasks, disconnect."""
         if self.lifecycle in (Lifecycle.CREATED, Lifecycle.STOPPED, Lifecycle.STOPPING):
-            self.lifecycle = Lifecycle.STOPPED if self.lifecycle is Lifecycle.CREATED else self.lifecycle
+            if self.lifecycle is not Lifecycle.STOPPING:
+                self.lifecycle = Lifecycle.STOPPED
+                self._start_over.set()
+                # A sweep engaged before a start that never came, or failed, has no broker to work with.
+                await self.supervisor.shutdown(self.config.drain_timeout)
             return
         self.lifecycle = Lifecycle.STOPPING
         try:
@@ -389,6 +450,9 @@ class Engine:
             raise ValueError("re-arming needs a reason")
         if to is TradingState.HALTED:
             raise ValueError("re-arm goes to ACTIVE or REDUCING; use the kill switch to halt")
+        if self.starting:
+            raise ValueError("the desk is still starting (reading the store and the broker's order book): "
+                             "re-arm once it runs")
         if self.trading_state is TradingState.ACTIVE or self.trading_state is to:
             raise ValueError(f"the desk is already {self.trading_state}, not halted: nothing to re-arm")
         if self.kill_switch.sweeping or self.flattener.running:
@@ -686,6 +750,29 @@ class Engine:
                 f"stay counted as working: {'; '.join(report.unreadable[:3])}",
             )
         return report
+
+    def _order_feed_gap(self, reason: str) -> None:
+        """The broker lost an order notification (a fill, say): read its order book again. Asks that come
+        while a read waits or runs make one more read after it, however many they are."""
+        if self.lifecycle is not Lifecycle.RUNNING:
+            return
+        self._book_stale = True
+        if self._book_reread is None or self._book_reread.done():
+            log.warning("an order notification was lost (%s); reading the broker's order book again", reason)
+            self._book_reread = self.supervisor.spawn("reconcile.order_feed_gap", self._reread_book())
+
+    async def _reread_book(self) -> None:
+        while self._book_stale:
+            self._book_stale = False
+            try:
+                await self.reconcile()
+            except (BrokerError, TimeoutError) as exc:
+                self.alert(
+                    AlertLevel.WARNING, "broker",
+                    f"an order notification was lost and the order book could not be read again "
+                    f"({exc or type(exc).__name__}); the desk's orders may be behind the broker's until the book is read",
+                )
+                return
 
     async def reconcile_working(self) -> int:
         """Reconcile, and return how many orders the broker's book itself shows as working."""

@@ -5,8 +5,9 @@ store speaks, so this module applies what of ``Engine.rearm``'s checks the store
 
 * the desk is halted (or REDUCING): the newest trading-state row, which the next start resumes;
 * no kill-switch sweep or flatten is still under way: with no desk process none can be running,
-  but the audit chain shows one that the last desk run started and never finished (the desk died
-  during it), when orders it was cancelling or sending may still be working at the broker;
+  but the audit chain shows one a desk started and never finished (it died during it) with no
+  desk start since that read the broker's order book, when orders it was cancelling or sending
+  may still be working at the broker and no desk has seen them (``desk_state.interrupted_actions``);
 * to ACTIVE, today's loss is not at the daily loss limit: the realised P&L of today's stored
   fills (IST day by the wall clock) against the limits version in force, the newest stored one.
 
@@ -95,9 +96,9 @@ def check_offline_rearm(store: SqlEngine, to: TradingState, *, now_ns: int, limi
     if interrupted:
         found = interrupted[0]
         raise RearmRefused(
-            f"the last desk run started a {found.action} (audit record {found.seq}, by {found.actor}) and stopped "
-            "before it finished: orders may still be working at the broker. Start the desk (it starts halted and "
-            "reconciles with the broker), then re-arm it while it runs"
+            f"a desk run started a {found.action} (audit record {found.seq}, by {found.actor}) and stopped before it "
+            "finished, and no desk start has read the broker's order book since: orders may still be working at the "
+            "broker. Start the desk (it starts halted and reconciles with the broker), then re-arm it while it runs"
         )
     limits, origin = limits_in_force(store, limits_file)
     realized = today_realized(desk_state.fills(store), now_ns)

@@ -22,7 +22,7 @@ from app.domain.broker_messages import (
     BrokerOrderUpdate,
     UnreadableOrder,
 )
-from app.domain.events import OrderEvent, OrderSnapshot
+from app.domain.events import Alert, AlertLevel, OrderEvent, OrderSnapshot
 from app.domain.fills import Fill
 from app.domain.money import round_div
 from app.domain.orders import (
@@ -119,6 +119,8 @@ class OrderManager:
         self._orders: dict[str, Order] = {}
         self._by_broker_id: dict[str, Order] = {}
         self._orphans: OrderedDict[str, list[BrokerOrderUpdate]] = OrderedDict()
+        # Orders already alerted about: the broker's row says they ended but not what they executed.
+        self._undecidable: set[str] = set()
         self.counters = OmsCounters()
 
     def create(self, new: NewOrder, price: int) -> Order:
@@ -310,7 +312,8 @@ class OrderManager:
         """Bring the desk's orders in line with the broker's book; the broker's book is the truth.
 
         An unreadable row costs only its own order: a working one becomes UNKNOWN (still counted as
-        working), and the other rows reconcile as usual.
+        working), and the other rows reconcile as usual. Unless the row still readably says how the
+        order ended and what it executed (see ``_close_unreadable``): then it is closed.
         """
         report = ReconcileReport()
         seen: set[str] = set()
@@ -365,6 +368,8 @@ class OrderManager:
         if order.broker_order_id is None and row.broker_order_id is not None:
             order.broker_order_id = row.broker_order_id
             self._by_broker_id[row.broker_order_id] = order
+        if self._close_unreadable(order, row, report):
+            return
         if order.status is OrderStatus.UNKNOWN:
             report.unknown.append(order.client_order_id)
             return
@@ -374,6 +379,50 @@ class OrderManager:
         log.warning("order %s: the broker's row is unreadable (%s); marked UNKNOWN", order.client_order_id, row.problem)
         self._move(order, OrderStatus.UNKNOWN)
         report.unknown.append(order.client_order_id)
+
+    def _close_unreadable(self, order: Order, row: UnreadableOrder, report: ReconcileReport) -> bool:
+        """Close a working order whose unreadable row still says readably that it ended, and what it executed.
+
+        Only when nothing is left to guess: a terminal status, an executed quantity no lower than the
+        desk's, and an average price for any fill the desk does not hold yet. Otherwise the order stays
+        (or becomes) UNKNOWN, counted as working; when the row says it ended but not what it executed,
+        an alert says so, once per order. ``True`` when the order is closed.
+        """
+        if row.status is None or not row.status.is_terminal or not order.status.is_working:
+            return False
+        filled = row.filled_quantity
+        doubt: str | None = None
+        if filled is None:
+            doubt = "what it executed cannot be read"
+        elif filled < order.filled_quantity:
+            doubt = f"it shows {filled} executed where the desk holds {order.filled_quantity}"
+        elif filled > order.filled_quantity and row.average_price is None:
+            doubt = "the price of its fills cannot be read"
+        if filled is None or doubt is not None:
+            if order.client_order_id not in self._undecidable:
+                self._undecidable.add(order.client_order_id)
+                self._bus.publish(Alert(
+                    AlertLevel.WARNING, "oms",
+                    f"order {order.client_order_id}: the broker's row says {row.status} but {doubt} ({row.problem}); "
+                    "it is UNKNOWN, counted as working, until the row reads again: check it at the broker",
+                    self._clock_ns(),
+                ))
+            return False
+        update = BrokerOrderUpdate(
+            ts_ns=self._clock_ns(),
+            broker_order_id=order.broker_order_id,
+            client_order_id=order.client_order_id,
+            status=row.status,
+            filled_quantity=filled,
+            average_price=row.average_price,
+        )
+        if self.apply_update(update) is UpdateOutcome.APPLIED:
+            report.updated.append(order.client_order_id)
+        if not order.status.is_terminal:
+            return False
+        log.warning("order %s: the broker's row is unreadable (%s) but says %s with %d executed; closed",
+                    order.client_order_id, row.problem, order.status, filled)
+        return True
 
     def _adopt(self, row: BrokerOrder, now: int) -> Order:
         """Take in an order the desk did not place (from the broker's website, say) so it is watched and cancellable."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 from sqlalchemy import text
 
@@ -39,14 +39,19 @@ def _lock(handle: IO[bytes]) -> bool:
 
 
 class DeskLock:
-    """Held by a running desk on a SQLite store (a no-op for PostgreSQL, which shows desks itself)."""
+    """Held by a running desk, and by ``rearm`` from its check to its write, on one database.
+
+    SQLite: an exclusive OS lock on ``<database>.desk-lock``; while one holder has it, no desk can
+    start on that file and ``desk_running`` says so. PostgreSQL: a no-op: ``desk_running`` sees a desk
+    already connected, but nothing keeps another workstation's desk from starting meanwhile.
+    """
 
     def __init__(self, db_url: str) -> None:
         path = sqlite_path(db_url)
         self.path = path.with_name(path.name + ".desk-lock") if path is not None else None
         self._handle: IO[bytes] | None = None
 
-    def __enter__(self) -> DeskLock:
+    def __enter__(self) -> Self:
         if self.path is None:
             return self
         handle = self.path.open("a+b")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, Table, select
 
-from app.domain.audit import AuditEventType
+from app.domain.audit import RECONCILED_AT_START, AuditEventType
 from app.domain.fills import Fill
 from app.domain.orders import WORKING_STATUSES, Side
 from app.domain.trading_state import TradingState
@@ -96,29 +96,47 @@ def fills(engine: Engine) -> list[Fill]:
 
 
 def interrupted_actions(engine: Engine) -> list[Interrupted]:
-    """Sweeps and flattens the last desk run started and never recorded an end for.
+    """Sweeps and flattens started and never recorded an end for, since a desk last read the broker's book at start.
 
-    Reads the audit chain backwards to the newest ``app.start``: a desk that started since has
-    reconciled with the broker, so what an earlier run left unfinished no longer says anything.
-    ``panic``'s own record of the flag (``"via": "panic"``) and a repeated press of the switch start
-    no sweep, so they do not count.
+    Reads the audit chain backwards to the ``app.start`` of the newest run that recorded reading
+    the broker's order book at start (``reconciled`` ``at: start``): that desk knew what was
+    working, so what an earlier run left unfinished no longer says anything. Its ``app.start``
+    alone says nothing of the kind (it is written before the book is read, and a desk can die or
+    fail to read the book after it), so a run without the mark does not end the search, nor does
+    the mark hide what its own run started before it. ``panic``'s own record of the flag
+    (``"via": "panic"``) and a repeated press of the switch start no sweep, so they do not count.
     """
-    kinds = [str(kind) for kind in (_SWEEP_STARTED, _SWEEP_DONE, _FLATTEN_STARTED, _FLATTEN_DONE, AuditEventType.APP_START)]
+    kinds = [str(kind) for kind in (_SWEEP_STARTED, _SWEEP_DONE, _FLATTEN_STARTED, _FLATTEN_DONE,
+                                    AuditEventType.APP_START, AuditEventType.RECONCILED)]
     decided: dict[str, Interrupted | None] = {}
+    book_read = False
     with engine.connect() as connection:
         rows = connection.execute(
             select(_AUDIT.c.seq, _AUDIT.c.ts_ns, _AUDIT.c.actor, _AUDIT.c.event_type, _AUDIT.c.payload)
             .where(_AUDIT.c.event_type.in_(kinds)).order_by(_AUDIT.c.seq.desc())
         )
         for row in rows:
-            if row.event_type == AuditEventType.APP_START or len(decided) == 2:
+            if (row.event_type == AuditEventType.APP_START and book_read) or len(decided) == 2:
                 break
+            if row.event_type == AuditEventType.RECONCILED:
+                book_read = book_read or _reconciled_at_start(row.payload)
+                continue
+            if row.event_type == AuditEventType.APP_START:
+                continue
             action = "kill-switch sweep" if row.event_type in (_SWEEP_STARTED, _SWEEP_DONE) else "flatten"
             if action in decided or (row.event_type == _SWEEP_STARTED and not _starts_a_sweep(row.payload)):
                 continue
             started = row.event_type in (_SWEEP_STARTED, _FLATTEN_STARTED)
             decided[action] = Interrupted(action, row.seq, row.ts_ns, row.actor) if started else None
     return [found for found in decided.values() if found is not None]
+
+
+def _reconciled_at_start(payload: str) -> bool:
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return False  # unreadable: not proof that a desk read the book
+    return isinstance(document, dict) and document.get("at") == RECONCILED_AT_START
 
 
 def _starts_a_sweep(payload: str) -> bool:

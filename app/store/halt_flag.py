@@ -56,3 +56,16 @@ def persist_rearm(
         AuditEventType.REARMED, {"from": previous, "to": to, "reason": reason, "via": "rearm command, no desk running"},
         actor=actor, source=AuditSource.OPERATOR, timeout=timeout, rows=state_row,
     )
+
+
+def record_refused_rearm(writer: AuditWriter, to: TradingState, refused: str, reason: str, actor: str, *,
+                         timeout: float = 30.0) -> None:
+    """Record a ``REARMED`` refusal (``{"refused": why}``, as a running desk records one) for a re-arm with no desk.
+
+    Nothing else changes: the trading state stays as it was. Raises ``StoreError`` if the write
+    failed and ``TimeoutError`` if it was not confirmed within ``timeout`` seconds.
+    """
+    writer.append_blocking(
+        AuditEventType.REARMED, {"refused": refused, "to": to, "reason": reason, "via": "rearm command, no desk running"},
+        actor=actor, source=AuditSource.OPERATOR, timeout=timeout,
+    )

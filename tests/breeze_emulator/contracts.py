@@ -139,13 +139,15 @@ def default_contracts(session_day: date | None = None) -> list[Contract]:
     """
     from app.brokers.paper import load_universe
     from app.domain.instruments import OptionRight, Segment
-    from tests.support.calendar import desk_session_day
+    from tests.support.calendar import calendar_covering_now, desk_session_day
 
     products = {Segment.CASH: "cash", Segment.FUTURES: "futures", Segment.OPTIONS: "options"}
     rights = {OptionRight.CALL: "call", OptionRight.PUT: "put"}
     counters = dict.fromkeys(_TOKEN_BASE, 0)
     contracts: list[Contract] = []
-    for entry in load_universe(session_day=session_day or desk_session_day()):
+    # Rolled on the desk's calendar, as `simulate` rolls them, so both name the same contracts.
+    universe = load_universe(session_day=session_day or desk_session_day(), is_session=calendar_covering_now().is_session_day)
+    for entry in universe:
         inst = entry.instrument
         exchange = str(inst.exchange)
         counters[exchange] += 1

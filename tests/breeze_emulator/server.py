@@ -39,7 +39,7 @@ class BreezeEmulator:
     Construct, ``start()`` (or use as a context manager), point the SDK's URLs at ``api_url``,
     ``stream_url``, ``feeds_url`` and ``master_url`` (``env()`` gives them as ``BULWARK_BREEZE_*``
     variables), then drive the market (``set_price``, ``fill``, ``reject_next_orders``), break
-    things (``faults``, ``expire_session``, ``silence``, ``disconnect_streams``, raw events) and
+    things (``faults``, ``expire_session``, ``silence``, ``disconnect_streams``, raw or garbled events) and
     inspect what the client did (``calls``, ``orders()``, ``positions()``).
 
     ``tick_interval_s`` paces a seeded random walk of every contract (``None``: prices move only on
@@ -86,6 +86,7 @@ class BreezeEmulator:
         self._price_noise = price_noise
         self._noise = random.Random(seed)
         self._sequence = 0
+        self._garbled_orders = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -221,7 +222,12 @@ class BreezeEmulator:
     def _order_changed(self, order: Order) -> None:
         assert self._feeds is not None
         self._sequence += 1
-        self._feeds.send("order", order_payload(order, user_id=self.user_id, sequence=self._sequence))
+        payload = order_payload(order, user_id=self.user_id, sequence=self._sequence)
+        if self._garbled_orders:
+            self._garbled_orders -= 1
+            # Cut after the message type: the SDK's parse_data fails on the stock code it reads next.
+            payload = payload[:12]
+        self._feeds.send("order", payload)
 
     def _ticked(self, contract: Contract) -> None:
         assert self._stream is not None and self._market is not None
@@ -429,6 +435,15 @@ class BreezeEmulator:
     def emit_raw_stock(self, payload: list[Any]) -> None:
         """Emit exactly ``payload`` as a ``stock`` event to every stream client (for malformed ticks)."""
         self._on_loop(lambda: self._stream.send("stock", payload) if self._stream else None)
+
+    def garble_order_events(self, count: int) -> None:
+        """The next ``count`` ``order`` events go out cut short, so the SDK's own handler fails on them
+        (``IndexError in parse_data``): the changes they carried reach the client only through the order list."""
+
+        def garble() -> None:
+            self._garbled_orders = count
+
+        self._on_loop(garble)
 
     def emit_raw_order(self, payload: list[Any]) -> None:
         """Emit exactly ``payload`` as an ``order`` event to every feeds client."""

@@ -85,7 +85,7 @@ def test_derivatives_roll_to_the_nearest_unexpired_contract(session: date, nifty
 
 def test_an_expiry_on_a_holiday_moves_to_the_previous_session() -> None:
     republic_day = date(2027, 1, 26)
-    entries = load_universe(session_day=date(2027, 1, 4), is_session=lambda day: day.weekday() < 5 and day != republic_day)
+    entries = load_universe(session_day=date(2027, 1, 4), is_session=lambda _exchange, day: day.weekday() < 5 and day != republic_day)
     nifty = next(e.instrument for e in entries if e.instrument.key.startswith("NFO:NIFTY:") and e.instrument.right is None)
     assert nifty.expiry == date(2027, 1, 25) and nifty.key == "NFO:NIFTY:2027-01-25:FUT"
 

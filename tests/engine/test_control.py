@@ -21,11 +21,14 @@ from typing import Any
 
 import pytest
 
+from app.brokers.base import Broker, BrokerError, BrokerErrorCode
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.brokers.paper.universe import UniverseEntry
 from app.domain.orders import Side
 from app.domain.rejections import RejectReason
 from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
+from app.engine.config import EngineConfig
 from app.engine.control import (
     MAX_CONNECTIONS,
     ControlServer,
@@ -33,6 +36,10 @@ from app.engine.control import (
     send_command,
 )
 from app.engine.engine import Engine
+from app.engine.risk.calendar_data import load_effective
+from app.simulation import SimulationOptions, run_simulation
+from tests.support.book_faults import BookReadFails
+from tests.support.calendar import cover_today
 from tests.support.limits import wide_limits
 
 RELIANCE = next(e for e in load_universe() if e.instrument.key == "NSE:RELIANCE")
@@ -373,3 +380,41 @@ async def test_a_flood_of_idle_connections_is_capped(desk: Desk) -> None:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
     assert reply["ok"] is True and desk.calls == [{"reason": "r", "actor": "a"}]
+
+
+# -- the control channel of a desk that is still starting ----------------------------------------------
+
+
+async def test_a_panic_while_the_start_retries_the_brokers_book_halts_the_desk(tmp_path: Path) -> None:
+    """Found: the channel opened only once the start was over, so a panic while it retried the
+    broker's order book found no desk to tell, and the desk went on to trade ACTIVE."""
+    made: list[BookReadFails] = []
+    built = asyncio.Event()
+
+    async def failing_book(entries: list[UniverseEntry], clock_ns: Callable[[], int]) -> tuple[Broker, list[UniverseEntry]]:
+        made.append(BookReadFails(PaperConfig(seed=7, wall_clock_ns=clock_ns), entries,
+                                  BrokerError(BrokerErrorCode.UNAVAILABLE, "HTTP 502")))
+        built.set()
+        return made[0], entries
+
+    home = cover_today(tmp_path)
+    options = SimulationOptions(
+        seconds=0.5, instruments=2, control_home=home, broker_factory=failing_book, calendar=load_effective(home),
+        # Retried far longer than the test takes: the start is over only once the book heals.
+        engine=EngineConfig(start_book_retry_s=3_600, start_book_backoff_s=0.01),
+    )
+    run = asyncio.create_task(run_simulation(options))
+    await built.wait()
+    await made[0].failed.wait()
+    reply = await asyncio.to_thread(send_command, home, "panic", {"reason": "panic at start", "actor": "panic:ops"})
+    assert reply["ok"] is True and reply["state"] == "HALTED", reply
+    rearm = await asyncio.to_thread(send_command, home, "rearm", {"reason": "too soon", "actor": "ops", "to": "ACTIVE"})
+    assert rearm["ok"] is False and "still starting" in rearm["error"], rearm
+    assert not run.done()
+    made[0].heal()
+    result = await run
+    # The start finished after the panic and left the desk HALTED; nothing was traded.
+    assert result["trading_state"] == "HALTED"
+    assert result["orders"]["accepted"] == 0
+    assert result["kill_switch"]["reason"] == "panic at start"
+    assert result["kill_switch"]["working_after"] == 0

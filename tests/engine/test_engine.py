@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
 
 from app.brokers.base import BrokerError, BrokerErrorCode, PlaceAck, PlaceRequest
-from app.brokers.paper import PaperBroker, PaperConfig, load_universe
-from app.domain.broker_messages import BrokerOrderUpdate
+from app.brokers.paper import PaperBroker, PaperConfig, UniverseEntry, load_universe
+from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate
 from app.domain.events import (
     Alert,
     OrderEvent,
@@ -420,4 +420,76 @@ async def test_cancel_before_ack_is_sent_once_acked() -> None:
     await asyncio.wait_for(cancelled.wait(), 1.0)
     # The cancel went out in its governor slot (one spacing after the place) and landed a round trip later.
     assert loop.time() == pytest.approx(placed + 1.02 / 10 + 0.030)
+    await engine.stop()
+
+
+class _LossyFeedBroker(PaperBroker):
+    """A paper broker whose order feed loses notifications and says so, as Breeze's does
+    (``LossyOrderFeed``): while ``losing``, every update is dropped and reported lost. Each order-book
+    read is counted and waits for ``book_open``."""
+
+    def __init__(self, config: PaperConfig, universe: list[UniverseEntry]) -> None:
+        super().__init__(config, universe)
+        self.losing = False
+        self.book_reads = 0
+        self.book_open = asyncio.Event()
+        self.book_open.set()
+        self._gap_listeners: list[Callable[[str], None]] = []
+
+    def on_order_feed_gap(self, callback: Callable[[str], None]) -> None:
+        self._gap_listeners.append(callback)
+
+    def lose(self, what: str) -> None:
+        for listener in self._gap_listeners:
+            listener(f"lost {what}")
+
+    def order_updates(self) -> AsyncIterator[BrokerOrderUpdate]:
+        real = super().order_updates()
+
+        async def lossy() -> AsyncIterator[BrokerOrderUpdate]:
+            async for update in real:
+                if self.losing:
+                    self.lose(f"{update.status} of {update.broker_order_id}")
+                else:
+                    yield update
+
+        return lossy()
+
+    async def order_book(self) -> list[BrokerOrder]:
+        self.book_reads += 1
+        await self.book_open.wait()
+        return await super().order_book()
+
+
+async def test_a_lost_order_notification_reads_the_book_again_once_per_burst() -> None:
+    """Found: a fill whose notification the broker lost reached the desk only at some later reconcile."""
+    broker = _LossyFeedBroker(PaperConfig(seed=1, tick_interval_ms=None), [RELIANCE])
+    engine = Engine(broker, [RELIANCE.instrument], limits=LIMITS)
+    await engine.start()
+    broker.step()
+    await settle()
+    last = engine.market_data.last_price("NSE:RELIANCE")
+    assert last is not None
+    result = await engine.submit(buy(last + 20 * RELIANCE.instrument.tick_size, 5))
+    await settle()
+    order = engine.oms.get(result.client_order_id or "")
+    assert order is not None and order.is_working
+    reads = broker.book_reads
+    broker.losing = True
+    broker.book_open.clear()
+    broker.step()  # fills the order; its notification is lost
+    await settle()
+    assert broker.book_reads == reads + 1, "one read, held open"
+    assert engine.portfolio.position("NSE:RELIANCE") == 0, "the fill is not known yet"
+    broker.lose("another")
+    broker.lose("and another")
+    await settle()
+    assert broker.book_reads == reads + 1, "asks during a read wait for it"
+    broker.book_open.set()
+    await settle()
+    await settle()
+    assert order.status is OrderStatus.FILLED and engine.portfolio.position("NSE:RELIANCE") == 5
+    assert broker.book_reads == reads + 2, "one more read for every ask during the first"
+    await settle()
+    assert broker.book_reads == reads + 2
     await engine.stop()

@@ -3,6 +3,7 @@ about the calendar's cover and expiring contracts. The engine's clock is fixed: 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from app.brokers.paper import PaperBroker, PaperConfig, UniverseEntry
 from app.domain.events import Alert
 from app.domain.instruments import Exchange, Instrument, Segment
+from app.domain.trading_state import TradingState
 from app.engine.engine import Engine
 from app.engine.risk.calendar import TradingCalendar
 from app.engine.risk.calendar_data import CalendarLoad
@@ -20,6 +22,7 @@ from app.store.migrate import open_store
 from tests.engine.conftest import cash
 from tests.support.calendar import ist_ns, synthetic_calendar
 from tests.support.limits import wide_limits
+from tests.support.virtual_time import on_virtual_time
 
 REL = cash("RELIANCE")
 
@@ -98,3 +101,50 @@ async def test_a_refused_override_raises_a_critical_alert() -> None:
     assert [a.message for a in seen] == [
         "calendar override refused, the shipped calendar is in force: calendar.toml: format: must be 1, got 2"
     ]
+
+
+async def test_a_calendar_that_cannot_be_recorded_halts_the_desk(tmp_path: Path) -> None:
+    writer = AuditWriter(open_store(f"sqlite:///{tmp_path}/desk.db"))
+    # The version insert fails, as on a full disk; the audit record goes with it (one transaction).
+    with writer.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON calendar_versions BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    writer.start()
+    try:
+        engine = Engine(PaperBroker(PaperConfig(tick_interval_ms=None), universe=[UniverseEntry(REL, 100_000)]), [REL],
+                        audit=writer, limits=wide_limits([REL]))
+        assert await engine.record_calendar(CalendarLoad(synthetic_calendar({2026: []}), None, [])) is None
+        assert engine.trading_state is TradingState.HALTED
+        assert "could not record the trading calendar in force" in engine.halt_reason
+        assert "disk full" in engine.halt_reason
+    finally:
+        writer.close()
+    with writer.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM audit_log WHERE event_type = 'calendar.changed'")).scalar() == 0
+
+
+@on_virtual_time
+async def test_a_desk_running_past_midnight_is_told_as_one_started_that_day() -> None:
+    # 30 November, 23:00 IST: nothing to say yet; after midnight it is 1 December, and the next
+    # year's holidays are missing; the contract expiring on 1 December is named that morning.
+    loop = asyncio.get_running_loop()
+    start_s, base_ns = loop.time(), ist_ns(2026, 11, 30, 23, 0)
+
+    def clock() -> int:
+        return base_ns + round((loop.time() - start_s) * 1e9)
+
+    expiring = future(dt.date(2026, 12, 1))
+    entries = [UniverseEntry(i, 100_000) for i in (REL, expiring)]
+    broker = PaperBroker(PaperConfig(tick_interval_ms=None, clock=loop.time, wall_clock_ns=clock), universe=entries)
+    engine = Engine(broker, [REL, expiring], clock_ns=clock, limits=wide_limits([REL, expiring]),
+                    calendar=TradingCalendar(synthetic_calendar({2026: []})))
+    seen: list[Alert] = []
+    engine.bus.subscribe(Alert, seen.append)
+    await engine.start()
+    assert not [a for a in seen if a.component in ("calendar", "expiry")]
+    await asyncio.sleep(3600 + 2)
+    messages = [a.message for a in seen if a.component in ("calendar", "expiry")]
+    assert any("the 2027 trading holidays are not in the desk's calendar" in m for m in messages)
+    assert f"expiring today (2026-12-01): {expiring.key}" in messages
+    await engine.stop()

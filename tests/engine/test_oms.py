@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain.broker_messages import BrokerOrder, BrokerOrderUpdate, UnreadableOrder
-from app.domain.events import OrderEvent
+from app.domain.events import Alert, OrderEvent
 from app.domain.fills import Fill
 from app.domain.instruments import Instrument
 from app.domain.orders import (
@@ -264,6 +265,56 @@ def test_an_unknown_order_takes_a_partial_fill_status_it_already_holds() -> None
     assert order.status is OrderStatus.UNKNOWN
     report = h.oms.reconcile([row("B1", order.client_order_id, OrderStatus.PARTIALLY_FILLED, 4, 400_000)])
     assert status_of(order) is OrderStatus.PARTIALLY_FILLED and report.problems == []
+    assert sum(f.quantity for f in h.fills) == 4
+
+
+@pytest.mark.parametrize("status", [OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED])
+def test_an_unknown_order_closes_when_its_unreadable_row_still_says_it_ended_and_what_it_executed(status: OrderStatus) -> None:
+    """Found: an order stayed UNKNOWN for as long as its row stayed unreadable, even when the row's
+    status and quantities still read as a rejection or a cancel with nothing executed."""
+    h = Harness()
+    order = h.order()
+    h.oms.bind(order, "B1")
+    h.oms.reconcile([UnreadableOrder("B1", "garbled", status=OrderStatus.OPEN)])
+    assert order.status is OrderStatus.UNKNOWN
+    report = h.oms.reconcile([UnreadableOrder("B1", "garbled expiry", status=status, filled_quantity=0)])
+    assert status_of(order) is status and not order.is_working
+    assert report.unknown == [] and report.updated == [order.client_order_id]
+    assert h.fills == []
+
+
+def test_an_unreadable_cancelled_row_brings_its_fills_and_closes_a_working_order() -> None:
+    h = Harness()
+    order = h.order()
+    h.oms.bind(order, "B1")
+    report = h.oms.reconcile([UnreadableOrder("B1", "garbled", status=OrderStatus.CANCELLED, filled_quantity=4,
+                                              average_price=400_500)])
+    assert order.status is OrderStatus.CANCELLED and report.unknown == []
+    assert [(f.quantity, f.price) for f in h.fills] == [(4, 400_500)]
+
+
+@pytest.mark.parametrize(
+    ("row_", "doubt"),
+    [(UnreadableOrder("B1", "garbled quantity", status=OrderStatus.REJECTED), "what it executed cannot be read"),
+     (UnreadableOrder("B1", "garbled average", status=OrderStatus.CANCELLED, filled_quantity=6), "price"),
+     (UnreadableOrder("B1", "garbled", status=OrderStatus.CANCELLED, filled_quantity=2, average_price=400_000),
+      "shows 2 executed where the desk holds 4")],
+    ids=["no-quantity", "no-price", "fewer-than-held"],
+)
+def test_an_unreadable_row_that_says_ended_but_not_what_executed_keeps_the_order_unknown_and_alerts_once(
+    row_: UnreadableOrder, doubt: str,
+) -> None:
+    h = Harness()
+    alerts: list[Alert] = []
+    h.bus.subscribe(Alert, alerts.append)
+    order = h.order()
+    h.oms.bind(order, "B1")
+    h.oms.reconcile([row("B1", order.client_order_id, OrderStatus.PARTIALLY_FILLED, 4, 400_000)])
+    for _ in range(3):
+        report = h.oms.reconcile([row_])
+        assert status_of(order) is OrderStatus.UNKNOWN and order.is_working and report.unknown == [order.client_order_id]
+    assert len(alerts) == 1 and doubt in alerts[0].message and str(row_.status) in alerts[0].message
+    assert order.client_order_id in alerts[0].message
     assert sum(f.quantity for f in h.fills) == 4
 
 

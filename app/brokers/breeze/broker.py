@@ -13,20 +13,21 @@ until ``renew_session``.
 Streams: a watchdog reconnects the quote and order sockets with exponential backoff when they drop,
 and also when the quote socket says it is connected but has not delivered a readable message for
 ``silence_s`` while subscribed, or delivers a storm of unreadable ones (``storm_messages`` within
-``storm_window_s``): a feed that only sends what the desk cannot read is a dead feed. An exception
-inside the SDK's own socket handlers (see ``sdk``) is contained, counted by kind and logged once per
-kind per ``error_log_interval_s``. Prices that stay stale are the engine's business: its breaker
-halts on them.
+``storm_window_s``): that many the desk cannot read make a broken feed, whatever readable ones
+come in between. An exception inside the SDK's own socket handlers (see ``sdk``) is contained,
+counted by kind and logged once per kind per ``error_log_interval_s``. Prices that stay stale are
+the engine's business: its breaker halts on them. An order notification lost that way, or one the
+desk cannot read, is told to the ``on_order_feed_gap`` listeners (the ``LossyOrderFeed`` protocol):
+only the order book has it now.
 
-Order book: a row the desk cannot read is reported as an ``UnreadableOrder`` (with whatever id and
-status could still be read) and the other rows still count; an order listed under several
-exchanges' books is one order.
+Order book: a row the desk cannot read is reported as an ``UnreadableOrder`` (with whatever id,
+status and executed quantity could still be read) and the other rows still count; an order listed
+under several exchanges' books is one order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import logging
 import threading
@@ -61,12 +62,23 @@ from app.domain.broker_messages import (
 from app.domain.india_time import ist_day
 from app.domain.instruments import Exchange
 from app.domain.market import Tick
+from app.domain.orders import OrderStatus
 
 from . import mapping
 from .contracts import BreezeContract, rupees_text
 from .errors import from_exception, unwrap
 from .master import SecurityMaster
-from .sdk import ERROR_HOOK, CallScope, Endpoints, error_kind, load_sdk, run_scoped
+from .sdk import (
+    ERROR_HOOK,
+    ORDER_HANDLER,
+    CallScope,
+    Endpoints,
+    error_kind,
+    error_text,
+    load_sdk,
+    run_scoped,
+    scrub,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +164,7 @@ class BreezeStats:
 
 
 class BreezeBroker:
-    """The Broker (and SessionBroker) protocol over breeze-connect; see the module docstring."""
+    """The Broker (and SessionBroker, LossyOrderFeed) protocol over breeze-connect; see the module docstring."""
 
     def __init__(
         self,
@@ -193,6 +205,7 @@ class BreezeBroker:
         self._sdk: ModuleType | None = None
         self._breeze: Any = None
         self._session_listeners: list[Callable[[str], None]] = []
+        self._gap_listeners: list[Callable[[str], None]] = []
         self._session_lost: str | None = None
         self._ticks: Stream[Tick] = Stream(config.tick_queue_size)
         self._updates: Stream[BrokerOrderUpdate] = Stream()
@@ -227,6 +240,10 @@ class BreezeBroker:
 
     def on_session_lost(self, callback: Callable[[str], None]) -> None:
         self._session_listeners.append(callback)
+
+    def on_order_feed_gap(self, callback: Callable[[str], None]) -> None:
+        """``callback(reason)`` hears, on an SDK socket thread, of every order notification lost."""
+        self._gap_listeners.append(callback)
 
     def ticks(self) -> AsyncIterator[Tick]:
         return self._ticks.iterate()
@@ -482,13 +499,10 @@ class BreezeBroker:
 
     def _scrub(self, text: str) -> str:
         """``text`` without the key, the secret, the token or the session the SDK derived from it."""
-        user = getattr(self._breeze, "user_id", None) or ""
-        session_key = getattr(self._breeze, "session_key", None) or ""
-        encoded = base64.b64encode(f"{user}:{session_key}".encode()).decode() if session_key else ""
-        for secret in (self._credentials.api_secret, self._credentials.api_key, self._token or "", session_key, encoded):
-            if len(secret) >= 4:
-                text = text.replace(secret, "[REDACTED]")
-        return text
+        return scrub(text, self._breeze, *self._secrets())
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self._credentials.api_secret, self._credentials.api_key, self._token or ""
 
     def _count_request(self, method: str, url: str) -> None:
         endpoint = url.rstrip("/").rsplit("/", 1)[-1]
@@ -529,6 +543,8 @@ class BreezeBroker:
             self._unreadable("refused price", exc.message, now)
             return
         except BrokerError as exc:
+            if order:
+                self._order_feed_gap(f"an order notification the desk cannot read: {self._scrub(exc.message)}")
             self._unreadable("malformed order notification" if order else "malformed stock message", exc.message, now)
             return
         # Only a message the desk could read shows the quote feed is alive.
@@ -537,11 +553,21 @@ class BreezeBroker:
             self._post(self._ticks, tick)
 
     def _on_handler_error(self, handler: str, exc: BaseException) -> None:
-        """An SDK socket handler raised (see ``sdk``): the message is lost; count it like any unreadable one."""
+        """An SDK socket handler raised (see ``sdk``): the message is lost; count it like any unreadable one,
+        and when it was an order notification, say so to the ``on_order_feed_gap`` listeners."""
         kind = error_kind(exc)
         with self._stats_lock:
             self.stats.handler_errors[kind] = self.stats.handler_errors.get(kind, 0) + 1
-        self._unreadable(f"SDK {handler}: {kind}", self._scrub(f"{type(exc).__name__}: {exc}"[:200]), self._clock_ns())
+        if handler == ORDER_HANDLER:
+            self._order_feed_gap(f"the Breeze SDK could not read an order notification ({kind})")
+        self._unreadable(f"SDK {handler}: {kind}", error_text(exc, self._breeze, *self._secrets()), self._clock_ns())
+
+    def _order_feed_gap(self, reason: str) -> None:
+        for listener in self._gap_listeners:
+            try:
+                listener(reason)
+            except Exception:
+                log.exception("an order-feed-gap listener failed")
 
     def _unreadable(self, kind: str, detail: str, now: int) -> None:
         with self._stats_lock:
@@ -563,7 +589,7 @@ class BreezeBroker:
         window_ns = self._config.storm_window_s * 1e9
         if last - first > window_ns or self._clock_ns() - last > window_ns:
             return None
-        return f"stream delivers only unreadable messages ({len(stamps)} in {(last - first) / 1e9:.1f}s)"
+        return f"stream delivered {len(stamps)} unreadable messages in {(last - first) / 1e9:.1f}s"
 
     def _post(self, stream: Stream[Any], item: object) -> None:
         loop = self._loop
@@ -690,12 +716,34 @@ def _unreadable_order(row: object, problem: str) -> UnreadableOrder:
         status = mapping.status(row.get("status"), "order row.status")
     except BrokerError:
         status = None
+    filled, average = _executed(row, status)
     return UnreadableOrder(
         order_id.strip() if isinstance(order_id, str) and order_id.strip() else None,
         problem,
         client_order_id=remark.strip() if isinstance(remark, str) and remark.strip() else None,
         status=status,
+        filled_quantity=filled,
+        average_price=average,
     )
+
+
+def _executed(row: Mapping[str, Any], status: OrderStatus | None) -> tuple[int | None, int | None]:
+    """The executed quantity and average price an unreadable row still shows; ``None`` for what it does not."""
+    if status is None:
+        return None, None
+    try:
+        average = mapping.average_paise(row.get("average_price"), "order row.average_price")
+    except BrokerError:
+        if status is OrderStatus.EXPIRED:
+            # Only the average says whether an expired order executed anything.
+            return None, None
+        # As if none: fills the desk does not hold yet then have no price, and the desk will not close the order.
+        average = None
+    try:
+        filled = mapping.filled_quantity(row, status, average)
+    except BrokerError:
+        return None, None
+    return filled, average if filled else None
 
 
 def _rows(payload: object, call: str) -> list[Mapping[str, Any]]:

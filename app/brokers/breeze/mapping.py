@@ -14,6 +14,10 @@ a few float operations stays below ~1e-8; the bound is a hundred times that, and
 times finer than a paisa, so a value really between paise (``420.005``) is still refused. A price
 that is NaN, infinite, negative or between paise raises ``RefusedPrice`` (a MALFORMED error the
 adapter counts on its own).
+
+No number Breeze sends for this desk (a price, a quantity, a balance) comes near ten trillion (1e13);
+one that does is refused before it becomes a ``Fraction`` or an ``int``: ``Decimal("1e3000000")``
+would otherwise hold the event loop for seconds, and ``1e30`` would read as a price.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from app.domain.market import Tick
 from app.domain.orders import OrderStatus, Product, Side, Validity
 
 from .contracts import BreezeContract, breeze_date, rupees_text
-from .master import ContractFields, SecurityMaster
+from .master import MAX_RUPEES_EXPONENT, ContractFields, SecurityMaster
 
 # Breeze's order states (REST rows and, through the SDK's code table, the order feed).
 _STATUS = {
@@ -64,10 +68,12 @@ _CASH_PRODUCT = {Product.INTRADAY: "margin", Product.DELIVERY: "cash", Product.C
 MAX_REMARK = 20
 # How far from a whole paisa a value may be and still be that paisa (float noise; see the module docstring).
 NOISE_PAISE = Fraction(1, 10_000)
+# The float counterpart of ``MAX_RUPEES_EXPONENT``: a value this large or larger is not a number Breeze means.
+_TOO_LARGE = 10.0 ** (MAX_RUPEES_EXPONENT + 1)
 
 
 class RefusedPrice(BrokerError):
-    """A price that is clearly not one: not a number, NaN, infinite, not positive, or between paise."""
+    """A price that is clearly not one: not a number, NaN, infinite, ten trillion or more, not positive, or between paise."""
 
     def __init__(self, what: str, value: object) -> None:
         super().__init__(BrokerErrorCode.MALFORMED, _cannot_read(what, value))
@@ -131,7 +137,7 @@ def price(value: object, what: str) -> int:
 
 
 def _float(value: float, what: str) -> Fraction:
-    if not math.isfinite(value):
+    if not math.isfinite(value) or abs(value) >= _TOO_LARGE:
         raise malformed(what, value)
     return Fraction(value)
 
@@ -161,7 +167,7 @@ def _decimal(value: object, what: str) -> Decimal:
         amount = Decimal(str(value).strip().replace(",", ""))
     except InvalidOperation:
         raise malformed(what, value) from None
-    if not amount.is_finite():
+    if not amount.is_finite() or amount.adjusted() > MAX_RUPEES_EXPONENT:
         raise malformed(what, value)
     return amount
 
@@ -240,19 +246,14 @@ def _expiry(value: object, what: str) -> date:
 
 
 def order_row(row: Mapping[str, Any], master: SecurityMaster) -> BrokerOrder:
-    """One order-book row. Breeze reports no executed quantity: it is ordered minus pending minus
-    cancelled, except for a rejection (nothing filled) and an expiry without an average price."""
+    """One order-book row (see ``filled_quantity`` for what executed)."""
     where = "order row"
     order_id = _text(row, "order_id", where)
     contract = contract_of(row, master, where)
     ordered = quantity(_field(row, "quantity", where), f"{where}.quantity")
-    pending = quantity(_field(row, "pending_quantity", where), f"{where}.pending_quantity")
-    cancelled = quantity(_blank_is_zero(row.get("cancelled_quantity")), f"{where}.cancelled_quantity")
     state = status(_field(row, "status", where), f"{where}.status")
     average = average_paise(row.get("average_price"), f"{where}.average_price")
-    filled = max(0, ordered - pending - cancelled)
-    if state is OrderStatus.REJECTED or (state is OrderStatus.EXPIRED and average is None):
-        filled = 0
+    filled = filled_quantity(row, state, average)
     remark = row.get("user_remark")
     return BrokerOrder(
         broker_order_id=order_id,
@@ -265,6 +266,19 @@ def order_row(row: Mapping[str, Any], master: SecurityMaster) -> BrokerOrder:
         filled_quantity=filled,
         average_price=average if filled else None,
     )
+
+
+def filled_quantity(row: Mapping[str, Any], state: OrderStatus, average: int | None) -> int:
+    """How much of an order-book row's order executed. Breeze reports no executed quantity: it is
+    ordered minus pending minus cancelled, except for a rejection (nothing filled) and an expiry
+    without an average price (``average``, as ``average_paise`` read the row's)."""
+    where = "order row"
+    ordered = quantity(_field(row, "quantity", where), f"{where}.quantity")
+    pending = quantity(_field(row, "pending_quantity", where), f"{where}.pending_quantity")
+    cancelled = quantity(_blank_is_zero(row.get("cancelled_quantity")), f"{where}.cancelled_quantity")
+    if state is OrderStatus.REJECTED or (state is OrderStatus.EXPIRED and average is None):
+        return 0
+    return max(0, ordered - pending - cancelled)
 
 
 def position_row(row: Mapping[str, Any], master: SecurityMaster) -> BrokerPosition | None:

@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from app.domain.instruments import (
@@ -68,6 +68,10 @@ _DERIVATIVES = ("Token", "InstrumentName", "ShortName", "ExpiryDate", "StrikePri
 CASH_FREEZE_QUANTITY = 100_000
 DERIVATIVE_FREEZE_LOTS = 20
 _MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+# The largest decimal exponent an amount in rupees may have (``Decimal.adjusted()``): amounts stay below
+# 1e13 rupees (ten trillion). Nothing the desk trades comes near; a larger value is garbage, and refusing
+# it before it becomes an int keeps a hostile exponent from costing seconds.
+MAX_RUPEES_EXPONENT = 12
 
 
 _MAX_PROBLEMS = 20
@@ -228,7 +232,8 @@ def _read_file(name: str, exchange: Exchange, data: bytes, master: SecurityMaste
         where = f"{name} line {lines.number}"
         try:
             contract = build(exchange, row)
-        except (InstrumentError, ValueError, KeyError, InvalidOperation, TypeError) as exc:
+        # ArithmeticError: every number a row can hold (Decimal's own signals included) fails as that row only.
+        except (InstrumentError, ValueError, KeyError, ArithmeticError, TypeError) as exc:
             master.skip(where, str(exc) or type(exc).__name__)
             continue
         if not master.add(contract):
@@ -242,7 +247,7 @@ def _column(text: str) -> str:
 
 def _cash(exchange: Exchange, row: dict[str, str]) -> BreezeContract:
     symbol = row["ExchangeCode"].strip()
-    lot = int(row["Lotsize"])
+    lot = _lot(row["Lotsize"])
     freeze = _optional_int(row.get("FreezeQty")) or CASH_FREEZE_QUANTITY // lot * lot
     instrument = Instrument(
         key=instrument_key(exchange, symbol), exchange=exchange, symbol=symbol, underlying=symbol,
@@ -255,7 +260,7 @@ def _derivative(exchange: Exchange, row: dict[str, str]) -> BreezeContract:
     symbol = row["ExchangeCode"].strip()
     kind = row["InstrumentName"].strip().upper()
     expiry = breeze_date(row["ExpiryDate"])
-    lot = int(row["LotSize"])
+    lot = _lot(row["LotSize"])
     freeze = _optional_int(row.get("FreezeQty")) or DERIVATIVE_FREEZE_LOTS * lot
     strike: int | None = None
     right: OptionRight | None = None
@@ -280,8 +285,21 @@ def _tick(text: str) -> int:
     return _paise(text) if "." in text else int(text)
 
 
+def _lot(text: str) -> int:
+    lot = int(text)
+    if lot <= 0:
+        # The default freeze quantity divides by it.
+        raise ValueError(f"lot size {lot} is not positive")
+    return lot
+
+
 def _paise(text: str) -> int:
-    paise = Decimal(text.strip()) * 100
+    rupees = Decimal(text.strip())
+    # Infinity would pass the whole-paise check and fail in int(); an exponent like 1e999990 would take
+    # int() half a minute.
+    if not rupees.is_finite() or rupees.adjusted() > MAX_RUPEES_EXPONENT:
+        raise ValueError(f"{text!r} is not an amount in rupees")
+    paise = rupees * 100
     if paise != paise.to_integral_value():
         raise ValueError(f"{text!r} is not a whole number of paise")
     return int(paise)

@@ -25,13 +25,18 @@ What the SDK does and what this module does about it:
   a thread per message and raise on what they cannot parse (``IndexError`` in ``parse_data`` on a
   short tick list): the exception ended the thread with a traceback on stderr, and the desk never
   knew. ``load_sdk`` wraps those handlers: an exception is handed to the callable the desk set as
-  ``ERROR_HOOK`` on the ``BreezeConnect`` object (logged once per kind when none is set).
+  ``ERROR_HOOK`` on the ``BreezeConnect`` object (logged once per kind, secrets scrubbed, when none
+  is set). A lost order notification needs the order book read again, a lost tick does not, and
+  both fail alike (``IndexError in parse_data``) in the one ``on_message``: so ``notify``, the only
+  place the SDK registers ``order`` events, has them go to the same handler under its own name,
+  ``ORDER_HANDLER``.
 - Importing it loads pandas and socket.io: ``load_sdk`` is called from a worker thread, never from
   the GUI thread, and only when a Breeze profile is used.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib
 import importlib.util
@@ -70,8 +75,12 @@ _LOCK = threading.Lock()
 _scope = threading.local()
 # The SDK's socket.io handlers, on its ``SocketEventBreeze`` class.
 SOCKET_HANDLERS = ("on_message", "on_ohlc_stream")
+# The handler name an ``order`` event's failure reaches ``ERROR_HOOK`` with (a ``stock`` event's is ``on_message``).
+ORDER_HANDLER = "on_message(order)"
 # The attribute of a ``BreezeConnect`` object that takes ``(handler name, exception)`` from a failed handler.
 ERROR_HOOK = "bulwark_on_handler_error"
+# How much of a failed handler's exception text reaches a log line.
+ERROR_TEXT_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +191,20 @@ def _contain_logging(work_dir: Path) -> None:
 
 def _contain_handlers(module: ModuleType) -> None:
     handlers = module.SocketEventBreeze
+    on_order = _contained(ORDER_HANDLER, handlers.on_message)
     for name in SOCKET_HANDLERS:
         setattr(handlers, name, _contained(name, getattr(handlers, name)))
+    handlers.notify = _routing_orders(handlers.notify, on_order)
+
+
+def _routing_orders(notify: Callable[[Any], None], on_order: Callable[..., Any]) -> Callable[[Any], None]:
+    @functools.wraps(notify)
+    def routed(self: Any) -> None:
+        notify(self)
+        # Replaces the registration notify just made: same handler, but its failures name the order path.
+        self.sio.on("order", functools.partial(on_order, self))
+
+    return routed
 
 
 def _contained(name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,7 +222,7 @@ def _contained(name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
             kind = error_kind(exc)
             if kind not in unhooked:
                 unhooked.add(kind)
-                log.error("Breeze SDK socket handler %s raised %s: %s", name, kind, exc)
+                log.error("Breeze SDK socket handler %s raised %s: %s", name, kind, error_text(exc, getattr(self, "breeze", None)))
             return None
 
     return contained
@@ -211,6 +232,25 @@ def error_kind(exc: BaseException) -> str:
     """``IndexError in parse_data``: the exception's type and the function it was raised in."""
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{type(exc).__name__} in {frames[-1].name}" if frames else type(exc).__name__
+
+
+def error_text(exc: BaseException, breeze: Any, *secrets: str) -> str:
+    """The exception's text scrubbed (see ``scrub``), then cut to ``ERROR_TEXT_LIMIT`` characters: cut
+    first, a secret across the cut would keep its first part and no longer match."""
+    return scrub(str(exc), breeze, *secrets)[:ERROR_TEXT_LIMIT]
+
+
+def scrub(text: str, breeze: Any, *secrets: str) -> str:
+    """``text`` without ``secrets`` nor those the SDK object ``breeze`` holds: the API key and secret,
+    the session key, and the session header it derives from them (``None`` holds none)."""
+    user = getattr(breeze, "user_id", None) or ""
+    session_key = getattr(breeze, "session_key", None) or ""
+    header = base64.b64encode(f"{user}:{session_key}".encode()).decode() if session_key else ""
+    held = (getattr(breeze, "api_key", None), getattr(breeze, "secret_key", None), session_key, header)
+    # Longest first: a secret that contains another is redacted whole.
+    for secret in sorted({s for s in (*secrets, *held) if isinstance(s, str) and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "[REDACTED]")
+    return text
 
 
 def _apply(config: ModuleType, endpoints: Endpoints, master_file: Path) -> None:

@@ -27,15 +27,16 @@ from app.domain.instruments import (
 # app/brokers/paper/universe.py -> parents[3] is the repository root; an editable install keeps it there.
 DEFAULT_UNIVERSE_PATH = Path(__file__).resolve().parents[3] / "resources" / "instruments.json"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri")
-# Whether a day is a trading session (the desk's calendar answers; the default knows only weekdays).
-SessionDay = Callable[[date], bool]
+# Whether a day is a trading session of an exchange (the desk's calendar answers; the default
+# knows only weekdays).
+SessionDay = Callable[[Exchange, date], bool]
 
 
-def _weekday(day: date) -> bool:
+def _weekday(_exchange: Exchange, day: date) -> bool:
     return day.weekday() < 5
 
 
-def monthly_expiry(year: int, month: int, weekday: int, is_session: SessionDay) -> date:
+def monthly_expiry(exchange: Exchange, year: int, month: int, weekday: int, is_session: SessionDay) -> date:
     """The month's last ``weekday`` (0 = Monday), moved back to the previous session day if it is not one."""
     first_of_next = date(year + month // 12, month % 12 + 1, 1)
     last = first_of_next - dt.timedelta(days=1)
@@ -44,18 +45,18 @@ def monthly_expiry(year: int, month: int, weekday: int, is_session: SessionDay) 
     # calendar that knows no session in it gives the rule's own day.
     for back in range(7):
         candidate = day - dt.timedelta(days=back)
-        if is_session(candidate):
+        if is_session(exchange, candidate):
             return candidate
     return day
 
 
-def next_monthly_expiry(session_day: date, weekday: int, is_session: SessionDay) -> date:
+def next_monthly_expiry(exchange: Exchange, session_day: date, weekday: int, is_session: SessionDay) -> date:
     """The expiry of the nearest monthly contract still trading on ``session_day`` (expiry day included)."""
-    expiry = monthly_expiry(session_day.year, session_day.month, weekday, is_session)
+    expiry = monthly_expiry(exchange, session_day.year, session_day.month, weekday, is_session)
     if expiry >= session_day:
         return expiry
     year, month = (session_day.year + 1, 1) if session_day.month == 12 else (session_day.year, session_day.month + 1)
-    return monthly_expiry(year, month, weekday, is_session)
+    return monthly_expiry(exchange, year, month, weekday, is_session)
 
 
 
@@ -168,7 +169,7 @@ def _parse_entry(index: int, raw: object, session_day: date, is_session: Session
             raise entry.error("expiry", f'must be a date (YYYY-MM-DD) or {{"monthly": DAY}} with DAY one of {list(WEEKDAYS)}')
         if raw.get("key") is not None:
             raise entry.error("key", "must be left out when the expiry is a rule (it is computed from the contract terms)")
-        expiry: date | None = next_monthly_expiry(session_day, WEEKDAYS.index(weekday), is_session)
+        expiry: date | None = next_monthly_expiry(exchange, session_day, WEEKDAYS.index(weekday), is_session)
         key = instrument_key(exchange, symbol, expiry, strike, right)
     else:
         expiry = entry.optional_date("expiry")

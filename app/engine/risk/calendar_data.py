@@ -24,13 +24,15 @@ folder), so a library release never decides whether the desk may trade on 1 Janu
     assumed_weekdays = { by = "asha", at = 2026-12-31T17:02:00+05:30, reason = "NSE list due 15 Dec" }
 
 A year that is not listed is not covered: the gate refuses new risk on its days. An override's
-years replace the shipped file's years of the same calendar; its hours and exchanges replace
-the shipped calendar's. Every problem found is reported with its field path, all at once.
+years replace the shipped file's years of the same calendar (but an assumed year never replaces a
+published one: a newer release's list wins); its hours and exchanges replace the shipped
+calendar's. Every problem found is reported with its field path, all at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -182,14 +184,20 @@ def load_calendar_file(path: Path, *, partial: bool = False) -> CalendarSet:
 
 
 def overlay(base: CalendarSet, top: CalendarSet, *, complete: bool) -> CalendarSet:
-    """``top``'s calendars over ``base``'s: its hours and exchanges win, its years replace same-numbered years.
+    """``top``'s calendars over ``base``'s: its hours and exchanges win, its years replace same-numbered
+    years, except that an assumed year never replaces a published one.
 
     ``complete``: the result must cover every exchange (the calendar in force); an override need not.
     """
     calendars = dict(base.calendars)
     for name, cal in top.calendars.items():
         years = dict(calendars[name].years) if name in calendars else {}
-        years.update(cal.years)
+        for year, data in cal.years.items():
+            # An assumption stands in for a list not yet published: once the base has the list
+            # (a newer release), the list wins and the assumption has done its job.
+            if data.assumed is not None and year in years and years[year].assumed is None:
+                continue
+            years[year] = data
         calendars[name] = replace(cal, years=dict(sorted(years.items())))
     problems: list[str] = []
     by_exchange = _index_exchanges(calendars, problems, require_all=complete)
@@ -267,8 +275,8 @@ def render(calendars: CalendarSet, header: Iterable[str] = ()) -> str:
 
 
 def _quote(text: str) -> str:
-    # A TOML basic string: escape the backslash and the quote; control characters are refused on input.
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # A TOML basic string; json's escapes (\\, \", \n, \uXXXX) are all valid TOML escapes.
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _calendar_document(cal: ExchangeCalendar) -> dict[str, Any]:

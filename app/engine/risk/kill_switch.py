@@ -146,7 +146,10 @@ class KillSwitch:
             report.actor, report.source,
         )
         attempted: set[str] = set()
-        for attempt in range(self._reconcile_attempts):
+        # Engaged during the start (a panic while it reads the broker's book): the orders it restores
+        # and adopts are only known once it is over, and a desk that did not start cancels nothing.
+        attempts = self._reconcile_attempts if await engine.wait_started() else 0
+        for attempt in range(attempts):
             self._again = False
             targets = [o for o in engine.oms.working() if o.client_order_id not in attempted or not o.cancel_requested]
             if targets:

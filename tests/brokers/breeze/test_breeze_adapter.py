@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.brokers.base import BrokerError, BrokerErrorCode, PlaceRequest
+from app.brokers.breeze.master import MASTER_FILE
+from app.brokers.breeze.sdk import ERROR_HOOK, ERROR_TEXT_LIMIT, load_sdk
 from app.domain.broker_messages import BrokerOrder, UnreadableOrder
 from app.domain.orders import OrderStatus, OrderType, Side
 from tests.breeze_emulator import BreezeEmulator
 
-from .harness import NIFTY_FUT, make_broker, wait_for
+from .harness import NIFTY_FUT, endpoints, make_broker, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -164,6 +167,10 @@ async def test_an_unreadable_order_row_costs_only_its_own_order(emulator: Breeze
         assert broker.stats.unreadable_orders == 1
         await broker.cancel(future)  # its exchange is still known, so it can be cancelled
         assert emulator.working_count() == 2
+        # Still unreadable, but how it ended and what it executed still read: enough to close it.
+        cancelled = next(row for row in await broker.order_book() if row.broker_order_id == future)
+        assert isinstance(cancelled, UnreadableOrder) and cancelled.status is OrderStatus.CANCELLED
+        assert cancelled.filled_quantity == 0 and cancelled.average_price is None
     finally:
         await broker.disconnect()
 
@@ -185,3 +192,65 @@ async def test_an_order_every_exchange_lists_is_one_order(emulator: BreezeEmulat
         assert emulator.working_count() == 0
     finally:
         await broker.disconnect()
+
+
+async def test_only_order_notifications_the_desk_loses_are_reported_as_order_feed_gaps(
+    emulator: BreezeEmulator, tmp_path: Path,
+) -> None:
+    """Found: the SDK handles ``stock`` and ``order`` events with one ``on_message``, so its failure on an
+    order notification (a fill, say) was counted like a lost tick, and nothing read the order book."""
+    broker = make_broker(emulator, tmp_path)
+    gaps: list[str] = []
+    broker.on_order_feed_gap(gaps.append)
+    await broker.connect()
+    try:
+        await broker.subscribe([broker.contracts[0].instrument.key])
+        emulator.emit_raw_stock([broker.contracts[0].stream_symbol, 1.0, 2.0])
+        await wait_for(lambda: broker.stats.malformed_messages == 1, what="the broken tick counted")
+        assert gaps == [] and broker.stats.handler_errors == {"IndexError in parse_data": 1}
+        # Cut after the message type, as the emulator garbles order events: parse_data fails on the order path.
+        emulator.emit_raw_order(["1", "", emulator.user_id, "", "", "", "7", "", "", "", "", "4"])
+        await wait_for(lambda: len(gaps) == 1, what="the lost order notification reported")
+        assert "IndexError in parse_data" in gaps[0]
+        assert broker.stats.handler_errors == {"IndexError in parse_data": 2}
+        # Read by the SDK but not by the desk (no order reference): lost all the same.
+        unreadable = [""] * 47
+        unreadable[0], unreadable[11] = "1", "4"
+        emulator.emit_raw_order(unreadable)
+        await wait_for(lambda: len(gaps) == 2, what="the unreadable order notification reported")
+        assert "orderReference" in gaps[1] and broker.stats.malformed_messages == 3
+    finally:
+        await broker.disconnect()
+
+
+async def test_a_secret_across_the_cut_of_an_sdk_handler_error_never_reaches_the_log(
+    emulator: BreezeEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found: the adapter cut a handler error's text to 200 characters before scrubbing it, so a secret
+    across the cut kept its first part; with no hook set, the SDK wrapper logged the exception raw."""
+    caplog.set_level(logging.WARNING)
+    secret = emulator.api_secret
+    # The secret starts before the 200th character and ends after it, whatever prefix the text gets.
+    straddling = "y" * (ERROR_TEXT_LIMIT - 20) + secret
+    broker = make_broker(emulator, tmp_path)
+    await broker.connect()
+    try:
+        # The hook the adapter set on its SDK object, called as the SDK's wrapped socket handler calls it.
+        getattr(broker._breeze, ERROR_HOOK)("on_message", ValueError(straddling))
+        assert broker.stats.malformed_messages == 1
+        # An SDK object without the hook: the wrapper logs on its own, scrubbing what the object holds.
+        sdk = load_sdk(endpoints(emulator), tmp_path / MASTER_FILE, tmp_path / "sdk")
+        bare = sdk.BreezeConnect(api_key=emulator.api_key)
+        bare.secret_key = secret  # as generate_session keeps it
+
+        def leak(data: object) -> None:
+            raise ValueError(straddling)
+
+        bare.on_ticks = leak
+        sdk.SocketEventBreeze("/", bare).on_message([broker.contracts[0].stream_symbol, 1.0, 2.0, 3.0, 4.0, 5.0,
+                                                     6.0, 7.0, 8.0, 9.0, 10.0, 11.0])
+    finally:
+        await broker.disconnect()
+    logged = [r.getMessage() for r in caplog.records if "yyyy" in r.getMessage()]
+    assert len(logged) == 2, logged
+    assert all(secret[:4] not in line and "[REDACTED]" in line for line in logged), logged

@@ -325,7 +325,27 @@ async def test_exceptions_in_the_sdks_socket_handlers_are_contained_counted_and_
         assert escaped == [], "no exception may end an SDK thread"
         lines = [r.getMessage() for r in caplog.records if kind in r.getMessage()]
         assert len(lines) == 1, lines  # one line per kind, then at most one a minute
-        assert any("only unreadable messages" in r.getMessage() for r in caplog.records)
+        assert any("20 unreadable messages in" in r.getMessage() for r in caplog.records)
+        assert desk.engine.trading_state is TradingState.ACTIVE
+
+
+async def test_a_fill_whose_notification_the_sdk_cannot_read_reaches_the_desk_through_the_book(
+    emulator: BreezeEmulator, tmp_path: Path,
+) -> None:
+    """Found: the SDK's order handler failing on a notification (``IndexError in parse_data``) was
+    counted like a lost tick, and the fill it carried stayed unknown to the desk."""
+    async with running_desk(emulator, tmp_path) as desk:
+        await hold_price(desk, emulator, RELIANCE)
+        result = await desk.engine.submit(order(desk, RELIANCE, Side.BUY, 5))
+        placed = desk.engine.oms.get(result.client_order_id or "")
+        assert placed is not None and placed.broker_order_id is not None
+        reads = emulator.call_count("order", "GET")
+        emulator.garble_order_events(1)
+        emulator.fill(placed.broker_order_id)
+        await wait_for(lambda: placed.status is OrderStatus.FILLED, what="the fill, read from the order book")
+        assert emulator.call_count("order", "GET") > reads
+        assert desk.broker.stats.handler_errors == {"IndexError in parse_data": 1}
+        assert desk.engine.portfolio.position(RELIANCE) == desk.engine.instruments[RELIANCE].lot_size
         assert desk.engine.trading_state is TradingState.ACTIVE
 
 

@@ -228,7 +228,8 @@ def fno_notification(**changes: Any) -> dict[str, Any]:
 
 # -- numbers --------------------------------------------------------------------------------------
 
-WIDE_PAISE = st.integers(min_value=-(10**15), max_value=10**15)
+# Up to the largest amount the desk reads (just under ten trillion rupees).
+WIDE_PAISE = st.integers(min_value=-(10**15) + 1, max_value=10**15 - 1)
 
 
 @given(WIDE_PAISE)
@@ -289,6 +290,25 @@ def test_price_refuses_what_is_clearly_not_a_price(value: object) -> None:
     with pytest.raises(mapping.RefusedPrice) as caught:
         mapping.price(value, "stock.last")
     assert caught.value.code is BrokerErrorCode.MALFORMED and "stock.last" in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["1e30", 1e30, "1e13", 1e13, "-1e13", 10**13, "10000000000000.00", "1e3000000",
+                                   "1" + "0" * 100_000, 1.7e308])
+def test_numbers_far_beyond_any_price_are_refused_at_once(value: object) -> None:
+    """Found: ``paise("1e30")`` was accepted as a price, and ``Fraction(Decimal("1e3000000"))`` took over a
+    second on the event loop (an ``int`` of it far longer). Ten trillion rupees and more is no number
+    Breeze means: refused as a price, malformed as an amount, average or quantity."""
+    with pytest.raises(mapping.RefusedPrice):
+        mapping.price(value, "stock.last")
+    assert_malformed(lambda: mapping.paise(value, "order row.price"), "order row.price")
+    assert_malformed(lambda: mapping.average_paise(value, "order row.average_price"), "order row.average_price")
+    assert_malformed(lambda: mapping.quantity(value, "order row.quantity"), "order row.quantity")
+
+
+def test_the_largest_amount_still_reads() -> None:
+    assert mapping.paise("9999999999999.99", "x") == 999_999_999_999_999
+    assert mapping.paise(9_999_999_999_999.0, "x") == 999_999_999_999_900
+    assert mapping.quantity("9999999999999", "x") == 9_999_999_999_999
 
 
 def test_paise_never_rounds_a_long_number() -> None:

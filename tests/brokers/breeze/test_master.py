@@ -312,6 +312,27 @@ def test_malformed_cash_row_is_skipped(bad: dict[str, str]) -> None:
     assert "NSE:OTHCO" in master.by_key and "NSE:NEWCO" not in master.by_key
 
 
+@pytest.mark.parametrize(
+    ("file_name", "bad", "header"),
+    [("NSEScripMaster.txt", cash_row(Lotsize="0", FreezeQty=""), CASH_HEADER),
+     ("NSEScripMaster.txt", cash_row(ticksize="1.0e999999999"), CASH_HEADER),
+     ("FONSEScripMaster.txt", fno_row(StrikePrice="inf"), FNO_HEADER),
+     ("FONSEScripMaster.txt", fno_row(StrikePrice="-Infinity"), FNO_HEADER),
+     ("FONSEScripMaster.txt", fno_row(StrikePrice="1e999999999"), FNO_HEADER),
+     ("FONSEScripMaster.txt", fno_row(StrikePrice="1e20"), FNO_HEADER),
+     ("FONSEScripMaster.txt", fno_row(TickSize="1.0e999990"), FNO_HEADER)],
+    ids=["lot-0", "tick-overflow", "strike-inf", "strike-minus-inf", "strike-overflow", "strike-1e20", "tick-1e999990"],
+)
+def test_a_row_whose_numbers_break_arithmetic_is_skipped(file_name: str, bad: dict[str, str], header: tuple[str, ...]) -> None:
+    """Found: one cash row with ``Lotsize "0"`` and no FreezeQty made parse_master raise a bare
+    ZeroDivisionError (a strike ``inf`` an OverflowError, ``1e999999999`` decimal.Overflow) and stopped
+    the whole desk; ``1e20`` rupees was taken as a strike, and ``1e999990`` would take int() half a minute."""
+    master = parse_master(with_rows(file_name, [bad], header=header))
+    line = 1 + len(read_rows(files_of(GOOD_ZIP)[file_name])) + 1
+    assert master.skipped == 1 and master.problems[0].startswith(f"{file_name} line {line}: ")
+    assert len(master.by_key) == len(CONTRACTS)
+
+
 def test_short_row_is_skipped() -> None:
     """A truncated line (fewer fields than the header) is a malformed row, not a crash.
 

@@ -85,7 +85,8 @@ def test_trading_holidays_agree_with_the_library(
     assert status == SessionStatus(False, f"{holiday.isoformat()} is a trading holiday (no session)")
 
 
-def test_a_year_the_file_does_not_cover_is_closed_and_says_what_to_do(calendar: TradingCalendar) -> None:
+def test_a_year_the_file_does_not_cover_is_closed_and_says_what_to_do() -> None:
+    calendar = TradingCalendar(synthetic_calendar({2026: []}))
     assert calendar.last_covered_day == dt.date(2026, 12, 31)
     status = calendar.status(Exchange.NSE, ist_ns(2027, 1, 4, 10, 0))
     assert not status.open and not status.covered
@@ -114,7 +115,8 @@ def test_next_open_skips_weekends_and_holidays(calendar: TradingCalendar) -> Non
     assert calendar.next_open_ns(Exchange.BSE, open_ns) == open_ns
 
 
-def test_next_open_past_the_cover_is_none(calendar: TradingCalendar) -> None:
+def test_next_open_past_the_cover_is_none() -> None:
+    calendar = TradingCalendar(synthetic_calendar({2026: []}))
     assert calendar.next_open_ns(Exchange.NSE, ist_ns(2026, 12, 31, 10, 0)) is None
     assert calendar.next_open_ns(Exchange.NSE, ist_ns(2026, 12, 31, 9, 0)) == ist_ns(2026, 12, 31, 9, 15)
 
@@ -151,7 +153,7 @@ def test_an_override_year_replaces_the_shipped_year() -> None:
 
 
 def test_cover_notice_warns_thirty_days_ahead_and_after_the_year_end() -> None:
-    shipped = load_calendar_file(calendar_module.SHIPPED_CALENDAR_PATH)
+    shipped = synthetic_calendar({2026: []})
     assert shipped.cover_notice(dt.date(2026, 11, 30)) is None
     warning = shipped.cover_notice(dt.date(2026, 12, 1))
     assert warning is not None and "2027 trading holidays are not in the desk's calendar" in warning and "before 2027-01-01" in warning

@@ -24,7 +24,7 @@ FUT = Instrument(
 ALL = [REL, FUT]
 
 
-def desk(calendar: TradingCalendar | None, now: int) -> Desk:
+def desk(calendar: TradingCalendar, now: int) -> Desk:
     d = Desk(ALL, wide_limits(ALL, desk={"enforce_trading_hours": True}), calendar=calendar)
     d.now = now
     d.tick(REL.key, 100_000)
@@ -43,8 +43,8 @@ def long_position(d: Desk, quantity: int) -> None:
 
 
 def test_an_uncovered_year_refuses_new_risk_and_says_why() -> None:
-    # The shipped calendar ends with 2026; Monday 2027-01-04 at 10:00 is not known to be a session.
-    d = desk(None, ist_ns(2027, 1, 4, 10, 0))
+    # A calendar that ends with 2026: Monday 2027-01-04 at 10:00 is not known to be a session.
+    d = desk(TradingCalendar(synthetic_calendar({2026: []})), ist_ns(2027, 1, 4, 10, 0))
     out = d.gate.check(d.order(REL.key, Side.BUY, 1, 100_000), d.now)
     assert reason(out) is RejectReason.CALENDAR_UNPUBLISHED
     assert isinstance(out, Rejection) and "2027 trading holidays are not in the desk's calendar" in out.message

@@ -17,7 +17,7 @@ from app.brokers.base import (
 )
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.domain.actors import Actor, Permission
-from app.domain.audit import AuditSource
+from app.domain.audit import AuditEventType, AuditSource
 from app.domain.broker_messages import BrokerOrderUpdate
 from app.domain.events import Alert, AlertLevel
 from app.domain.market import Tick
@@ -25,13 +25,16 @@ from app.domain.orders import OrderSource, OrderStatus, Side
 from app.domain.rejections import RejectReason
 from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
+from app.engine.config import EngineConfig
 from app.engine.engine import Engine
+from app.engine.recorder import ResumeState
 from app.engine.risk.breakers import Breaker
 from app.engine.risk.flatten import slices
 from app.engine.risk.kill_switch import CancelOutcome
 from app.store.audit_writer import AuditWriter
 from app.store.export import rows
 from app.store.migrate import open_store
+from tests.support.book_faults import BookReadFails
 from tests.support.limits import wide_limits
 from tests.support.virtual_time import loop_wall_ns, on_virtual_time
 
@@ -314,3 +317,66 @@ async def test_warnings_at_80_and_90_percent_are_raised_once_each() -> None:
     warnings = [a.message for a in alerts if a.level is AlertLevel.WARNING and "open orders" in a.message]
     assert len(warnings) == 2 and "80%" in warnings[0] and "90%" in warnings[1]
     await engine.stop()
+
+
+# -- engaged while the desk starts (a panic that reaches the desk before its start is over) ---------------
+
+
+@on_virtual_time
+async def test_engaged_while_the_start_retries_the_book_it_sweeps_what_the_start_then_finds() -> None:
+    """Found: a sweep engaged during the start ran at once against a book that could not be read,
+    used up its attempts and ended, leaving the orders the start then adopted working."""
+    loop = asyncio.get_running_loop()
+    broker = BookReadFails(paper(), ENTRIES, BrokerError(BrokerErrorCode.UNAVAILABLE, "HTTP 502"))
+    await broker.connect()
+    inst = INSTRUMENTS[0]
+    below = ENTRIES[0].start_price * 9 // 10 // inst.tick_size * inst.tick_size
+    await broker.place(PlaceRequest("WEB-1", inst, Side.BUY, inst.lot_size, below))  # placed on the broker's site
+    engine = Engine(broker, INSTRUMENTS, EngineConfig(start_book_retry_s=3_600, start_book_backoff_s=0.01),
+                    clock_ns=loop_wall_ns(loop), limits=wide_limits(INSTRUMENTS))
+    start = loop.create_task(engine.start())
+    await broker.failed.wait()
+    report = engine.engage_kill_switch("panic at start", "ops", AuditSource.PANIC)
+    assert state_of(engine) is TradingState.HALTED
+    # A minute on the loop's clock: the start retries the book all along, far past the sweep's own
+    # attempts (20 reads over about 10 s), had it not waited for the start.
+    await asyncio.sleep(60)
+    assert not start.done() and not report.done and report.reconciles == 0
+    broker.heal()
+    await start
+    swept = await engine.kill_switch.wait()
+    assert swept is report and report.done and report.reconciles >= 1
+    assert report.outcomes == {"WEB-1": CancelOutcome.CANCELLED} and report.working_after == 0
+    assert state_of(engine) is TradingState.HALTED
+    await engine.stop()
+
+
+async def test_a_panic_while_the_start_reads_the_store_outranks_a_stored_reducing_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = AuditWriter(open_store(f"sqlite:///{tmp_path / 'desk.db'}"))
+    writer.start()
+    try:
+        engine, _ = await started(writer=writer)
+        engine.reduce_only("closing out", "rita")
+        await engine.stop()
+        # Durable in order: the REDUCING row queued before it is committed too.
+        await writer.append(AuditEventType.APP_STOP, {}, actor="system", source=AuditSource.SYSTEM)
+        engine = engine_on(PaperBroker(paper(), universe=ENTRIES), writer)
+        assert engine.recorder is not None
+        loop, read = asyncio.get_running_loop(), engine.recorder.load
+
+        def read_then_panic(trading_day: str, broker: str) -> ResumeState:
+            # The panic lands once the store has been read (REDUCING) and before the start applies it.
+            saved = read(trading_day, broker)
+            loop.call_soon_threadsafe(engine.engage_kill_switch, "panic at start", "ops", AuditSource.PANIC)
+            return saved
+
+        monkeypatch.setattr(engine.recorder, "load", read_then_panic)
+        await engine.start()
+        assert state_of(engine) is TradingState.HALTED and engine.halt_reason == "kill switch: panic at start"
+        report = await engine.kill_switch.wait()
+        assert report is not None and report.done and report.working_after == 0
+        await engine.stop()
+    finally:
+        writer.close()
