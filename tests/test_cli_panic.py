@@ -28,13 +28,17 @@ from app.engine.engine import Engine
 from app.logs import unconfigure_logging
 from app.settings import Settings
 from app.store.audit_writer import AuditWriter
-from app.store.db import make_engine
 from app.store.desk_lock import DeskLock
-from app.store.export import rows
 from app.store.last_desk import record_last_desk
 from app.store.migrate import open_store
 from tests.support.calendar import cover_today
-from tests.support.desk_process import desk, stored_working
+from tests.support.desk_process import (
+    audit_records,
+    desk,
+    states,
+    stored_working,
+    url_of,
+)
 from tests.support.limits import wide_limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,26 +53,13 @@ def run_main(home: Path, *args: str, env: dict[str, str] | None = None) -> subpr
                           env=environ, timeout=120, check=False)
 
 
-def url_of(home: Path) -> str:
-    return f"sqlite:///{home}/bulwark.db"
-
-
 def last_state(home: Path) -> tuple[str, str, str] | None:
-    engine = make_engine(url_of(home))
-    try:
-        with engine.connect() as connection:
-            row = connection.exec_driver_sql("SELECT state, reason, actor FROM trading_state ORDER BY id DESC LIMIT 1").first()
-    finally:
-        engine.dispose()
-    return (row[0], row[1], row[2]) if row is not None else None
+    stored = states(home)
+    return stored[-1] if stored else None
 
 
 def panic_records(home: Path) -> list[dict[str, object]]:
-    engine = make_engine(url_of(home))
-    try:
-        return [r for r in rows(engine) if r["event_type"] == "kill_switch.engaged"]
-    finally:
-        engine.dispose()
+    return audit_records(home, "kill_switch.engaged")
 
 
 @dataclass

@@ -14,36 +14,12 @@ from sqlalchemy import insert
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.india_time import ist_day
 from app.store.audit_writer import AuditWriter
-from app.store.db import make_engine
 from app.store.desk_lock import DeskLock
-from app.store.export import rows
 from app.store.migrate import open_store
 from app.store.models import FillRow, OrderRow
-from tests.support.desk_process import desk, run_main
+from tests.support.desk_process import audit_records, desk, run_main, states, url_of
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
-
-
-def url_of(home: Path) -> str:
-    return f"sqlite:///{home}/bulwark.db"
-
-
-def states(home: Path) -> list[tuple[str, str, str]]:
-    engine = make_engine(url_of(home))
-    try:
-        with engine.connect() as connection:
-            found = connection.exec_driver_sql("SELECT state, reason, actor FROM trading_state ORDER BY id").all()
-    finally:
-        engine.dispose()
-    return [(row[0], row[1], row[2]) for row in found]
-
-
-def records(home: Path, kind: AuditEventType) -> list[dict[str, object]]:
-    engine = make_engine(url_of(home))
-    try:
-        return [r for r in rows(engine) if r["event_type"] == kind]
-    finally:
-        engine.dispose()
 
 
 def append(home: Path, kind: AuditEventType, payload: dict[str, object], actor: str = "system") -> None:
@@ -68,7 +44,7 @@ def test_rearm_after_panic_then_the_next_start_is_active(tmp_path: Path) -> None
     assert "checked: the store says HALTED; today's realised P&L ₹0.00, daily loss limit ₹25,000.00" in proc.stdout
     assert "done: re-armed from HALTED to ACTIVE in the store; the next start of the desk is ACTIVE" in proc.stdout
     assert states(tmp_path)[-1] == ("ACTIVE", "re-armed: strategy fixed and the book checked", user)
-    [rearmed] = records(tmp_path, AuditEventType.REARMED)
+    [rearmed] = audit_records(tmp_path, AuditEventType.REARMED)
     assert rearmed["actor"] == user and rearmed["source"] == "operator"
     assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "strategy fixed and the book checked",
                                                    "via": "rearm command, no desk running"}
@@ -127,7 +103,7 @@ def test_rearm_on_a_desk_that_is_not_halted_says_so(tmp_path: Path) -> None:
     again = run_main(tmp_path, "rearm", "--reason", "twice", "--to", "REDUCING")
     assert again.returncode == 1
     assert "the desk is already REDUCING (re-armed: only reducing): nothing to re-arm" in again.stderr
-    lifted = [r for r in records(tmp_path, AuditEventType.REARMED) if "refused" not in json.loads(str(r["payload"]))]
+    lifted = [r for r in audit_records(tmp_path, AuditEventType.REARMED) if "refused" not in json.loads(str(r["payload"]))]
     assert len(lifted) == 1
 
 
@@ -168,7 +144,7 @@ def test_rearm_to_active_is_refused_when_todays_realised_loss_is_at_the_daily_li
     assert "resources/limits.toml (no version stored yet)): re-arm to REDUCING at most (--to REDUCING)" in proc.stderr
     assert states(tmp_path)[-1][0] == "HALTED"
     # The refusal is audited as the engine audits one: who tried, to what, and why not.
-    [refused] = records(tmp_path, AuditEventType.REARMED)
+    [refused] = audit_records(tmp_path, AuditEventType.REARMED)
     assert refused["actor"] == getpass.getuser() and refused["source"] == "operator"
     payload = json.loads(str(refused["payload"]))
     assert payload["refused"].startswith("today's realised loss ₹30,000.00 is at or past the daily loss limit")
@@ -259,6 +235,6 @@ def test_rearm_asks_the_running_desk_which_applies_its_own_checks(tmp_path: Path
         assert again.returncode == 1, again.stdout + again.stderr
         assert "rearm refused: the running desk refused: the desk is already ACTIVE, not halted: nothing to re-arm" in again.stderr
     # The engine audited the re-arm before it happened; the desk, not the command, wrote it.
-    [rearmed] = records(home, AuditEventType.REARMED)
+    [rearmed] = audit_records(home, AuditEventType.REARMED)
     assert rearmed["actor"] == user and rearmed["source"] == "operator"
     assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "back from lunch"}

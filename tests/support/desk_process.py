@@ -13,9 +13,35 @@ from pathlib import Path
 
 from app.store.db import make_engine
 from app.store.desk_state import StoredOrder, working_orders
+from app.store.export import rows
 from tests.support.calendar import cover_today
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def url_of(home: Path) -> str:
+    """The SQLite store of a data folder (the default when no database URL is set)."""
+    return f"sqlite:///{home}/bulwark.db"
+
+
+def states(home: Path) -> list[tuple[str, str, str]]:
+    """Every stored trading state of ``home``'s desk, oldest first: (state, reason, actor)."""
+    engine = make_engine(url_of(home))
+    try:
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql("SELECT state, reason, actor FROM trading_state ORDER BY id").all()
+    finally:
+        engine.dispose()
+    return [(row[0], row[1], row[2]) for row in found]
+
+
+def audit_records(home: Path, kind: str) -> list[dict[str, object]]:
+    """The audit records of one event type in ``home``'s chain, in order."""
+    engine = make_engine(url_of(home))
+    try:
+        return [r for r in rows(engine) if r["event_type"] == kind]
+    finally:
+        engine.dispose()
 
 
 def main_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
