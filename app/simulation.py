@@ -24,57 +24,30 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from app.brokers.base import Broker
 from app.brokers.breeze import BreezeBroker
-from app.brokers.paper import PaperBroker, PaperConfig, load_universe
-from app.brokers.paper.synthetic_universe import synthetic_universe
+from app.brokers.paper import PaperConfig
 from app.brokers.paper.universe import UniverseEntry
-from app.domain.actors import Actor, Permission
-from app.domain.audit import AuditEventType, AuditSource
-from app.domain.events import Alert, AlertLevel
-from app.domain.india_time import ist_day
-from app.domain.instruments import Exchange, Segment
+from app.desk import MAX_INSTRUMENTS, BrokerFactory, Desk, DeskError, DeskOptions
+from app.domain.audit import AuditSource
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.requests import OrderRequest
-from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
-from app.engine.control import ControlServer
 from app.engine.engine import Engine
-from app.engine.risk.calendar import TradingCalendar
-from app.engine.risk.calendar_data import CalendarLoad, load_effective
-from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
-from app.store.audit_writer import AuditWriter
-from app.store.backup import BackupInfo, BackupScheduler
-from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
-from app.store.last_desk import record_last_desk
-from app.store.migrate import open_store
-from app.store.redaction import Redactor
-from app.store.verify import verify_chain
+from app.engine.risk.calendar_data import CalendarLoad
 
 log = logging.getLogger(__name__)
 
 ACTOR = "simulator"
-DEFAULT_LIMITS = Path(__file__).resolve().parent.parent / "resources" / "limits.toml"
-# Past the file's instruments the universe is generated; a run of this many still keeps up.
-MAX_INSTRUMENTS = 2_000
-# Minutes into the session the clock starts at when the market is closed now: past the opening
-# minutes' auction noise, like a desk that starts trading a little after the open.
-_SESSION_START_OFFSET_NS = 5 * 60 * 1_000_000_000
 
 
-class SimulationError(ValueError):
+class SimulationError(DeskError):
     """The simulation cannot run with these options."""
-
-
-# Builds the broker for the run (another than the paper market) from the universe entries to trade
-# and the session clock; returns it with the entries as that broker defines the instruments.
-BrokerFactory = Callable[[list[UniverseEntry], Callable[[], int]], Awaitable[tuple[Broker, list[UniverseEntry]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +86,16 @@ class SimulationOptions:
             raise SimulationError(f"--instruments must be at most {MAX_INSTRUMENTS}, got {self.instruments}")
         if self.kill_at is not None and (not math.isfinite(self.kill_at) or not 0 <= self.kill_at <= self.seconds):
             raise SimulationError(f"--kill-at must be between 0 and --seconds ({self.seconds}), got {self.kill_at}")
+
+    def desk_options(self) -> DeskOptions:
+        """The desk this run drives: its clock must stay in session for the whole run."""
+        return DeskOptions(
+            command="simulate", database_url=self.database_url, home=self.control_home, limits_path=self.limits_path,
+            instruments=self.instruments, seed=self.seed, paper=self.paper, engine=self.engine, secrets=self.secrets,
+            backups_dir=self.backups_dir, backup_time=self.backup_time, settings_summary=self.settings_summary,
+            broker_factory=self.broker_factory, calendar=self.calendar, session_horizon_s=self.seconds,
+            start_details={"seconds": self.seconds},
+        )
 
 
 class OrderFlow:
@@ -321,184 +304,60 @@ def _kill_switch_report(engine: Engine, started: float) -> dict[str, Any] | None
     }
 
 
-def _backup_done(engine: Engine, outcome: BackupInfo | Exception) -> None:
-    if isinstance(outcome, Exception):
-        log.error("scheduled backup failed: %s", outcome)
-        engine.bus.publish(Alert(AlertLevel.WARNING, "backup", f"scheduled backup failed: {outcome}", time.time_ns()))
-    elif engine.recorder is not None:
-        engine.recorder.record(AuditEventType.BACKUP_CREATED, outcome.audit_payload(), actor="system", source=AuditSource.SYSTEM)
-
-
 async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
-    """Run the engine on the paper broker for ``options.seconds`` and return the JSON report.
+    """Run the desk on the paper broker for ``options.seconds`` under the generated flow and return the JSON report.
 
     With ``database_url`` every decision goes to the audit chain there (``StoreError`` if the
     store cannot be opened: the desk does not trade without it), and the report says how many
     records the chain holds and whether it verifies.
     """
-    load = options.calendar if options.calendar is not None else load_effective(None)
-    calendar = TradingCalendar(load.calendar)
-    clock_ns = session_clock(calendar, time.time_ns(), options.seconds)
-    day = ist_day(clock_ns())
-    universe = load_universe(session_day=day, is_session=calendar.is_session_day)
-    entries = synthetic_universe(options.instruments, seed=options.seed, session_day=day, is_session=calendar.is_session_day, base=universe)
-    synthetic = sorted({e.instrument.underlying for e in entries[len(universe):]})
-    if synthetic and options.broker_factory is not None:
-        raise SimulationError(
-            f"--instruments must be at most {len(universe)} with a broker other than paper: the instruments past "
-            "the paper universe file are synthetic and exist only in the paper market"
-        )
-    if options.database_url is None:
-        return await _run(options, entries, None, load, calendar, clock_ns, synthetic)
-    with DeskLock(options.database_url):
-        store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
-        writer = AuditWriter(store, redactor=Redactor(options.secrets))
-        writer.start()
+    desk = Desk(options.desk_options())
+    kill_task: asyncio.Task[None] | None = None
+    async with desk:
+        engine = desk.running_engine
+        entries = desk.entries
+        flow = OrderFlow(engine, entries, options)
+        started = time.monotonic()
         try:
-            return await _run(options, entries, writer, load, calendar, clock_ns, synthetic)
+            await _await_prices(engine, [e.instrument.key for e in entries], timeout=5.0)
+            if options.kill_at is not None:
+                kill_task = asyncio.get_running_loop().create_task(_kill_at(engine, options.kill_at, started))
+            await flow.run(options.seconds)
+            if kill_task is not None:
+                await kill_task
+            await engine.kill_switch.wait()
+            # Let the last acks and fills arrive before the picture is taken.
+            await asyncio.sleep(max(0.05, 2 * options.paper.latency_ms / 1000))
+            try:
+                await engine.reconcile()
+            except Exception as exc:  # noqa: BLE001 - a failed final check is reported, not fatal
+                log.error("final reconcile failed: %s", exc)
+            result = report(engine, flow, started)
+            calendar = desk.calendar
+            result["calendar"] = {
+                "label": calendar.label,
+                "version": desk.calendar_version.version if desk.calendar_version is not None else None,
+                "override": str(desk.calendar_load.override) if desk.calendar_load.override is not None else None,
+                "last_covered_day": calendar.last_covered_day.isoformat(),
+                "notice": calendar.cover_notice(desk.clock_ns()),
+            }
+            assert desk.broker is not None
+            result["broker"] = _broker_report(desk.broker)
+            result["universe"] = {
+                "instruments": len(entries),
+                "synthetic_underlyings": len(desk.synthetic),
+                "priced": sum(1 for e in entries if engine.market_data.last_price(e.instrument.key) is not None),
+                "without_limits": sum(1 for e in entries if engine.gate.limits.for_instrument(e.instrument) is None),
+                "limits": desk.limits_source,
+            }
         finally:
-            await asyncio.to_thread(writer.close)
-
-
-def synthetic_limits(
-    underlyings: list[str], futures: Sequence[UniverseEntry] = (), shipped: Path = DEFAULT_LIMITS,
-) -> RiskLimits:
-    """The shipped limits plus an ``[underlyings.NAME]`` section per synthetic underlying, holding the file's ``[defaults]``,
-    and for each synthetic future an ``[instruments."KEY"]`` section sized for one lot.
-
-    Default deny stays for everything real: no section of the file changes and only these names
-    gain one. The data folder's limits cannot be used instead: they name no synthetic underlying,
-    and a run must not store a limits version for instruments that exist only in this market. A
-    future's lot is worth more than the defaults' order value, so without its own section the demo
-    could never trade one; its key is stable for the run (the universe is rolled once, at start).
-    """
-    document = load_limits_file(shipped).document()
-    sections = document.setdefault("underlyings", {})
-    for name in underlyings:
-        if name in sections:
-            raise SimulationError(f"synthetic underlying {name} already has a section in {shipped}")
-        sections[name] = dict(document["defaults"])
-    contracts = document.setdefault("instruments", {})
-    for entry in futures:
-        lot_rupees = entry.instrument.lot_size * entry.start_price / 100
-        # A quarter above one lot at the start price, in whole thousands: room for the walk, not for a second lot.
-        cap = math.ceil(lot_rupees * 1.25 / 1000) * 1000
-        contracts[entry.instrument.key] = {
-            "max_order_lots": 1, "max_position_lots": 2, "max_order_value_inr": cap, "max_position_value_inr": 2 * cap,
-        }
-    return parse_document(document, f"{shipped} with its [defaults] for {len(underlyings)} synthetic underlyings")
-
-
-def session_clock(calendar: TradingCalendar, now_ns: int, seconds: float) -> Callable[[], int]:
-    """Real time if the market is open for the whole run; otherwise real time shifted to just after the next open."""
-    end_ns = now_ns + int((seconds + 60) * 1e9)
-    if not (calendar.is_open(Exchange.NSE, now_ns) and calendar.is_open(Exchange.NSE, end_ns)):
-        next_open = calendar.next_open_ns(Exchange.NSE, now_ns)
-        if next_open is None:
-            year = calendar.last_covered_day.year + 1
-            raise SimulationError(
-                f"the desk's trading calendar has no session after {calendar.last_covered_day}: import the {year} "
-                f"holidays (main.py calendar import FILE) or accept weekdays as sessions "
-                f"(main.py calendar accept-weekdays {year} --reason ...)"
-            )
-        offset = next_open + _SESSION_START_OFFSET_NS - now_ns
-        return lambda: time.time_ns() + offset
-    return time.time_ns
-
-
-async def _run(
-    options: SimulationOptions, entries: list[UniverseEntry], writer: AuditWriter | None, load: CalendarLoad,
-    calendar: TradingCalendar, clock_ns: Callable[[], int], synthetic: list[str],
-) -> dict[str, Any]:
-    broker: Broker
-    if options.broker_factory is None:
-        broker = PaperBroker(replace(options.paper, wall_clock_ns=clock_ns), universe=entries)
-    else:
-        broker, entries = await options.broker_factory(entries, clock_ns)
-    if options.control_home is not None:
-        # Before the broker hears anything: a panic after this desk dies must know where its orders are.
-        await asyncio.to_thread(record_last_desk, options.control_home, broker.capabilities.name)
-    instruments = [e.instrument for e in entries]
-    if synthetic:
-        futures = [e for e in entries if e.instrument.underlying in synthetic and e.instrument.segment is Segment.FUTURES]
-        fixed_limits: RiskLimits | None = synthetic_limits(synthetic, futures)
-        limits_source = f"shipped {DEFAULT_LIMITS.name}, with its [defaults] for {len(synthetic)} synthetic underlyings"
-    elif writer is not None and options.limits_path is not None:
-        fixed_limits, limits_source = None, f"data folder {options.limits_path.name}"
-    else:
-        fixed_limits, limits_source = load_limits_file(DEFAULT_LIMITS), f"shipped {DEFAULT_LIMITS.name}"
-    engine = Engine(broker, instruments, options.engine, audit=writer, clock_ns=clock_ns, limits=fixed_limits, calendar=calendar)
-    flow = OrderFlow(engine, entries, options)
-    started = time.monotonic()
-    if writer is not None:
-        await writer.append(
-            AuditEventType.APP_START,
-            {"command": "simulate", "seconds": options.seconds, "seed": options.seed, "instruments": len(entries),
-             "synthetic_underlyings": len(synthetic), "limits": limits_source,
-             "settings": options.settings_summary},
-            actor="system", source=AuditSource.SYSTEM,
-        )
-    if fixed_limits is None:
-        assert options.limits_path is not None
-        await engine.load_limits(options.limits_path, DEFAULT_LIMITS)
-    calendar_version = await engine.record_calendar(load)
-    control = None
-    if options.control_home is not None:
-        # Listening before the start: it may retry the broker's book for a while, and a panic then
-        # must reach this engine, which halts at once and sweeps once the start is over.
-        control = ControlServer(options.control_home, {
-            "panic": lambda args: _panic(engine, args), "rearm": lambda args: _rearm(engine, args),
-        })
-        await control.start()
-    kill_task = None
-    try:
-        await engine.start()
-        if writer is not None and options.backups_dir is not None:
-            scheduler = BackupScheduler(
-                options.database_url or "", options.backups_dir, options.backup_time,
-                on_done=lambda outcome: _backup_done(engine, outcome),
-            )
-            engine.supervisor.spawn("backup.scheduler", scheduler.run())
-        await _await_prices(engine, [e.instrument.key for e in entries], timeout=5.0)
-        if options.kill_at is not None:
-            kill_task = asyncio.get_running_loop().create_task(_kill_at(engine, options.kill_at, started))
-        await flow.run(options.seconds)
-        if kill_task is not None:
-            await kill_task
-        await engine.kill_switch.wait()
-        # Let the last acks and fills arrive before the picture is taken.
-        await asyncio.sleep(max(0.05, 2 * options.paper.latency_ms / 1000))
-        try:
-            await engine.reconcile()
-        except Exception as exc:  # noqa: BLE001 - a failed final check is reported, not fatal
-            log.error("final reconcile failed: %s", exc)
-        result = report(engine, flow, started)
-        result["calendar"] = {
-            "label": calendar.label,
-            "version": calendar_version.version if calendar_version is not None else None,
-            "override": str(load.override) if load.override is not None else None,
-            "last_covered_day": calendar.last_covered_day.isoformat(),
-            "notice": calendar.cover_notice(clock_ns()),
-        }
-        result["broker"] = _broker_report(broker)
-        result["universe"] = {
-            "instruments": len(entries),
-            "synthetic_underlyings": len(synthetic),
-            "priced": sum(1 for e in entries if engine.market_data.last_price(e.instrument.key) is not None),
-            "without_limits": sum(1 for e in entries if engine.gate.limits.for_instrument(e.instrument) is None),
-            "limits": limits_source,
-        }
-    finally:
-        if kill_task is not None and not kill_task.done():
-            kill_task.cancel()
-        if control is not None:
-            await control.close()
-        await engine.stop()
-    if writer is not None:
-        await writer.append(AuditEventType.APP_STOP, {"command": "simulate"}, actor="system", source=AuditSource.SYSTEM)
-        checked = await asyncio.to_thread(verify_chain, writer.engine)
-        result["audit"] = {"records": checked.records, "verified": checked.ok, "last_hash": checked.last_hash}
-        result["trading_state"] = str(engine.trading_state)
+            if kill_task is not None and not kill_task.done():
+                kill_task.cancel()
+        await desk.stop()
+        checked = await desk.verify()
+        if checked is not None:
+            result["audit"] = {"records": checked.records, "verified": checked.ok, "last_hash": checked.last_hash}
+            result["trading_state"] = str(engine.trading_state)
     log.info("simulation done: %s", {k: result[k] for k in ("ticks", "orders", "trading_state")})
     return result
 
@@ -519,30 +378,3 @@ def _broker_report(broker: Broker) -> dict[str, Any]:
 async def _kill_at(engine: Engine, seconds: float, started: float) -> None:
     await asyncio.sleep(max(0.0, started + seconds - time.monotonic()))
     engine.engage_kill_switch(f"simulate --kill-at {seconds:g}", ACTOR, AuditSource.SIMULATION)
-
-
-async def _panic(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
-    """The running desk's answer to `main.py panic`: engage the kill switch and confirm HALTED."""
-    reason = str(args.get("reason") or "panic")
-    actor = str(args.get("actor") or "panic")
-    run = engine.engage_kill_switch(reason, actor, AuditSource.PANIC)
-    return {
-        "ok": engine.trading_state is TradingState.HALTED,
-        "state": str(engine.trading_state),
-        "working": run.working_at_engage,
-        "expected_clear_s": round(run.expected_clear_s, 3),
-    }
-
-
-async def _rearm(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
-    """The running desk's answer to `main.py rearm`: ``Engine.rearm`` with all its checks, or why not."""
-    reason, actor, to = args.get("reason"), args.get("actor"), args.get("to", str(TradingState.ACTIVE))
-    if not isinstance(reason, str) or not isinstance(actor, str) or to not in (TradingState.ACTIVE, TradingState.REDUCING):
-        return {"ok": False, "error": "rearm needs a reason, an actor and a state to go to (ACTIVE or REDUCING)",
-                "state": str(engine.trading_state)}
-    try:
-        # Only the desk's OS user can read the control key: until operators exist, that user is the operator.
-        await engine.rearm(Actor(actor, frozenset({Permission.REARM})), reason, to=TradingState(to))
-    except (ValueError, PermissionError) as exc:
-        return {"ok": False, "error": str(exc), "state": str(engine.trading_state)}
-    return {"ok": True, "state": str(engine.trading_state)}

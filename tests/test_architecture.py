@@ -78,7 +78,7 @@ def test_contracts_are_declared_as_designed() -> None:
 
     no_qt = contracts[NO_QT]
     assert no_qt["type"] == "forbidden"
-    assert set(no_qt["source_modules"]) >= {"app.engine", "app.brokers", "app.store", "app.domain", "app.simulation"}
+    assert set(no_qt["source_modules"]) >= {"app.engine", "app.brokers", "app.store", "app.domain", "app.simulation", "app.desk"}
     assert set(no_qt["forbidden_modules"]) >= {"app.ui", "PySide6", "qasync", "pyqtgraph"}
     assert not no_qt.get("allow_indirect_imports"), "indirect imports of Qt count too"
 
@@ -87,6 +87,7 @@ def test_contracts_are_declared_as_designed() -> None:
     assert layers["layers"] == [
         "app.cli",
         "app.ui | app.simulation",
+        "app.desk",
         "app.engine",
         "app.store | app.brokers",
         "app.domain",

@@ -112,7 +112,7 @@ def test_synthetic_limits_cover_only_the_synthetic_underlyings() -> None:
     from app.brokers.paper import UniverseEntry
     from app.domain.instruments import Exchange, Instrument, Segment
     from app.engine.risk.limits import load_limits_file
-    from app.simulation import DEFAULT_LIMITS, synthetic_limits
+    from app.desk import DEFAULT_LIMITS, synthetic_limits
 
     def cash(symbol: str) -> Instrument:
         return Instrument(f"NSE:{symbol}", Exchange.NSE, symbol, symbol, Segment.CASH, 1, 5, 100_000)
@@ -147,7 +147,8 @@ def test_synthetic_instruments_are_refused_for_a_broker_other_than_paper(tmp_pat
     from app.brokers.base import Broker
     from app.brokers.paper.universe import UniverseEntry
     from app.engine.risk.calendar_data import load_effective
-    from app.simulation import SimulationError, SimulationOptions, run_simulation
+    from app.desk import DeskError
+    from app.simulation import SimulationOptions, run_simulation
 
     built: list[int] = []
 
@@ -156,7 +157,7 @@ def test_synthetic_instruments_are_refused_for_a_broker_other_than_paper(tmp_pat
         raise AssertionError("no broker may be built for synthetic instruments")
 
     options = SimulationOptions(seconds=1, instruments=28, broker_factory=broker, calendar=load_effective(cover_today(tmp_path)))
-    with pytest.raises(SimulationError, match="at most 27 with a broker other than paper"):
+    with pytest.raises(DeskError, match="at most 27 with a broker other than paper"):
         asyncio.run(run_simulation(options))
     assert built == []
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from app.brokers.paper.universe import UniverseEntry
     from app.engine.config import EngineConfig
     from app.settings import Settings
-    from app.simulation import BrokerFactory
+    from app.desk import BrokerFactory
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from app.engine.risk.calendar_data import CalendarError, load_effective
     from app.logs import redact_in_logs
     from app.security.vault import VaultError, stored_secrets
-    from app.simulation import SimulationError, SimulationOptions, run_simulation
+    from app.desk import DeskError
+    from app.simulation import SimulationOptions, run_simulation
     from app.store.db import StoreError
 
     from .breeze_profile import (
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             calendar=load_effective(settings.home),
         )
         result = asyncio.run(run_simulation(options))
-    except SimulationError as exc:
+    except DeskError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except MasterError as exc:

@@ -20,7 +20,7 @@ from app.engine.risk.calendar_data import (
     merge,
     render,
 )
-from app.simulation import session_clock
+from app.desk import session_clock
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

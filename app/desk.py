@@ -1,0 +1,342 @@
+"""The one composition root: every front end (the GUI, ``simulate``, later the local API) starts the desk here.
+
+``Desk.start`` builds and starts, in this order: the desk lock and the store (with the audit
+writer), the broker (paper by default, or what ``broker_factory`` makes) and the record of which
+broker this desk uses (``last-desk.json``, before the broker hears anything, so a panic after a
+crash knows where the orders are), the engine with its limits and trading calendar, the control
+channel that ``main.py panic`` and ``rearm`` talk to (listening before the engine's start, which
+may retry the broker's order book for a while), the engine's start, and the backup schedule.
+``Desk.stop`` undoes it in reverse: control channel, engine (which drains and disconnects), the
+``app.stop`` audit record; ``Desk.close`` then closes the writer and releases the lock.
+
+A front end adds widgets or a report; it never starts an engine another way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from app.brokers.base import Broker
+from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.brokers.paper.synthetic_universe import synthetic_universe
+from app.brokers.paper.universe import UniverseEntry
+from app.domain.actors import Actor, Permission
+from app.domain.audit import AuditEventType, AuditSource
+from app.domain.events import Alert, AlertLevel
+from app.domain.india_time import ist_day
+from app.domain.instruments import Exchange, Segment
+from app.domain.trading_state import TradingState
+from app.engine.config import EngineConfig
+from app.engine.control import ControlServer
+from app.engine.engine import Engine
+from app.engine.risk.calendar import TradingCalendar
+from app.engine.risk.calendar_data import CalendarLoad, load_effective
+from app.engine.risk.calendar_registry import CalendarVersion
+from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
+from app.store.audit_writer import AuditWriter
+from app.store.backup import BackupInfo, BackupScheduler
+from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
+from app.store.last_desk import record_last_desk
+from app.store.migrate import open_store
+from app.store.redaction import Redactor
+from app.store.verify import VerifyResult, verify_chain
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMITS = Path(__file__).resolve().parent.parent / "resources" / "limits.toml"
+# Past the file's instruments the universe is generated; a desk of this many still keeps up.
+MAX_INSTRUMENTS = 2_000
+# Minutes into the session the clock starts at when the market is closed now: past the opening
+# minutes' auction noise, like a desk that starts trading a little after the open.
+_SESSION_START_OFFSET_NS = 5 * 60 * 1_000_000_000
+
+# Builds the broker (another than the paper market) from the universe entries to trade and the
+# desk's clock; returns it with the entries as that broker defines the instruments.
+BrokerFactory = Callable[[list[UniverseEntry], Callable[[], int]], Awaitable[tuple[Broker, list[UniverseEntry]]]]
+ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+# Extra commands for the control channel, given the running engine.
+ControlHandlers = Callable[[Engine], dict[str, ControlHandler]]
+
+
+class DeskError(ValueError):
+    """The desk cannot start with these options."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeskOptions:
+    """What desk to build. ``instruments=None`` trades the paper universe file as it is."""
+
+    command: str
+    database_url: str | None = None
+    # The data folder: the control channel's key file and the last-desk record live there.
+    home: Path | None = None
+    limits_path: Path | None = None
+    instruments: int | None = None
+    seed: int = 1
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    secrets: tuple[str, ...] = ()
+    backups_dir: Path | None = None
+    backup_time: dt.time = dt.time(16, 0)
+    settings_summary: dict[str, Any] = field(default_factory=dict)
+    broker_factory: BrokerFactory | None = None
+    # The calendar in force (default: the shipped file alone).
+    calendar: CalendarLoad | None = None
+    # When the market is closed (or closes within this many seconds), the desk's clock runs from just
+    # after the next open: the paper market is simulated, so a newcomer can trade it at any hour. A
+    # desk on a real broker keeps real time (``None``).
+    session_horizon_s: float | None = 0.0
+    # More for the app.start audit record (what the front end was asked to do).
+    start_details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.instruments is not None and not 1 <= self.instruments <= MAX_INSTRUMENTS:
+            raise DeskError(f"--instruments must be between 1 and {MAX_INSTRUMENTS}, got {self.instruments}")
+        if self.session_horizon_s is not None and (not math.isfinite(self.session_horizon_s) or self.session_horizon_s < 0):
+            raise DeskError(f"the session horizon must be a non-negative number of seconds, got {self.session_horizon_s}")
+
+
+def session_clock(calendar: TradingCalendar, now_ns: int, seconds: float) -> Callable[[], int]:
+    """Real time if the market is open for the next ``seconds``; otherwise real time shifted to just after the next open."""
+    end_ns = now_ns + int((seconds + 60) * 1e9)
+    if not (calendar.is_open(Exchange.NSE, now_ns) and calendar.is_open(Exchange.NSE, end_ns)):
+        next_open = calendar.next_open_ns(Exchange.NSE, now_ns)
+        if next_open is None:
+            year = calendar.last_covered_day.year + 1
+            raise DeskError(
+                f"the desk's trading calendar has no session after {calendar.last_covered_day}: import the {year} "
+                f"holidays (main.py calendar import FILE) or accept weekdays as sessions "
+                f"(main.py calendar accept-weekdays {year} --reason ...)"
+            )
+        offset = next_open + _SESSION_START_OFFSET_NS - now_ns
+        return lambda: time.time_ns() + offset
+    return time.time_ns
+
+
+def synthetic_limits(
+    underlyings: list[str], futures: Sequence[UniverseEntry] = (), shipped: Path = DEFAULT_LIMITS,
+) -> RiskLimits:
+    """The shipped limits plus an ``[underlyings.NAME]`` section per synthetic underlying, holding the file's ``[defaults]``,
+    and for each synthetic future an ``[instruments."KEY"]`` section sized for one lot.
+
+    Default deny stays for everything real: no section of the file changes and only these names
+    gain one. The data folder's limits cannot be used instead: they name no synthetic underlying,
+    and a desk must not store a limits version for instruments that exist only in this market. A
+    future's lot is worth more than the defaults' order value, so without its own section the demo
+    could never trade one; its key is stable for the run (the universe is rolled once, at start).
+    """
+    document = load_limits_file(shipped).document()
+    sections = document.setdefault("underlyings", {})
+    for name in underlyings:
+        if name in sections:
+            raise DeskError(f"synthetic underlying {name} already has a section in {shipped}")
+        sections[name] = dict(document["defaults"])
+    contracts = document.setdefault("instruments", {})
+    for entry in futures:
+        lot_rupees = entry.instrument.lot_size * entry.start_price / 100
+        # A quarter above one lot at the start price, in whole thousands: room for the walk, not for a second lot.
+        cap = math.ceil(lot_rupees * 1.25 / 1000) * 1000
+        contracts[entry.instrument.key] = {
+            "max_order_lots": 1, "max_position_lots": 2, "max_order_value_inr": cap, "max_position_value_inr": 2 * cap,
+        }
+    return parse_document(document, f"{shipped} with its [defaults] for {len(underlyings)} synthetic underlyings")
+
+
+class Desk:
+    """A running desk: store, broker, engine, control channel, backups and the desk lock, started and stopped in order.
+
+    Use as ``async with Desk(options) as desk:`` or call ``start``, ``stop`` and ``close``. The
+    engine exists from construction (its bus can be subscribed to before the start); ``start``
+    raises ``StoreError`` (store unusable, or another desk holds it), ``DeskError``,
+    ``CalendarError``/``LimitsError`` or ``EngineStartError``, having undone what it had built.
+    """
+
+    def __init__(self, options: DeskOptions, *, control_handlers: ControlHandlers | None = None) -> None:
+        self.options = options
+        self.calendar_load = options.calendar if options.calendar is not None else load_effective(None)
+        self.calendar = TradingCalendar(self.calendar_load.calendar)
+        now = time.time_ns()
+        self.clock_ns: Callable[[], int] = (
+            session_clock(self.calendar, now, options.session_horizon_s) if options.session_horizon_s is not None else time.time_ns
+        )
+        day = ist_day(self.clock_ns())
+        universe = load_universe(session_day=day, is_session=self.calendar.is_session_day)
+        count = options.instruments if options.instruments is not None else len(universe)
+        self.entries = synthetic_universe(count, seed=options.seed, session_day=day, is_session=self.calendar.is_session_day, base=universe)
+        self.synthetic = sorted({e.instrument.underlying for e in self.entries[len(universe):]})
+        if self.synthetic and options.broker_factory is not None:
+            raise DeskError(
+                f"--instruments must be at most {len(universe)} with a broker other than paper: the instruments past "
+                "the paper universe file are synthetic and exist only in the paper market"
+            )
+        self.broker: Broker | None = None
+        self.engine: Engine | None = None
+        self.writer: AuditWriter | None = None
+        self.limits_source = ""
+        self.calendar_version: CalendarVersion | None = None
+        self._control_handlers = control_handlers
+        self._control: ControlServer | None = None
+        self._resources = ExitStack()
+        self._stopped = False
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            await self.stop()
+        finally:
+            await self.close()
+
+    @property
+    def running_engine(self) -> Engine:
+        """The engine, once ``start`` has built it."""
+        if self.engine is None:
+            raise RuntimeError("the desk has not started")
+        return self.engine
+
+    async def start(self) -> Engine:
+        options = self.options
+        if options.database_url is not None:
+            self._resources.enter_context(DeskLock(options.database_url))
+            store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
+            self.writer = AuditWriter(store, redactor=Redactor(options.secrets))
+            self.writer.start()
+        entries = self.entries
+        broker: Broker
+        if options.broker_factory is None:
+            broker = PaperBroker(replace(options.paper, wall_clock_ns=self.clock_ns), universe=entries)
+        else:
+            broker, entries = await options.broker_factory(entries, self.clock_ns)
+            self.entries = entries
+        self.broker = broker
+        if options.home is not None:
+            # Before the broker hears anything: a panic after this desk dies must know where its orders are.
+            await asyncio.to_thread(record_last_desk, options.home, broker.capabilities.name)
+        fixed_limits = self._fixed_limits(entries)
+        engine = Engine(
+            broker, [e.instrument for e in entries], options.engine, audit=self.writer, clock_ns=self.clock_ns,
+            limits=fixed_limits, calendar=self.calendar,
+        )
+        self.engine = engine
+        if self.writer is not None:
+            await self.writer.append(
+                AuditEventType.APP_START,
+                {"command": options.command, **options.start_details, "seed": options.seed, "instruments": len(entries),
+                 "synthetic_underlyings": len(self.synthetic), "limits": self.limits_source,
+                 "settings": options.settings_summary},
+                actor="system", source=AuditSource.SYSTEM,
+            )
+        if fixed_limits is None:
+            assert options.limits_path is not None
+            await engine.load_limits(options.limits_path, DEFAULT_LIMITS)
+        self.calendar_version = await engine.record_calendar(self.calendar_load)
+        if options.home is not None:
+            # Listening before the start: it may retry the broker's book for a while, and a panic then
+            # must reach this engine, which halts at once and sweeps once the start is over.
+            handlers: dict[str, ControlHandler] = {"panic": lambda args: panic_handler(engine, args), "rearm": lambda args: rearm_handler(engine, args)}
+            if self._control_handlers is not None:
+                handlers.update(self._control_handlers(engine))
+            self._control = ControlServer(options.home, handlers)
+            await self._control.start()
+        await engine.start()
+        if self.writer is not None and options.backups_dir is not None and options.database_url is not None:
+            scheduler = BackupScheduler(
+                options.database_url, options.backups_dir, options.backup_time,
+                on_done=lambda outcome: _backup_done(engine, outcome),
+            )
+            engine.supervisor.spawn("backup.scheduler", scheduler.run())
+        return engine
+
+    def _fixed_limits(self, entries: list[UniverseEntry]) -> RiskLimits | None:
+        """Limits that are not the data folder's versioned ones, or ``None`` to load those."""
+        if self.synthetic:
+            futures = [e for e in entries if e.instrument.underlying in self.synthetic and e.instrument.segment is Segment.FUTURES]
+            self.limits_source = f"shipped {DEFAULT_LIMITS.name}, with its [defaults] for {len(self.synthetic)} synthetic underlyings"
+            return synthetic_limits(self.synthetic, futures)
+        if self.writer is not None and self.options.limits_path is not None:
+            self.limits_source = f"data folder {self.options.limits_path.name}"
+            return None
+        self.limits_source = f"shipped {DEFAULT_LIMITS.name}"
+        return load_limits_file(DEFAULT_LIMITS)
+
+    async def stop(self, **details: Any) -> None:
+        """Close the control channel, stop the engine in order and record the stop (``details`` go into it). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._control is not None:
+            await self._control.close()
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.writer is not None and self.engine is not None:
+            await self.writer.append(
+                AuditEventType.APP_STOP, {"command": self.options.command, **details}, actor="system", source=AuditSource.SYSTEM,
+            )
+
+    async def verify(self) -> VerifyResult | None:
+        """Check the audit chain the desk wrote to (``None`` without a store)."""
+        if self.writer is None:
+            return None
+        return await asyncio.to_thread(verify_chain, self.writer.engine)
+
+    async def close(self) -> None:
+        """Close the audit writer and release the desk lock (after ``stop``, or after a failed start)."""
+        if self._control is not None and not self._stopped:
+            await self._control.close()
+        if self.engine is not None and not self._stopped:
+            await self.engine.stop()
+        self._stopped = True
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
+        self._resources.close()
+
+
+def _backup_done(engine: Engine, outcome: BackupInfo | Exception) -> None:
+    if isinstance(outcome, Exception):
+        log.error("scheduled backup failed: %s", outcome)
+        engine.bus.publish(Alert(AlertLevel.WARNING, "backup", f"scheduled backup failed: {outcome}", time.time_ns()))
+    elif engine.recorder is not None:
+        engine.recorder.record(AuditEventType.BACKUP_CREATED, outcome.audit_payload(), actor="system", source=AuditSource.SYSTEM)
+
+
+async def panic_handler(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    """The running desk's answer to `main.py panic`: engage the kill switch and confirm HALTED."""
+    reason = str(args.get("reason") or "panic")
+    actor = str(args.get("actor") or "panic")
+    run = engine.engage_kill_switch(reason, actor, AuditSource.PANIC)
+    return {
+        "ok": engine.trading_state is TradingState.HALTED,
+        "state": str(engine.trading_state),
+        "working": run.working_at_engage,
+        "expected_clear_s": round(run.expected_clear_s, 3),
+    }
+
+
+async def rearm_handler(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    """The running desk's answer to `main.py rearm`: ``Engine.rearm`` with all its checks, or why not."""
+    reason, actor, to = args.get("reason"), args.get("actor"), args.get("to", str(TradingState.ACTIVE))
+    if not isinstance(reason, str) or not isinstance(actor, str) or to not in (TradingState.ACTIVE, TradingState.REDUCING):
+        return {"ok": False, "error": "rearm needs a reason, an actor and a state to go to (ACTIVE or REDUCING)",
+                "state": str(engine.trading_state)}
+    try:
+        # Only the desk's OS user can read the control key: until operators exist, that user is the operator.
+        await engine.rearm(Actor(actor, frozenset({Permission.REARM})), reason, to=TradingState(to))
+    except (ValueError, PermissionError) as exc:
+        return {"ok": False, "error": str(exc), "state": str(engine.trading_state)}
+    return {"ok": True, "state": str(engine.trading_state)}
