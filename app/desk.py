@@ -210,7 +210,9 @@ class Desk:
             raise RuntimeError("the desk has not started")
         return self.engine
 
-    async def start(self) -> Engine:
+    async def start(self, on_engine: Callable[[Engine], None] | None = None) -> Engine:
+        """Build and start everything; ``on_engine`` sees the engine as soon as it exists, before its start
+        (a window attaches there, so a kill switch pressed during a long start already reaches it)."""
         options = self.options
         if options.database_url is not None:
             self._resources.enter_context(DeskLock(options.database_url))
@@ -234,6 +236,8 @@ class Desk:
             limits=fixed_limits, calendar=self.calendar,
         )
         self.engine = engine
+        if on_engine is not None:
+            on_engine(engine)
         if self.writer is not None:
             await self.writer.append(
                 AuditEventType.APP_START,

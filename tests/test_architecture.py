@@ -87,7 +87,7 @@ def test_contracts_are_declared_as_designed() -> None:
     assert layers["layers"] == [
         "app.cli",
         "app.ui | app.simulation",
-        "app.desk",
+        "app.desk | app.order_flow",
         "app.engine",
         "app.store | app.brokers",
         "app.domain",

@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from . import desk_window
 from .common import EXIT_USAGE
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,10 @@ COMMANDS = ("simulate", "audit", "backup", "panic", "rearm", "limits", "trading_
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="main.py", description="Bulwark trading control desk")
+    parser = argparse.ArgumentParser(
+        prog="main.py", description="Bulwark trading control desk. With no COMMAND: the desk window.",
+    )
+    desk_window.add_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(commands)
@@ -42,14 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"Bulwark cannot start: invalid settings\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.command is None:
-        print(
-            "The desk GUI is not part of this build yet. Run the headless desk with:\n"
-            "  .venv/bin/python main.py simulate --seconds 30",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     log_file = configure_logging(settings, console=True)
-    log.info("bulwark %s starting; data folder %s; log %s", args.command, settings.home, log_file)
+    log.info("bulwark %s starting; data folder %s; log %s", args.command or "desk", settings.home, log_file)
+    if args.command is None:
+        return desk_window.run(args, settings)
     result: int = args.run(args, settings)
     return result

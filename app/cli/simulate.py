@@ -21,10 +21,11 @@ from .common import (
 if TYPE_CHECKING:
     from app.brokers.base import Broker
     from app.brokers.breeze import BreezeCredentials
+    from app.brokers.paper import PaperConfig
     from app.brokers.paper.universe import UniverseEntry
+    from app.desk import BrokerFactory
     from app.engine.config import EngineConfig
     from app.settings import Settings
-    from app.desk import BrokerFactory
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,13 +53,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sim.set_defaults(run=run)
 
 
-def _engine_config(settings: Settings) -> EngineConfig:
+def engine_config(settings: Settings) -> EngineConfig:
     from app.engine.config import EngineConfig
 
     return EngineConfig(market_protection_bps=round(settings.market_protection_pct * 100))
 
 
-def _breeze_factory(settings: Settings, creds: BreezeCredentials, token: str) -> BrokerFactory:
+def paper_config(settings: Settings, seed: int) -> PaperConfig:
+    from app.brokers.paper import PaperConfig
+
+    return PaperConfig(
+        seed=seed,
+        latency_ms=settings.paper.latency_ms,
+        reject_rate=settings.paper.reject_rate,
+        tick_interval_ms=settings.paper.tick_interval_ms,
+        partial_fill=settings.paper.partial_fill,
+        journal_path=settings.home / "paper-journal.jsonl" if settings.paper.journal else None,
+    )
+
+
+def breeze_factory(settings: Settings, creds: BreezeCredentials, token: str) -> BrokerFactory:
+    """The Breeze broker for a desk: the master defines the contracts, the paper universe only supplies reference prices."""
     import asyncio
 
     from app.brokers.paper.universe import UniverseEntry
@@ -68,7 +83,6 @@ def _breeze_factory(settings: Settings, creds: BreezeCredentials, token: str) ->
     async def make(entries: list[UniverseEntry], clock_ns: Callable[[], int]) -> tuple[Broker, list[UniverseEntry]]:
         loaded = await asyncio.to_thread(load_master, settings)
         broker = open_breeze(settings, [e.instrument.key for e in entries], token, creds, loaded, clock_ns=clock_ns)
-        # The master defines the contracts; the paper universe only supplies reference prices.
         by_key = {e.instrument.key: e for e in entries}
         return broker, [UniverseEntry(c.instrument, by_key[c.instrument.key].start_price) for c in broker.contracts]
 
@@ -79,12 +93,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from app.brokers.breeze import MasterError
-    from app.brokers.paper import PaperConfig
+    from app.desk import DeskError
     from app.engine.engine import EngineStartError
     from app.engine.risk.calendar_data import CalendarError, load_effective
     from app.logs import redact_in_logs
     from app.security.vault import VaultError, stored_secrets
-    from app.desk import DeskError
     from app.simulation import SimulationOptions, run_simulation
     from app.store.db import StoreError
 
@@ -103,21 +116,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             require_loopback(settings)
             creds = credentials()
             token = session_token(args.session_token_stdin, creds.api_key)
-            factory = _breeze_factory(settings, creds, token)
+            factory = breeze_factory(settings, creds, token)
         except (ProfileError, VaultError) as exc:
             print(f"simulate: {exc}", file=sys.stderr)
             return EXIT_USAGE
         secrets.append(token)
     seed = args.seed if args.seed is not None else settings.paper.seed
     redact_in_logs(secrets)
-    paper = PaperConfig(
-        seed=seed,
-        latency_ms=settings.paper.latency_ms,
-        reject_rate=settings.paper.reject_rate,
-        tick_interval_ms=settings.paper.tick_interval_ms,
-        partial_fill=settings.paper.partial_fill,
-        journal_path=settings.home / "paper-journal.jsonl" if settings.paper.journal else None,
-    )
+    paper = paper_config(settings, seed)
     try:
         options = SimulationOptions(
             seconds=args.seconds,
@@ -125,7 +131,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             orders_per_sec=args.orders_per_sec,
             instruments=args.instruments,
             paper=paper,
-            engine=_engine_config(settings),
+            engine=engine_config(settings),
             database_url=settings.database_url,
             secrets=tuple(secrets),
             settings_summary=settings.summary(),

@@ -163,6 +163,9 @@ class Engine:
             self.recorder.attach(self.bus)
         self.trading_state = self.config.initial_state
         self.halt_reason = "" if self.trading_state is TradingState.ACTIVE else "initial state"
+        # Who moved the desk to its state, and when (the desk's clock); shown beside the state.
+        self.trading_state_actor = ""
+        self.trading_state_since_ns: int | None = None
         self.limits = LimitsRegistry(self.recorder, self.instruments, clock_ns=clock_ns)
         self.gate = RiskGate(
             limits=limits if limits is not None else self.limits.current,
@@ -477,6 +480,8 @@ class Engine:
             return
         self.trading_state = state
         self.halt_reason = reason
+        self.trading_state_actor = actor
+        self.trading_state_since_ns = self.clock_ns()
         if state is TradingState.HALTED:
             self.governor.drop_pending(f"trading halted: {reason}")
         log.warning("trading state %s -> %s by %s: %s", previous, state, actor, reason)
@@ -536,6 +541,11 @@ class Engine:
         return keys
 
     # -- broker session --------------------------------------------------------------------------
+
+    @property
+    def session_expired(self) -> bool:
+        """The broker session ended and no new one has been given yet (the GUI then asks for a login)."""
+        return self._session_down
 
     def broker_login_url(self) -> str | None:
         """Where the trader logs in for today's session token; ``None`` for a broker without one."""

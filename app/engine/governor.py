@@ -36,6 +36,7 @@ event loop with one timer for the next moment anything could change, never a tas
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import math
 import time
@@ -117,6 +118,19 @@ class GovernorStats:
     max_wait: float
 
 
+@dataclass(frozen=True, slots=True)
+class RateBudget:
+    """What is left of each broker limit at an instant, next to the limit: order actions in the
+    trailing second, calls in the trailing minute window and calls in the IST day. Never negative."""
+
+    actions_left: int
+    actions_per_second: int
+    minute_left: int
+    calls_per_minute: int
+    day_left: int
+    calls_per_day: int
+
+
 @dataclass(eq=False, slots=True)
 class Ticket:
     """One call waiting for its slot. Settled when ``released`` (a time) or ``error`` is set."""
@@ -132,6 +146,16 @@ class Ticket:
 def _share(fraction: float, limit: int) -> int:
     # The epsilon keeps 0.8 * 100 at 80 whatever the binary rounding of 0.8 does.
     return math.floor(fraction * limit + 1e-9)
+
+
+def _younger(log: deque[float], width: float, now: float) -> int:
+    """How many stamps of ``log`` (oldest first) still count in a window of ``width`` at ``now``."""
+    expired = 0
+    for stamp in log:
+        if stamp + width > now:
+            break
+        expired += 1
+    return len(log) - expired
 
 
 def _ready(log: deque[float], limit: int, width: float, now: float) -> float:
@@ -200,6 +224,16 @@ class Schedule:
 
     def new_day(self, day: int) -> None:
         self.day, self.day_calls, self.day_actions = day, 0, 0
+
+    def remaining(self, now: float) -> RateBudget:
+        """What the history leaves of each limit at ``now`` (the cancels' reserve included). Read only:
+        a display may ask with a clock a little off the scheduler's without disturbing its windows."""
+        limits = self.limits
+        return RateBudget(
+            max(0, limits.order_actions_per_second - _younger(self._second, _SECOND, now)), limits.order_actions_per_second,
+            max(0, limits.calls_per_minute - _younger(self._minute, self.minute_window, now)), limits.calls_per_minute,
+            max(0, limits.calls_per_day - self.day_calls), limits.calls_per_day,
+        )
 
     def _prune(self, now: float) -> None:
         # A call made exactly one window ago no longer counts, as at the broker.
@@ -447,6 +481,14 @@ class Governor:
     @property
     def cancel_rate(self) -> float:
         return self._schedule.cancel_rate
+
+    def remaining(self) -> RateBudget:
+        """What is left of each broker limit now; past IST midnight the whole day, before any call says so."""
+        schedule = self._schedule
+        budget = schedule.remaining(self._clock())
+        if ist_day_number(self._wall_ns()) != schedule.day:
+            return dataclasses.replace(budget, day_left=budget.calls_per_day)
+        return budget
 
     def expected_seconds(self, cancels: int) -> float:
         """Seconds from now until the last of ``cancels`` cancels sent now could go out."""

@@ -12,6 +12,8 @@ class MarketData:
         self._last: dict[str, Tick] = {}
         self.ticks = 0
         self.out_of_order = 0
+        # The newest tick over every instrument: how fresh the feed as a whole is, read at O(1).
+        self.newest_ts_ns: int | None = None
 
     def on_tick(self, tick: Tick) -> None:
         self.ticks += 1
@@ -20,6 +22,9 @@ class MarketData:
             self.out_of_order += 1
             return
         self._last[tick.instrument_key] = tick
+        newest = self.newest_ts_ns
+        if newest is None or tick.ts_ns > newest:
+            self.newest_ts_ns = tick.ts_ns
 
     def last(self, instrument_key: str) -> Tick | None:
         return self._last.get(instrument_key)

@@ -93,6 +93,21 @@ class AuditWriter:
         )
         self.failure: BaseException | None = None
         self.commits = 0
+        # Jobs queued and jobs settled, each counted by one side: the difference is the depth.
+        self._queued_lock = threading.Lock()
+        self._queued = 0
+        self._settled = 0
+
+    @property
+    def pending(self) -> int:
+        """Writes (audit records and desk rows) queued or being written whose commit has not returned yet."""
+        return max(0, self._queued - self._settled)
+
+    def _put(self, job: _Job) -> None:
+        # Several threads may queue (the loop, CLI commands): the count must not lose an increment.
+        with self._queued_lock:
+            self._queued += 1
+        self._queue.put(job)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -124,7 +139,7 @@ class AuditWriter:
         """Queue a record; the returned future resolves with the entry once it is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AuditEntry] = loop.create_future()
-        self._queue.put(_Job(self._prepare(event_type, payload, actor, source), future, loop))
+        self._put(_Job(self._prepare(event_type, payload, actor, source), future, loop))
         return future
 
     def append_blocking(
@@ -139,7 +154,7 @@ class AuditWriter:
         future: concurrent.futures.Future[AuditEntry] = concurrent.futures.Future()
         work = self._prepare(event_type, payload, actor, source)
         work.rows = rows
-        self._queue.put(_Job(work, future, None))
+        self._put(_Job(work, future, None))
         return future.result(timeout)
 
     def execute(self, work: Callable[[Connection], Any]) -> asyncio.Future[Any]:
@@ -148,7 +163,7 @@ class AuditWriter:
             raise StoreError("the audit writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Job(work, future, loop))
+        self._put(_Job(work, future, loop))
         return future
 
     # -- the thread --------------------------------------------------------------------------------
@@ -212,9 +227,11 @@ class AuditWriter:
             self.failure = exc
             log.critical("audit write of %d jobs failed: %s", len(jobs), exc)
             error = StoreError(f"audit write failed, nothing in this batch was stored: {exc}")
+            self._settled += len(jobs)
             self._settle(jobs, [error] * len(jobs), failed=True)
             return
         self.commits += 1
+        self._settled += len(jobs)
         self._settle(jobs, results, failed=False)
 
     def _settle(self, jobs: list[_Job], results: list[Any], *, failed: bool) -> None:

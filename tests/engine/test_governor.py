@@ -17,6 +17,7 @@ from app.engine.governor import (
     CallKind,
     Governor,
     GovernorConfig,
+    RateBudget,
     Schedule,
     Throttled,
     Ticket,
@@ -555,6 +556,27 @@ async def test_counts_are_reported_and_resumed_and_the_day_rolls_at_ist_midnight
     assert tomorrow != today and reported[-1] == (tomorrow, "calls", 1)
     await governor.acquire(CallKind.PLACE)
     assert reported[-2:] == [(tomorrow, "calls", 2), (tomorrow, "order_actions", 1)]
+
+
+async def test_remaining_budgets_drain_with_releases_and_refill_as_windows_pass() -> None:
+    clock = ManualClock(100.0)
+    midnight_ns = ((20_000 + 1) * 86_400 - IST_OFFSET_S) * 1_000_000_000
+    wall = [midnight_ns - 10 * 1_000_000_000]
+    governor = Governor(RateLimits(10, 100, 5000), clock=clock, wall_ns=lambda: wall[0], initial_counts={"calls": 1000})
+    assert governor.remaining() == RateBudget(10, 10, 100, 100, 4000, 5000)
+    await governor.acquire(CallKind.PLACE)
+    clock.now += 0.2
+    await governor.acquire(CallKind.CANCEL)
+    await governor.acquire(CallKind.READ, calls=2)
+    assert governor.remaining() == RateBudget(8, 10, 96, 100, 3996, 5000)
+    clock.now = 101.1  # the place left the trailing second, the cancel has not
+    assert governor.remaining().actions_left == 9
+    clock.now = 161.3  # the place is past the minute window (60 s and its 2 % margin), the others not yet
+    assert governor.remaining().minute_left == 97
+    clock.now = 161.5
+    assert governor.remaining() == RateBudget(10, 10, 100, 100, 3996, 5000)
+    wall[0] = midnight_ns  # a new IST day starts from the whole day
+    assert governor.remaining().day_left == 5000
 
 
 async def test_governor_expected_seconds_follow_its_clock() -> None:

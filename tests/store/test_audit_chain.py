@@ -209,8 +209,30 @@ def test_failed_commit_fails_the_batch_and_leaves_no_gap(tmp_path) -> None:
     asyncio.run(go())
     writer.close()
     assert writer.failure is not None
+    assert writer.pending == 0  # a failed batch is settled too: nothing waits on it
     result = verify_chain(engine)
     assert result.ok and result.records == 5
+
+
+def test_pending_counts_writes_until_their_commit_returns(tmp_path) -> None:
+    writer = AuditWriter(open_store(f"sqlite:///{tmp_path}/pending.db"))
+    writer.start()
+    assert writer.pending == 0
+    release = threading.Event()
+
+    async def go() -> None:
+        held = writer.execute(lambda _connection: release.wait(10))
+        appends = [writer.append("x", {"i": i}, actor="a", source="system") for i in range(3)]
+        assert writer.pending == 4
+        # Taken up by the writer or not, none of them is durable before the held job's commit.
+        await asyncio.sleep(0.05)
+        assert writer.pending == 4
+        release.set()
+        await asyncio.gather(held, *appends)
+        assert writer.pending == 0
+
+    asyncio.run(go())
+    writer.close()
 
 
 def test_redactor_keeps_secrets_out_of_the_database(db_url: str) -> None:

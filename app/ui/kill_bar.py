@@ -1,0 +1,106 @@
+"""The bar above everything: the kill switch, the trading state, the sweep's progress, re-arm, flatten and the IST clock.
+
+It lives in the main window's menu-widget slot, so no layout, dock or toolbar action can close,
+hide or cover it. It only shows; the window connects its buttons to the engine.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QWidget,
+)
+
+from app.domain.india_time import IST_OFFSET_S
+
+
+def ist_hms(ts_ns: int) -> str:
+    """HH:MM:SS in India time for an epoch instant in nanoseconds."""
+    seconds = (ts_ns // 1_000_000_000 + IST_OFFSET_S) % 86_400
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _set(label: QLabel, text: str) -> None:
+    if label.text() != text:
+        label.setText(text)
+
+
+class KillSwitchBar(QFrame):
+    """Kill button, state banner (state, reason, who, since), sweep progress, Re-arm…, Flatten… and the IST clock."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("killBar")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 6, 10, 6)
+        layout.setSpacing(10)
+        self.kill_button = QPushButton("■  KILL   F12")
+        self.kill_button.setObjectName("killButton")
+        self.kill_button.setToolTip(
+            "Halt the desk and cancel every working order now (F12 or Ctrl+Shift+K from anywhere in the window). No confirmation."
+        )
+        self.kill_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.kill_button.setAutoDefault(False)
+        self.state_banner = QLabel("STARTING")
+        self.state_banner.setObjectName("stateBanner")
+        self.state_banner.setProperty("state", "STARTING")
+        self.state_detail = QLabel("")
+        self.state_detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state_detail.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.rearm_button = QPushButton("Re-arm…")
+        self.rearm_button.setToolTip("Leave HALTED or REDUCING: a reason is required and recorded")
+        self.flatten_button = QPushButton("Flatten…")
+        self.flatten_button.setToolTip("Close every open position (asks first, naming every order it will send)")
+        self.sweep_label = QLabel("sweep: —")
+        self.sweep_label.setToolTip("The kill switch's cancel sweep: cancelled of total, and the published time to clear")
+        self.clock_label = QLabel("--:--:-- IST")
+        mono = self.clock_label.font()
+        mono.setFamilies(["DejaVu Sans Mono", "Consolas", "Menlo", "monospace"])
+        mono.setPointSizeF(mono.pointSizeF() * 1.1)
+        self.clock_label.setFont(mono)
+        self.sweep_label.setFont(mono)
+        for widget in (self.kill_button, self.state_banner):
+            layout.addWidget(widget)
+        layout.addWidget(self.state_detail, 1)
+        for widget in (self.sweep_label, self.rearm_button, self.flatten_button, self.clock_label):
+            layout.addWidget(widget)
+
+    def show_state(self, state: str, reason: str, actor: str, since_ns: int | None) -> None:
+        if self.state_banner.property("state") != state:
+            self.state_banner.setProperty("state", state)
+            self.state_banner.setText(state)
+            # A dynamic property only restyles after the style is re-polished.
+            self.state_banner.style().unpolish(self.state_banner)
+            self.state_banner.style().polish(self.state_banner)
+        parts = []
+        if since_ns is not None:
+            parts.append(f"since {ist_hms(since_ns)}")
+        if actor:
+            parts.append(f"by {actor}")
+        detail = " ".join(parts)
+        if reason:
+            detail = f"{detail} — {reason}" if detail else reason
+        _set(self.state_detail, detail)
+        self.state_detail.setToolTip(detail)
+        self.rearm_button.setEnabled(state in ("HALTED", "REDUCING"))
+
+    def show_sweep(self, text: str) -> None:
+        _set(self.sweep_label, text)
+
+    def show_clock(self, now_ns: int) -> None:
+        _set(self.clock_label, f"{ist_hms(now_ns)} IST")
+
+
+def sweep_text(total: int, working_now: int, remaining_s: float | None, done: bool, outcome: str = "") -> str:
+    """'sweep: 12/40 cancelled · ≤ 3.2 s' while it runs; 'sweep done: …' after."""
+    if done:
+        return f"sweep done: {outcome}" if outcome else "sweep done"
+    cleared = max(0, total - working_now)
+    clock = f" · ≤ {remaining_s:.1f} s" if remaining_s is not None and remaining_s > 0 else " · overdue" if remaining_s is not None else ""
+    return f"sweep: {cleared}/{total} cleared{clock}"
+

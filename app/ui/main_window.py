@@ -1,0 +1,630 @@
+"""The desk window: the kill-switch bar above everything, exposure charts in the centre, orders, positions and alerts as docks.
+
+The window paints before the desk has started (the store and the broker may take seconds) and
+attaches to the engine once it exists. From then on one frame timer drains the engine bridge and
+repaints only what changed. The kill switch's slot calls the engine's synchronous
+``engage_kill_switch``: the desk is HALTED before the slot returns, whatever the loop does next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QColor,
+    QIcon,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMenuBar,
+    QSystemTrayIcon,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.domain.actors import Actor, Permission
+from app.domain.audit import AuditSource
+from app.domain.events import Alert, AlertLevel
+from app.domain.orders import Side
+from app.domain.trading_state import TradingState
+from app.ui import theme
+from app.ui.alerts_panel import AlertNotifier, AlertsPanel
+from app.ui.breeze_login import BreezeLoginDialog
+from app.ui.charts import ExposurePanel
+from app.ui.close_dialog import CloseChoice, CloseDialog
+from app.ui.flatten_dialog import FlattenDialog, FlattenLine
+from app.ui.global_hotkey import GlobalHotkey
+from app.ui.kill_bar import KillSwitchBar, sweep_text
+from app.ui.orders_table import OrdersModel, OrdersView
+from app.ui.positions_table import PositionsView
+from app.ui.rearm_dialog import RearmDialog
+from app.ui.status_bar import DeskStatusBar
+
+if TYPE_CHECKING:
+    # The engine (and the store under it) is imported after the window's first paint, not before.
+    from app.engine.engine import Engine
+    from app.ui.bridge import Batch, EngineBridge
+
+log = logging.getLogger(__name__)
+
+FRAME_MS = 100
+_POSITIONS_EVERY_NS = 250_000_000
+_CHART_EVERY_NS = 1_000_000_000
+_STATUS_EVERY_NS = 250_000_000
+_KILL_CHORDS = ("Ctrl+Shift+K", "F12")
+_SETTINGS_VERSION = 1
+_ORDER_ROWS = 10_000
+# How long a close waits for its cancels (or the sweep) to be confirmed before stopping anyway.
+_CLOSE_WAIT_S = 60
+
+
+async def _settled(engine: Engine, timeout_s: float) -> None:
+    """Until no order is working at the desk (the broker confirmed the cancels), or ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while engine.oms.working() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if engine.oms.working():
+        log.error("closing: %d orders still working after the cancels", len(engine.oms.working()))
+
+
+def desk_icon(colour: str = "#c62828") -> QIcon:
+    """A red stop disc: the window's, the tray's."""
+    pixmap = QPixmap(64, 64)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor(colour))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawEllipse(4, 4, 56, 56)
+    painter.setBrush(QColor("white"))
+    painter.drawRect(20, 20, 24, 24)
+    painter.end()
+    return QIcon(pixmap)
+
+
+class KillKeyFilter(QObject):
+    """Sees every key press in the application first: F12 or Ctrl+Shift+K engages the kill switch, whatever has focus."""
+
+    def __init__(self, engage: Callable[[str], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._engage = engage
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() is not QEvent.Type.KeyPress or not isinstance(event, QKeyEvent) or event.isAutoRepeat():
+            return False
+        chord = kill_chord(event)
+        if chord is None:
+            return False
+        self._engage(chord)
+        return True
+
+
+def kill_chord(event: QKeyEvent) -> str | None:
+    """Which kill chord this key press is, if any."""
+    modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    if event.key() == Qt.Key.Key_F12 and modifiers == Qt.KeyboardModifier.NoModifier:
+        return "F12"
+    if event.key() == Qt.Key.Key_K and modifiers == (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier):
+        return "Ctrl+Shift+K"
+    return None
+
+
+class DeskWindow(QMainWindow):
+    """The trader's window onto one running desk."""
+
+    # Emitted once the desk has stopped after a close: the application may quit.
+    closed = Signal()
+
+    def __init__(self, *, settings_path: Path | None = None, dark: bool = True, actor: str | None = None,
+                 global_hotkey: bool = True) -> None:
+        super().__init__()
+        self.actor = actor or getpass.getuser()
+        self.dark = dark
+        self.engine: Engine | None = None
+        self.bridge: EngineBridge | None = None
+        self.frame_times_ms: list[float] = []
+        self.frames = 0
+        self._pending_kill: str | None = None
+        self._last_positions_ns = 0
+        self._last_chart_ns = 0
+        self._last_status_ns = 0
+        self._positions_dirty = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._login: BreezeLoginDialog | None = None
+        self._close_dialog: CloseDialog | None = None
+        self._stopper: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        self._closing = False
+        self._closed = False
+        self.first_paint_ns: int | None = None
+        self._themed: bool | None = None
+        self._limits_shown: object = None
+        self.setWindowTitle("Bulwark — trading desk")
+        self.setWindowIcon(desk_icon())
+        self.resize(1480, 900)
+        self._settings = QSettings(str(settings_path), QSettings.Format.IniFormat) if settings_path is not None else None
+
+        self.kill_bar = KillSwitchBar()
+        self.fault_banner = QLabel("")
+        self.fault_banner.setObjectName("faultBanner")
+        self.fault_banner.setWordWrap(True)
+        self.fault_banner.hide()
+        self.menu = QMenuBar()
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.setSpacing(0)
+        top_layout.addWidget(self.menu)
+        top_layout.addWidget(self.kill_bar)
+        top_layout.addWidget(self.fault_banner)
+        # The menu-widget slot sits above the docks and the central widget and has no close or hide action.
+        self.setMenuWidget(top)
+
+        self.charts = ExposurePanel()
+        self.setCentralWidget(self.charts)
+        # A day of Breeze orders is at most 5,000 calls; past 10,000 rows a re-sort would take seconds.
+        self.orders = OrdersView(OrdersModel(max_rows=_ORDER_ROWS, dark=dark))
+        self.positions = PositionsView()
+        self.alerts = AlertsPanel()
+        self.orders_dock = self._dock("Orders", "orders", self.orders, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.positions_dock = self._dock("Positions", "positions", self.positions, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.alerts_dock = self._dock("Alerts", "alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.positions_dock, self.orders_dock)
+        self.positions_dock.raise_()
+        self.resizeDocks([self.alerts_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.positions_dock], [300], Qt.Orientation.Vertical)
+        self.status = DeskStatusBar()
+        self.setStatusBar(self.status)
+
+        self.tray = QSystemTrayIcon(desk_icon(), self)
+        self.tray.setToolTip("Bulwark desk")
+        self.notifier = AlertNotifier(self.tray)
+        self._build_menus()
+        self._build_shortcuts()
+        self.kill_bar.kill_button.clicked.connect(lambda: self.engage_kill_switch("kill button"))
+        self.kill_bar.rearm_button.clicked.connect(self.open_rearm)
+        self.kill_bar.flatten_button.clicked.connect(self.open_flatten)
+        self.orders.cancel_requested.connect(self.cancel_orders)
+        self.orders.cancel_all_requested.connect(self.cancel_all_working)
+        self._default_state = self.saveState(_SETTINGS_VERSION)
+        self._restore_layout()
+        self.set_dark(dark)
+
+        self.hotkey: GlobalHotkey | None = None
+        self.hotkey_note = "OS-wide hotkey off"
+        if global_hotkey:
+            self.hotkey = GlobalHotkey()
+            self.hotkey.triggered.connect(lambda chord: self.engage_kill_switch(f"OS-wide hotkey {chord}"))
+            availability = self.hotkey.start()
+            self.hotkey_note = "OS-wide hotkey on" if availability.available else f"OS-wide hotkey unavailable: {availability.reason}"
+        self.kill_bar.kill_button.setToolTip(f"{self.kill_bar.kill_button.toolTip()}\n{self.hotkey_note}")
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray.show()
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(FRAME_MS)
+        self.timer.timeout.connect(self.frame)
+        self.timer.start()
+
+    # -- construction ------------------------------------------------------------------------------
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock.{name}")
+        dock.setWidget(widget)
+        # Never above the kill-switch bar: the top area is not offered.
+        dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.LeftDockWidgetArea
+                             | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        desk = self.menu.addMenu("&Desk")
+        kill = QAction("Kill switch: halt and cancel all", self)
+        kill.setShortcuts([QKeySequence(chord) for chord in _KILL_CHORDS])
+        # The QShortcuts below carry the chords application-wide; the action only shows them.
+        kill.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        kill.triggered.connect(lambda: self.engage_kill_switch("Desk menu"))
+        desk.addAction(kill)
+        desk.addAction("Cancel all working orders", self.cancel_all_working)
+        desk.addAction("Re-arm…", self.open_rearm)
+        desk.addAction("Flatten…", self.open_flatten)
+        desk.addSeparator()
+        desk.addAction("Close desk", self.close)
+        view = self.menu.addMenu("&View")
+        for dock in (self.orders_dock, self.positions_dock, self.alerts_dock):
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self.dark_action = QAction("Dark theme", self)
+        self.dark_action.setCheckable(True)
+        self.dark_action.toggled.connect(self.set_dark)
+        view.addAction(self.dark_action)
+        view.addAction("Reset layout", self.reset_layout)
+        tray_menu = QMenu(self)
+        tray_menu.addAction("KILL: halt and cancel all", lambda: self.engage_kill_switch("tray menu"))
+        tray_menu.addSeparator()
+        tray_menu.addAction("Show desk", self._show_from_tray)
+        self.tray.setContextMenu(tray_menu)
+        self.tray_menu = tray_menu
+
+    def _build_shortcuts(self) -> None:
+        # An application event filter, not QShortcut: a shortcut is dead while a modal dialog is open
+        # (re-arm, flatten, close, login), and the kill chord must work then too.
+        self.kill_keys = KillKeyFilter(lambda chord: self.engage_kill_switch(f"shortcut {chord}"), self)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self.kill_keys)
+
+    def _show_from_tray(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    # -- theme and layout --------------------------------------------------------------------------
+
+    def set_dark(self, dark: bool) -> None:
+        if self._themed is dark:
+            return
+        self._themed = self.dark = dark
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            theme.apply(app, dark)
+        self.charts.set_dark(dark)
+        self.orders.model.set_dark(dark)
+        self.positions.model.set_dark(dark)
+        if self.dark_action.isChecked() != dark:
+            self.dark_action.setChecked(dark)
+        if self._settings is not None:
+            self._settings.setValue("theme/dark", dark)
+
+    def _restore_layout(self) -> None:
+        if self._settings is None:
+            return
+        geometry = self._settings.value("window/geometry")
+        state = self._settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, _SETTINGS_VERSION)
+
+    def save_layout(self) -> None:
+        if self._settings is None:
+            return
+        self._settings.setValue("window/geometry", self.saveGeometry())
+        self._settings.setValue("window/state", self.saveState(_SETTINGS_VERSION))
+        self._settings.sync()
+
+    def reset_layout(self) -> None:
+        """Docks back where they started; the kill-switch bar never moved."""
+        self.restoreState(self._default_state, _SETTINGS_VERSION)
+        for dock in (self.orders_dock, self.positions_dock, self.alerts_dock):
+            dock.show()
+        self.save_layout()
+
+    # -- the engine --------------------------------------------------------------------------------
+
+    def attach(self, engine: Engine) -> None:
+        """Show this engine from now on; a kill pressed while the desk was starting is applied now."""
+        from app.ui.bridge import EngineBridge
+
+        self.engine = engine
+        self.bridge = EngineBridge(engine)
+        self.status.attach(engine)
+        self._show_limits(engine)
+        self._show_state()
+        if self._pending_kill is not None:
+            reason, self._pending_kill = self._pending_kill, None
+            engine.engage_kill_switch(reason, self.actor, AuditSource.OPERATOR)
+            self._show_state()
+
+    def set_stopper(self, stopper: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        """How the window stops the desk when it closes (the runner's ordered shutdown), given how it closed."""
+        self._stopper = stopper
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.first_paint_ns is None:
+            self.first_paint_ns = time.time_ns()
+            # The start-up benchmark reads this line: process start to the window on screen.
+            log.info("desk window first painted at epoch_ns=%d", self.first_paint_ns)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def show_fault(self, text: str) -> None:
+        self.fault_banner.setText(text)
+        self.fault_banner.setToolTip(text)
+        self.fault_banner.show()
+
+    def clear_fault(self) -> None:
+        self.fault_banner.hide()
+
+    # -- actions -----------------------------------------------------------------------------------
+
+    def engage_kill_switch(self, how: str) -> None:
+        """Halt now and sweep: synchronous up to HALTED, no dialog. ``how`` says which control (the engine adds "kill switch:")."""
+        reason = how
+        engine = self.engine
+        if engine is None:
+            # The desk is still opening its store: the press holds and is applied the moment the engine exists.
+            self._pending_kill = reason
+            self.kill_bar.show_state("HALTED", f"kill switch: {reason} (applied as soon as the desk has started)", self.actor, time.time_ns())
+            return
+        engine.engage_kill_switch(reason, self.actor, AuditSource.OPERATOR)
+        self._show_state()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                error = finished.exception()
+                log.error("%s failed: %s", what, error)
+                self._local_alert(AlertLevel.WARNING, f"{what} failed: {error}")
+
+        task.add_done_callback(done)
+        return task
+
+    def _local_alert(self, level: AlertLevel, message: str) -> None:
+        now = self.engine.clock_ns() if self.engine is not None else time.time_ns()
+        alert = Alert(level, "desk", message, now)
+        self.alerts.add_alerts([alert])
+
+    def cancel_orders(self, client_ids: list[str]) -> None:
+        engine = self.engine
+        if engine is None or not client_ids:
+            return
+
+        async def cancel() -> None:
+            results = await asyncio.gather(*(engine.cancel(i, actor=self.actor, source=AuditSource.OPERATOR) for i in client_ids))
+            failed = [r for r in results if not r.ok]
+            if failed:
+                self._local_alert(AlertLevel.WARNING, f"{len(failed)} of {len(results)} cancels failed: {failed[0].message}")
+
+        self._spawn(cancel(), "cancel")
+
+    def cancel_all_working(self) -> None:
+        """Cancel every working order; the desk stays in its state (this is not the kill switch)."""
+        if self.engine is not None:
+            self.cancel_orders(sorted(o.client_order_id for o in self.engine.oms.working()))
+
+    def open_rearm(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        actor = Actor(self.actor, frozenset({Permission.REARM}))
+
+        async def submit(reason: str, target: str) -> None:
+            await engine.rearm(actor, reason, to=TradingState(target))
+
+        dialog = RearmDialog(self.actor, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self)
+        dialog.open()
+        self.rearm_dialog = dialog
+
+    def flatten_plan(self) -> list[FlattenLine]:
+        engine = self.engine
+        if engine is None:
+            return []
+        return [
+            FlattenLine(v.instrument_key, str(Side.SELL if v.quantity > 0 else Side.BUY), abs(v.quantity), v.mark)
+            for v in engine.portfolio.views() if v.quantity
+        ]
+
+    def open_flatten(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        dialog = FlattenDialog(self.flatten_plan(), len(engine.oms.working()), parent=self)
+        actor = Actor(self.actor, frozenset({Permission.FLATTEN}))
+
+        def confirmed() -> None:
+            async def run() -> None:
+                report = await engine.flatten(actor, confirmed=True)
+                level = AlertLevel.INFO if report.verified_flat else AlertLevel.CRITICAL
+                self._local_alert(level, f"flatten: {report.orders_sent} orders sent, verified flat: {report.verified_flat}")
+
+            self._spawn(run(), "flatten")
+
+        dialog.accepted.connect(confirmed)
+        dialog.open()
+        self.flatten_dialog = dialog
+
+    def open_login(self, reason: str = "") -> BreezeLoginDialog | None:
+        """The Breeze login dialog for a session that expired mid-day (once at a time)."""
+        engine = self.engine
+        url = engine.broker_login_url() if engine is not None else None
+        if engine is None or url is None:
+            return None
+        if self._login is not None and self._login.isVisible():
+            return self._login
+        dialog = BreezeLoginDialog(url, lambda token: engine.renew_broker_session(token, actor=self.actor), reason=reason,
+                                   dark=self.dark, parent=self)
+        dialog.token_renewed.connect(lambda: self._local_alert(AlertLevel.INFO, "Breeze session renewed: re-arm to trade"))
+        dialog.open()
+        self._login = dialog
+        return dialog
+
+    # -- the frame ---------------------------------------------------------------------------------
+
+    def frame(self) -> None:
+        """Fold what the engine did since the last frame into the views; repaint only what changed."""
+        started = time.perf_counter()
+        engine, bridge = self.engine, self.bridge
+        if engine is None or bridge is None:
+            self.kill_bar.show_clock(time.time_ns())
+            return
+        now = engine.clock_ns()
+        batch = bridge.drain()
+        self._apply(batch, engine, now)
+        if (self._positions_dirty or batch.marks_moved) and now - self._last_positions_ns >= _POSITIONS_EVERY_NS:
+            self.positions.model.update(engine.portfolio.views())
+            self._positions_dirty = False
+            self._last_positions_ns = now
+        if engine.gate.limits is not self._limits_shown:
+            self._show_limits(engine)
+        if now - self._last_chart_ns >= _CHART_EVERY_NS:
+            self._sample_exposure(engine, now)
+            self._last_chart_ns = now
+        self.charts.refresh()
+        if now - self._last_status_ns >= _STATUS_EVERY_NS:
+            self.status.refresh(now)
+            self._show_sweep(engine, now)
+            self._last_status_ns = now
+        self.kill_bar.show_clock(now)
+        if engine.session_expired and (self._login is None or not self._login.isVisible()):
+            self.open_login("The Breeze session expired; new orders are halted. Log in, paste the new token, then re-arm.")
+        self.frames += 1
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.frame_times_ms.append(elapsed_ms)
+        if len(self.frame_times_ms) > 20_000:
+            del self.frame_times_ms[:10_000]
+
+    def _apply(self, batch: Batch, engine: Engine, now: int) -> None:
+        if batch.orders or batch.rejections:
+            self.orders.model.apply_many(batch.orders, batch.rejections)
+            self.orders.refresh_counts()
+        if batch.fills:
+            self._positions_dirty = True
+        if batch.states or batch.kill_engaged or batch.kill_reports:
+            self._show_state()
+            self._show_sweep(engine, now)
+        for status in batch.broker:
+            self.status.set_broker_state(status.broker, status.connected, status.detail, None if status.connected else status.ts_ns)
+            if status.connected:
+                self.clear_fault()
+            elif engine.lifecycle.value == "RUNNING":
+                self.show_fault(f"Broker {status.broker}: {status.detail}. The kill switch still halts the desk.")
+        for crash in batch.crashes:
+            self.show_fault(f"Engine task {crash.task} crashed ({crash.error}); trading halted. The kill switch still works.")
+        if batch.alerts:
+            self.alerts.add_alerts(batch.alerts)
+            self.notifier.notify(batch.alerts)
+            for alert in batch.alerts:
+                if alert.level is AlertLevel.CRITICAL and alert.component in ("store", "broker"):
+                    self.show_fault(f"{alert.component}: {alert.message}")
+
+    def _show_limits(self, engine: Engine) -> None:
+        """The limit lines: from the limits in force (loaded after the engine exists, changed by an operator)."""
+        limits = engine.gate.limits
+        self._limits_shown = limits
+        self.charts.set_limits(limits.desk.max_gross_exposure, limits.desk.max_net_exposure, limits.desk.daily_loss_limit,
+                               limits.breakers.warn_fractions)
+
+    def _show_state(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        state = str(engine.trading_state)
+        changed_ns = engine.trading_state_since_ns
+        self.kill_bar.show_state(state, engine.halt_reason, engine.trading_state_actor, changed_ns)
+
+    def _show_sweep(self, engine: Engine, now: int) -> None:
+        run = engine.kill_switch.last
+        if run is None:
+            return
+        if run.done:
+            counts: dict[str, int] = {}
+            for outcome in run.outcomes.values():
+                counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+            parts = [f"{n} {name.lower().replace('_', ' ')}" for name, n in sorted(counts.items())] or ["nothing was working"]
+            took = f" in {run.cleared_in_ms / 1000:.1f} s" if run.cleared_in_ms is not None else ""
+            self.kill_bar.show_sweep(sweep_text(run.working_at_engage, 0, None, True, ", ".join(parts) + took))
+            return
+        remaining = run.expected_clear_s - (now - run.engaged_at_ns) / 1e9
+        self.kill_bar.show_sweep(sweep_text(run.working_at_engage, len(engine.oms.working()), remaining, False))
+
+    def _sample_exposure(self, engine: Engine, now: int) -> None:
+        exposure = engine.portfolio.exposure
+        self.charts.add_point(now, exposure.gross, exposure.net, engine.day_pnl.current(now))
+        limits = engine.gate.limits
+        rows = []
+        for name, totals in engine.portfolio.underlyings().items():
+            caps = limits.for_underlying(name)
+            rows.append((name, totals.gross, caps.max_gross_exposure if caps is not None else None))
+        self.charts.set_underlyings(rows)
+
+    # -- closing -----------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._closed:
+            event.accept()
+            return
+        event.ignore()
+        if self._closing:
+            return
+        engine = self.engine
+        working = len(engine.oms.working()) if engine is not None else 0
+        if working == 0:
+            self._begin_close(CloseChoice.LEAVE)
+            return
+        positions = len(engine.portfolio.open_instruments()) if engine is not None else 0
+        dialog = CloseDialog(working, positions, parent=self)
+        dialog.finished.connect(lambda _result: self._begin_close(dialog.choice()))
+        self._close_dialog = dialog
+        dialog.open()
+
+    def close_with(self, choice: CloseChoice) -> None:
+        """Close without asking: what to do with working orders is given (a timed run's end)."""
+        self._begin_close(choice)
+
+    def _begin_close(self, choice: CloseChoice) -> None:
+        if choice is CloseChoice.STAY or self._closing:
+            return
+        self._closing = True
+        self._spawn(self._shutdown(choice), "closing the desk")
+
+    async def _shutdown(self, choice: CloseChoice) -> None:
+        engine = self.engine
+        try:
+            if engine is not None and choice is CloseChoice.CANCEL:
+                ids = sorted(o.client_order_id for o in engine.oms.working())
+                await asyncio.gather(*(engine.cancel(i, actor=self.actor, source=AuditSource.OPERATOR) for i in ids))
+                await _settled(engine, _CLOSE_WAIT_S)
+            elif engine is not None and choice is CloseChoice.HALT:
+                engine.engage_kill_switch("desk window closed with orders working", self.actor, AuditSource.OPERATOR)
+                try:
+                    await asyncio.wait_for(engine.kill_switch.wait(), _CLOSE_WAIT_S)
+                except TimeoutError:
+                    log.error("closing: the kill switch sweep did not finish within %d s", _CLOSE_WAIT_S)
+            self.save_layout()
+            if self._stopper is not None:
+                await self._stopper(choice.name.lower())
+        finally:
+            self.dispose()
+            self.close()
+            self.closed.emit()
+
+    def dispose(self) -> None:
+        """Stop the frame timer, the hotkeys, the tray and the bridge; a later close closes at once."""
+        self.timer.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.kill_keys)
+        if self.hotkey is not None:
+            self.hotkey.stop()
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+        self.tray.hide()
+        self._closed = True

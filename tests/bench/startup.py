@@ -1,0 +1,90 @@
+"""Desk start-up: process start to the main window's first paint, and to the desk running, over cold starts.
+
+Each run is a new interpreter running ``main.py`` (the desk window, paper broker, offscreen unless
+a display is set) on a fresh data folder, so the store is created and migrated in every run. The
+window logs the epoch time of its first paint, and the engine logs when it runs; both are read
+from the process's log against the wall time the process was spawned. The window closes itself
+after ``--quit-after`` seconds. Median, p99 and max over ``--runs`` (default 5). Target: first
+paint median <= 2 s. Exit 1 when the median misses it.
+Run: ``python -m tests.bench.startup --json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET_PAINT_S = 2.0
+PAINTED = re.compile(r"desk window first painted at epoch_ns=(\d+)")
+RUNNING = re.compile(r"^(\S+) INFO app\.engine\.engine: engine running", re.MULTILINE)
+
+
+def _env(home: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+    environ["BULWARK_HOME"] = str(home)
+    environ["BULWARK_LOG_LEVEL"] = "INFO"
+    environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    return environ
+
+
+def one_start(home: Path) -> tuple[float, float]:
+    """Seconds from spawning the process to the first paint, and to the engine running."""
+    from datetime import datetime
+
+    spawned_ns = time.time_ns()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--quit-after", "1", "--no-global-hotkey"],
+        capture_output=True, text=True, env=_env(home), timeout=120, check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"main.py failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    painted = PAINTED.search(proc.stderr)
+    running = RUNNING.search(proc.stderr)
+    if painted is None or running is None:
+        raise SystemExit(f"no first-paint or engine-running line in the desk's log: {proc.stderr[-2000:]}")
+    running_ns = int(datetime.fromisoformat(running.group(1)).timestamp() * 1e9)
+    return (int(painted.group(1)) - spawned_ns) / 1e9, (running_ns - spawned_ns) / 1e9
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"median": round(statistics.median(ordered), 3), "p99": round(p99, 3), "max": round(ordered[-1], 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    paints, runs = [], []
+    with tempfile.TemporaryDirectory(prefix="bulwark-bench-startup-") as tmp:
+        for n in range(args.runs):
+            paint, running = one_start(Path(tmp) / f"home{n}")
+            paints.append(paint)
+            runs.append(running)
+    result = {
+        "benchmark": "startup",
+        "runs": args.runs,
+        "first_paint_s": _stats(paints),
+        "desk_running_s": _stats(runs),
+        "target_first_paint_s": TARGET_PAINT_S,
+        "met": statistics.median(paints) <= TARGET_PAINT_S,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": os.environ.get("QT_QPA_PLATFORM", "offscreen")},
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0 if result["met"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
