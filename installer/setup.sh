@@ -7,7 +7,7 @@
 #
 # Steps, each skipped when already done (running it again is cheap and changes nothing):
 #   1. Debian/Ubuntu packages: python3-venv (to create the virtualenv) and the system libraries
-#      Qt needs even offscreen. Checked with dpkg -s; installed with apt-get when missing, as
+#      Qt needs even offscreen (with --test also xvfb, the X server the hotkey tests type into). Checked with dpkg -s; installed with apt-get when missing, as
 #      root or through sudo; otherwise the exact apt-get command is printed and setup stops.
 #   2. The virtualenv .venv (created with $PYTHON, default python3; Python 3.11 to 3.13).
 #   3. pip install -e . (or -e '.[test]'), recorded in .venv/.bulwark-setup so a rerun with an
@@ -17,6 +17,8 @@ set -eu
 exec 1>&2
 
 QT_PACKAGES="libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3"
+# --test only: the OS-wide kill hotkey is tested by typing into a real X server.
+TEST_PACKAGES="xvfb"
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -77,7 +79,9 @@ if command -v dpkg >/dev/null 2>&1; then
     elif [ "$need_venv" = 1 ]; then
         die "$PYTHON has no venv/ensurepip module and is not the system Python; reinstall it with venv support or set PYTHON to one that has it"
     fi
-    for pkg in $QT_PACKAGES; do
+    packages=$QT_PACKAGES
+    [ "$mode" = test ] && packages="$packages $TEST_PACKAGES"
+    for pkg in $packages; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing="${missing:+$missing }$pkg"
     done
 else
@@ -143,6 +147,6 @@ else
     printf '%s %s\n' "$digest" "$mode" >"$stamp"
 fi
 
-say "done. Start the headless paper simulation: .venv/bin/python main.py simulate --seconds 30 --json"
+say "done. Open the desk on the paper broker with its demo flow: .venv/bin/python main.py --demo"
 [ "$mode" = test ] && say "run the tests: .venv/bin/python -m pytest"
 exit 0

@@ -424,12 +424,14 @@ class Engine:
 
     # -- trading state ---------------------------------------------------------------------------
 
-    def halt(self, reason: str, actor: str = "system") -> None:
+    def halt(self, reason: str, actor: str = "system", *, restate: bool = False) -> None:
         """Latch HALTED now, synchronously: no new order passes after this returns. Cancels still pass.
 
         This only stops new orders; ``kill_switch.engage`` halts and also cancels what is working.
+        ``restate``: an operator's halt on a desk already HALTED (the kill switch) becomes the reason
+        shown and stored, who and when; another halt keeps the first reason.
         """
-        self._set_state(TradingState.HALTED, reason, actor)
+        self._set_state(TradingState.HALTED, reason, actor, restate=restate)
 
     def engage_kill_switch(self, reason: str, actor: str, source: AuditSource = AuditSource.OPERATOR) -> KillSwitchReport:
         """HALT now and cancel every working order at the broker's pace; see ``KillSwitch``."""
@@ -460,6 +462,8 @@ class Engine:
             raise ValueError(f"the desk is already {self.trading_state}, not halted: nothing to re-arm")
         if self.kill_switch.sweeping or self.flattener.running:
             raise ValueError("the kill switch sweep or a flatten is still running; wait for its report")
+        if self._session_down:
+            raise ValueError("the broker session has expired: log in again (paste the new session token) before re-arming")
         if to is TradingState.ACTIVE:
             now = self.clock_ns()
             pnl = self.day_pnl.current(now)
@@ -474,9 +478,9 @@ class Engine:
         """Move to REDUCING: only risk-reducing orders pass (the flatten action uses it)."""
         self._set_state(TradingState.REDUCING, reason, actor)
 
-    def _set_state(self, state: TradingState, reason: str, actor: str) -> None:
+    def _set_state(self, state: TradingState, reason: str, actor: str, *, restate: bool = False) -> None:
         previous = self.trading_state
-        if previous is state:
+        if previous is state and not (restate and reason != self.halt_reason):
             return
         self.trading_state = state
         self.halt_reason = reason
@@ -573,7 +577,7 @@ class Engine:
         self._session_down = True
         self.record(AuditEventType.SESSION_EXPIRED, {"broker": self.broker.capabilities.name, "reason": reason},
                     "broker", AuditSource.BROKER)
-        self.halt(f"broker session expired: {reason}; log in again", "broker")
+        self.halt(f"broker session expired: {reason.rstrip('. ')}; log in again", "broker")
         # The login URL carries the API key, so it is shown by the login dialog, never put in an alert.
         self.alert(
             AlertLevel.CRITICAL, "broker",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     # Imported once the window has painted: the engine, the store and Alembic take most of a cold start.
     from app.desk import BrokerFactory, Desk, DeskOptions
     from app.engine.engine import Engine
+    from app.order_flow import OrderFlow
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class DeskRun:
         self.breeze = breeze
         self.desk: Desk | None = None
         self.demo_task: asyncio.Task[None] | None = None
+        self.flow: OrderFlow | None = None
         self.exit_code = EXIT_OK
         self.done = asyncio.Event()
         self._start_over = asyncio.Event()
@@ -126,7 +128,9 @@ class DeskRun:
         dialog.open()
         if await outcome:
             return True
+        log.warning("Breeze login cancelled: the desk does not start")
         self.exit_code = EXIT_FAILED
+        self.done.set()
         return False
 
     async def _start_with(self, options: DeskOptions) -> bool:
@@ -153,8 +157,8 @@ class DeskRun:
     async def _demo(self, engine: Engine, desk: Desk) -> None:
         from app.order_flow import FlowOptions, OrderFlow
 
-        flow = OrderFlow(engine, desk.entries, FlowOptions(seed=desk.options.seed, orders_per_sec=1.5, actor=DEMO_ACTOR))
-        await flow.run(float("inf"))
+        self.flow = OrderFlow(engine, desk.entries, FlowOptions(seed=desk.options.seed, orders_per_sec=1.5, actor=DEMO_ACTOR))
+        await self.flow.run(float("inf"))
 
     async def stop(self, how: str) -> None:
         # A window closed while the desk starts stops it once started: never a half-built desk.
@@ -183,6 +187,9 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
     """Open the window, then describe (``make_options``) and start the desk inside it; run until the window closes.
 
     Returns the exit code."""
+    # The GUI thread shares the GIL with the audit writer and the broker's threads: at Python's default
+    # 5 ms switch interval a kill-switch press could wait that long for the GIL between its Qt calls.
+    sys.setswitchinterval(0.001)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("Bulwark")

@@ -64,6 +64,10 @@ class KillSwitchBar(QFrame):
         mono.setPointSizeF(mono.pointSizeF() * 1.1)
         self.clock_label.setFont(mono)
         self.sweep_label.setFont(mono)
+        # Fixed widths: a clock ticking or a count changing must not re-lay out the window.
+        metrics = self.clock_label.fontMetrics()
+        self.clock_label.setFixedWidth(metrics.horizontalAdvance("00:00:00 IST") + 8)
+        self.sweep_label.setMinimumWidth(metrics.horizontalAdvance("sweep: 000/000 cleared · ≤ 00.0 s") + 8)
         for widget in (self.kill_button, self.state_banner):
             layout.addWidget(widget)
         layout.addWidget(self.state_detail, 1)

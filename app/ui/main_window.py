@@ -48,7 +48,6 @@ from app.domain.trading_state import TradingState
 from app.ui import theme
 from app.ui.alerts_panel import AlertNotifier, AlertsPanel
 from app.ui.breeze_login import BreezeLoginDialog
-from app.ui.charts import ExposurePanel
 from app.ui.close_dialog import CloseChoice, CloseDialog
 from app.ui.flatten_dialog import FlattenDialog, FlattenLine
 from app.ui.global_hotkey import GlobalHotkey
@@ -62,6 +61,7 @@ if TYPE_CHECKING:
     # The engine (and the store under it) is imported after the window's first paint, not before.
     from app.engine.engine import Engine
     from app.ui.bridge import Batch, EngineBridge
+    from app.ui.charts import ExposurePanel
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ class DeskWindow(QMainWindow):
         self._pending_kill: str | None = None
         self._last_positions_ns = 0
         self._last_chart_ns = 0
+        self._last_bars_ns = 0
         self._last_status_ns = 0
         self._positions_dirty = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -157,7 +158,11 @@ class DeskWindow(QMainWindow):
         self.first_paint_ns: int | None = None
         self._themed: bool | None = None
         self._limits_shown: object = None
+        self._faults: dict[str, str] = {}
+        self._session_expired_shown = False
         self.setWindowTitle("Bulwark — trading desk")
+        # Dock animations re-lay out the window for every label that changes width: a calm desk has none.
+        self.setAnimated(False)
         self.setWindowIcon(desk_icon())
         self.resize(1480, 900)
         self._settings = QSettings(str(settings_path), QSettings.Format.IniFormat) if settings_path is not None else None
@@ -178,8 +183,11 @@ class DeskWindow(QMainWindow):
         # The menu-widget slot sits above the docks and the central widget and has no close or hide action.
         self.setMenuWidget(top)
 
-        self.charts = ExposurePanel()
-        self.setCentralWidget(self.charts)
+        # The charts (pyqtgraph and numpy: a third of a cold start) are built just after the first paint.
+        self.charts: ExposurePanel | None = None
+        placeholder = QLabel("Starting the desk…")
+        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setCentralWidget(placeholder)
         # A day of Breeze orders is at most 5,000 calls; past 10,000 rows a re-sort would take seconds.
         self.orders = OrdersView(OrdersModel(max_rows=_ORDER_ROWS, dark=dark))
         self.positions = PositionsView()
@@ -287,7 +295,8 @@ class DeskWindow(QMainWindow):
         app = QApplication.instance()
         if isinstance(app, QApplication):
             theme.apply(app, dark)
-        self.charts.set_dark(dark)
+        if self.charts is not None:
+            self.charts.set_dark(dark)
         self.orders.model.set_dark(dark)
         self.positions.model.set_dark(dark)
         if self.dark_action.isChecked() != dark:
@@ -345,18 +354,38 @@ class DeskWindow(QMainWindow):
             self.first_paint_ns = time.time_ns()
             # The start-up benchmark reads this line: process start to the window on screen.
             log.info("desk window first painted at epoch_ns=%d", self.first_paint_ns)
+            QTimer.singleShot(0, self.build_charts)
+
+    def build_charts(self) -> None:
+        """The exposure charts in the centre (once): after the first paint, so the window shows at once."""
+        if self.charts is not None:
+            return
+        from app.ui.charts import ExposurePanel
+
+        self.charts = ExposurePanel()
+        self.charts.set_dark(self.dark)
+        self.setCentralWidget(self.charts)
+        if self.engine is not None:
+            self._show_limits(self.engine)
 
     @property
     def is_closed(self) -> bool:
         return self._closed
 
-    def show_fault(self, text: str) -> None:
+    def show_fault(self, kind: str, text: str) -> None:
+        """A red banner under the kill-switch bar, one line per kind of fault (broker, task, store)."""
+        self._faults[kind] = text
+        self._show_faults()
+
+    def clear_fault(self, kind: str) -> None:
+        if self._faults.pop(kind, None) is not None:
+            self._show_faults()
+
+    def _show_faults(self) -> None:
+        text = "\n".join(self._faults.values())
         self.fault_banner.setText(text)
         self.fault_banner.setToolTip(text)
-        self.fault_banner.show()
-
-    def clear_fault(self) -> None:
-        self.fault_banner.hide()
+        self.fault_banner.setVisible(bool(text))
 
     # -- actions -----------------------------------------------------------------------------------
 
@@ -370,7 +399,9 @@ class DeskWindow(QMainWindow):
             self.kill_bar.show_state("HALTED", f"kill switch: {reason} (applied as soon as the desk has started)", self.actor, time.time_ns())
             return
         engine.engage_kill_switch(reason, self.actor, AuditSource.OPERATOR)
-        self._show_state()
+        # The banner follows on the loop's next turn (re-styling it costs about a millisecond): the press
+        # returns as soon as the desk is HALTED.
+        QTimer.singleShot(0, self._show_state)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -461,6 +492,7 @@ class DeskWindow(QMainWindow):
         dialog = BreezeLoginDialog(url, lambda token: engine.renew_broker_session(token, actor=self.actor), reason=reason,
                                    dark=self.dark, parent=self)
         dialog.token_renewed.connect(lambda: self._local_alert(AlertLevel.INFO, "Breeze session renewed: re-arm to trade"))
+        dialog.token_renewed.connect(lambda: self.clear_fault("broker"))
         dialog.open()
         self._login = dialog
         return dialog
@@ -477,21 +509,38 @@ class DeskWindow(QMainWindow):
         now = engine.clock_ns()
         batch = bridge.drain()
         self._apply(batch, engine, now)
-        if (self._positions_dirty or batch.marks_moved) and now - self._last_positions_ns >= _POSITIONS_EVERY_NS:
+        if engine.gate.limits is not self._limits_shown:
+            self._show_limits(engine)
+        charted = now - self._last_chart_ns >= _CHART_EVERY_NS
+        if charted:
+            self._sample_exposure(engine, now)
+            self._last_chart_ns = now
+        # The session chart, the bars and the positions each redraw in a frame of their own: one repaint
+        # pass with all of them is the slowest there is.
+        busy = charted
+        if not busy and now - self._last_bars_ns >= _CHART_EVERY_NS and now - self._last_chart_ns >= _CHART_EVERY_NS // 3:
+            self._sample_underlyings(engine)
+            self._last_bars_ns = now
+            busy = True
+        if (not busy and (self._positions_dirty or batch.marks_moved)
+                and now - self._last_positions_ns >= _POSITIONS_EVERY_NS):
             self.positions.model.update(engine.portfolio.views())
             self._positions_dirty = False
             self._last_positions_ns = now
-        if engine.gate.limits is not self._limits_shown:
-            self._show_limits(engine)
-        if now - self._last_chart_ns >= _CHART_EVERY_NS:
-            self._sample_exposure(engine, now)
-            self._last_chart_ns = now
-        self.charts.refresh()
+        if self.charts is not None:
+            self.charts.refresh()
         if now - self._last_status_ns >= _STATUS_EVERY_NS:
             self.status.refresh(now)
             self._show_sweep(engine, now)
             self._last_status_ns = now
         self.kill_bar.show_clock(now)
+        if engine.session_expired is not self._session_expired_shown:
+            self._session_expired_shown = engine.session_expired
+            name = engine.broker.capabilities.name
+            if engine.session_expired:
+                self.status.set_broker_state(name, False, "session expired", now)
+            else:
+                self.status.set_broker_state(name, True, "session renewed", None)
         if engine.session_expired and (self._login is None or not self._login.isVisible()):
             self.open_login("The Breeze session expired; new orders are halted. Log in, paste the new token, then re-arm.")
         self.frames += 1
@@ -506,28 +555,36 @@ class DeskWindow(QMainWindow):
             self.orders.refresh_counts()
         if batch.fills:
             self._positions_dirty = True
+        if any(change.current is TradingState.ACTIVE for change in batch.states):
+            # An operator re-armed: the crashes that halted the desk were seen and dealt with.
+            for kind in [k for k in self._faults if k.startswith("task:")]:
+                self.clear_fault(kind)
         if batch.states or batch.kill_engaged or batch.kill_reports:
             self._show_state()
             self._show_sweep(engine, now)
         for status in batch.broker:
             self.status.set_broker_state(status.broker, status.connected, status.detail, None if status.connected else status.ts_ns)
             if status.connected:
-                self.clear_fault()
+                self.clear_fault("broker")
             elif engine.lifecycle.value == "RUNNING":
-                self.show_fault(f"Broker {status.broker}: {status.detail}. The kill switch still halts the desk.")
+                self.show_fault("broker", f"Broker {status.broker}: {status.detail}. The kill switch still halts the desk.")
         for crash in batch.crashes:
-            self.show_fault(f"Engine task {crash.task} crashed ({crash.error}); trading halted. The kill switch still works.")
+            self.show_fault(
+                f"task:{crash.task}", f"Engine task {crash.task} crashed ({crash.error}); trading halted. The kill switch still works.",
+            )
         if batch.alerts:
             self.alerts.add_alerts(batch.alerts)
             self.notifier.notify(batch.alerts)
             for alert in batch.alerts:
                 if alert.level is AlertLevel.CRITICAL and alert.component in ("store", "broker"):
-                    self.show_fault(f"{alert.component}: {alert.message}")
+                    self.show_fault(alert.component, f"{alert.component}: {alert.message}")
 
     def _show_limits(self, engine: Engine) -> None:
         """The limit lines: from the limits in force (loaded after the engine exists, changed by an operator)."""
         limits = engine.gate.limits
         self._limits_shown = limits
+        if self.charts is None:
+            return
         self.charts.set_limits(limits.desk.max_gross_exposure, limits.desk.max_net_exposure, limits.desk.daily_loss_limit,
                                limits.breakers.warn_fractions)
 
@@ -555,8 +612,14 @@ class DeskWindow(QMainWindow):
         self.kill_bar.show_sweep(sweep_text(run.working_at_engage, len(engine.oms.working()), remaining, False))
 
     def _sample_exposure(self, engine: Engine, now: int) -> None:
+        if self.charts is None:
+            return
         exposure = engine.portfolio.exposure
         self.charts.add_point(now, exposure.gross, exposure.net, engine.day_pnl.current(now))
+
+    def _sample_underlyings(self, engine: Engine) -> None:
+        if self.charts is None:
+            return
         limits = engine.gate.limits
         rows = []
         for name, totals in engine.portfolio.underlyings().items():

@@ -127,6 +127,7 @@ class PositionsModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None, *, dark: bool = True) -> None:
         super().__init__(parent)
         self._rows: list[PositionView] = []
+        self._cells: dict[int, tuple[PositionView, tuple[str, ...], tuple[QColor | None, ...]]] = {}
         self._index: dict[str, int] = {}
         self._open = 0
         self._realised = 0
@@ -151,11 +152,15 @@ class PositionsModel(QAbstractTableModel):
     def data(self, index: ModelIndex, role: int = _DISPLAY) -> Any:
         if not index.isValid():
             return None
-        view = self._rows[index.row()]
-        if role == _DISPLAY:
-            return _DISPLAY_OF[index.column()](view)
-        if role == _FOREGROUND:
-            return self._foreground(view, index.column())
+        row = index.row()
+        view = self._rows[row]
+        if role == _DISPLAY or role == _FOREGROUND:
+            # A repaint asks each cell several times: the row's texts and colours are made once per new view.
+            cells = self._cells.get(row)
+            if cells is None or cells[0] is not view:
+                cells = (view, tuple(f(view) for f in _DISPLAY_OF), tuple(self._foreground(view, c) for c in range(len(_DISPLAY_OF))))
+                self._cells[row] = cells
+            return cells[1][index.column()] if role == _DISPLAY else cells[2][index.column()]
         if role == SORT_ROLE:
             return _SORT_OF[index.column()](view)
         if role == _ALIGN:
@@ -244,6 +249,7 @@ class PositionsModel(QAbstractTableModel):
         if dark == self._dark:
             return
         self._dark = dark
+        self._cells.clear()
         if self._rows:
             self.dataChanged.emit(
                 self.createIndex(0, 0), self.createIndex(len(self._rows) - 1, _LAST), [Qt.ItemDataRole.ForegroundRole]

@@ -264,7 +264,9 @@ class DeskStatusBar(QStatusBar):
         if breaker is not None:
             tip += f". The disconnect breaker halts the desk after {breaker:g} s down while running"
         tip += ". The kill switch still halts the desk."
-        text = "disconnected" if since is None else f"disconnected {_duration(max(0, now_ns - since) / _NS)}"
+        # A lost session is not a lost connection: the trader must log in again, not wait.
+        state = "session expired" if detail == "session expired" else "disconnected"
+        text = state if since is None else f"{state} {_duration(max(0, now_ns - since) / _NS)}"
         if since is None and detail in ("created", "starting"):
             text, level = detail, Level.WARN
         else:
@@ -300,7 +302,7 @@ class DeskStatusBar(QStatusBar):
             self._tips_for, self._budget_tips = governor, _budget_tips(governor.schedule.config, budget)
         for field, left, cap, text, tip in (
             (self._actions, budget.actions_left, budget.actions_per_second,
-             f"actions {budget.actions_left}/{budget.actions_per_second} s", self._budget_tips[0]),
+             f"left: actions {budget.actions_left}/{budget.actions_per_second} s", self._budget_tips[0]),
             (self._calls, budget.minute_left, budget.calls_per_minute,
              f"calls {budget.minute_left}/{budget.calls_per_minute} min", self._budget_tips[1]),
             (self._day, budget.day_left, budget.calls_per_day,

@@ -81,7 +81,7 @@ def _tick(qtbot: QtBot, broker: PaperBroker, engine: Engine, steps: int = 1) -> 
 
 
 def _resting(qtbot: QtBot, run: Running, count: int) -> list[str]:
-    """``count`` buy orders well below the market, so they rest."""
+    """``count`` buy orders well below the market, so they rest (each unique: a ticking market moves the prices)."""
     _tick(qtbot, run.broker, run.engine)
     ids = []
     for n in range(count):
@@ -90,7 +90,7 @@ def _resting(qtbot: QtBot, run: Running, count: int) -> list[str]:
         last = run.engine.market_data.last_price(key)
         assert last is not None
         price = (last * 98 // 100) // inst.tick_size * inst.tick_size - n * inst.tick_size
-        result = await_in_qt(qtbot, run.engine.submit(OrderRequest(key, Side.BUY, inst.lot_size, Decimal(price) / 100, actor="asha")))
+        result = await_in_qt(qtbot, run.engine.submit(OrderRequest(key, Side.BUY, inst.lot_size * (1 + n // len(KEYS)), Decimal(price) / 100, actor="asha")))
         assert result.accepted, result.rejection
         assert result.client_order_id is not None
         ids.append(result.client_order_id)
@@ -188,6 +188,8 @@ def test_a_crashed_task_and_a_dead_feed_show_banners_and_the_kill_switch_still_w
     assert running.engine.trading_state is TradingState.HALTED
     qtbot.waitUntil(lambda: any("strategy.pump" in window.alerts.model.alert(r).message for r in range(window.alerts.model.rowCount())), timeout=5000)
     _rearm_after_crash(qtbot, running)
+    # Re-armed by an operator: the crash was seen; its banner line goes.
+    qtbot.waitUntil(lambda: not window.fault_banner.isVisible(), timeout=5000)
     running.engine.bus.publish(BrokerStatus("paper", False, "ticks stream ended", running.engine.clock_ns()))
     qtbot.waitUntil(lambda: "ticks stream ended" in window.fault_banner.text(), timeout=5000)
     qtbot.mouseClick(window.kill_bar.kill_button, Qt.MouseButton.LeftButton)

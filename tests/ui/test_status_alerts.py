@@ -246,7 +246,7 @@ def test_rate_budgets_fall_with_orders_and_refill_as_the_windows_pass(qtbot: Any
     bar = bar_for(qtbot, desk.engine)
     before = desk.refresh(bar)
     used_at_start = 5_000 - int(before["day"].split("/")[0].replace(",", ""))
-    assert before["actions"] == "actions 10/10 s"
+    assert before["actions"] == "left: actions 10/10 s"
     assert before["calls"] == f"calls {100 - used_at_start}/100 min"
 
     async def three_orders() -> None:
@@ -256,12 +256,12 @@ def test_rate_budgets_fall_with_orders_and_refill_as_the_windows_pass(qtbot: Any
 
     desk.run(three_orders())
     after = desk.refresh(bar)
-    assert after["actions"] == "actions 7/10 s"
+    assert after["actions"] == "left: actions 7/10 s"
     assert after["calls"] == f"calls {97 - used_at_start}/100 min"
     assert after["day"] == f"{4_997 - used_at_start:,}/5,000 day"
     assert all(bar.levels()[name] is Level.PLAIN for name in ("actions", "calls", "day"))
     desk.run(asyncio.sleep(1.1))  # the loop's (virtual) clock: the trailing second empties
-    assert desk.refresh(bar)["actions"] == "actions 10/10 s"
+    assert desk.refresh(bar)["actions"] == "left: actions 10/10 s"
     desk.run(asyncio.sleep(61.5))  # and then the minute window
     texts = desk.refresh(bar)
     assert texts["calls"] == "calls 100/100 min" and texts["day"] == after["day"]

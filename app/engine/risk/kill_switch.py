@@ -108,7 +108,7 @@ class KillSwitch:
         """HALT synchronously, then start (or extend) the cancel sweep. Returns the live report."""
         engine = self._engine
         started = time.perf_counter_ns()
-        engine.halt(f"kill switch: {reason}", actor)
+        engine.halt(f"kill switch: {reason}", actor, restate=True)
         halted_in_us = (time.perf_counter_ns() - started) / 1_000
         dropped = engine.governor.drop_pending(f"kill switch engaged: {reason}")
         working = engine.oms.working()
