@@ -85,7 +85,7 @@ class DeskOptions:
     seed: int = 1
     paper: PaperConfig = field(default_factory=PaperConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     backups_dir: Path | None = None
     backup_time: dt.time = dt.time(16, 0)
     settings_summary: dict[str, Any] = field(default_factory=dict)
@@ -158,7 +158,7 @@ class Desk:
     Use as ``async with Desk(options) as desk:`` or call ``start``, ``stop`` and ``close``. The
     engine exists from construction (its bus can be subscribed to before the start); ``start``
     raises ``StoreError`` (store unusable, or another desk holds it), ``DeskError``,
-    ``CalendarError``/``LimitsError`` or ``EngineStartError``, having undone what it had built.
+    ``CalendarError``/``LimitsError`` or ``EngineStartError``; ``close`` then releases what it had built.
     """
 
     def __init__(self, options: DeskOptions, *, control_handlers: ControlHandlers | None = None) -> None:
@@ -187,7 +187,7 @@ class Desk:
         self._control_handlers = control_handlers
         self._control: ControlServer | None = None
         self._resources = ExitStack()
-        self._stopped = False
+        self._stopping: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> Self:
         try:
@@ -236,8 +236,6 @@ class Desk:
             limits=fixed_limits, calendar=self.calendar,
         )
         self.engine = engine
-        if on_engine is not None:
-            on_engine(engine)
         if self.writer is not None:
             await self.writer.append(
                 AuditEventType.APP_START,
@@ -246,6 +244,9 @@ class Desk:
                  "settings": options.settings_summary},
                 actor="system", source=AuditSource.SYSTEM,
             )
+        # After app.start, so a kill pressed while the desk opened its store is recorded after it.
+        if on_engine is not None:
+            on_engine(engine)
         if fixed_limits is None:
             assert options.limits_path is not None
             await engine.load_limits(options.limits_path, DEFAULT_LIMITS)
@@ -280,18 +281,31 @@ class Desk:
         return load_limits_file(DEFAULT_LIMITS)
 
     async def stop(self, **details: Any) -> None:
-        """Close the control channel, stop the engine in order and record the stop (``details`` go into it). Idempotent."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._control is not None:
-            await self._control.close()
-        if self.engine is not None:
-            await self.engine.stop()
-        if self.writer is not None and self.engine is not None:
-            await self.writer.append(
-                AuditEventType.APP_STOP, {"command": self.options.command, **details}, actor="system", source=AuditSource.SYSTEM,
-            )
+        """Close the control channel, stop the engine in order and record the stop (``details`` go into it).
+
+        Each step runs even if an earlier one failed; a second call waits for the first.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(details))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, details: dict[str, Any]) -> None:
+        try:
+            if self._control is not None:
+                await self._control.close()
+        finally:
+            try:
+                if self.engine is not None:
+                    await self.engine.stop()
+            finally:
+                if self.writer is not None and self.engine is not None:
+                    try:
+                        await self.writer.append(
+                            AuditEventType.APP_STOP, {"command": self.options.command, **details},
+                            actor="system", source=AuditSource.SYSTEM,
+                        )
+                    except Exception as exc:  # noqa: BLE001 - a failed store already halted the desk; the stop goes on
+                        log.error("the stop could not be recorded: %s", exc)
 
     async def verify(self) -> VerifyResult | None:
         """Check the audit chain the desk wrote to (``None`` without a store)."""
@@ -300,15 +314,22 @@ class Desk:
         return await asyncio.to_thread(verify_chain, self.writer.engine)
 
     async def close(self) -> None:
-        """Close the audit writer and release the desk lock (after ``stop``, or after a failed start)."""
-        if self._control is not None and not self._stopped:
-            await self._control.close()
-        if self.engine is not None and not self._stopped:
-            await self.engine.stop()
-        self._stopped = True
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.close)
-        self._resources.close()
+        """Stop what still runs (without an app.stop record if ``stop`` never ran), close the audit writer and
+        release the desk lock: after ``stop``, or after a failed start. Each step runs even if one before failed."""
+        try:
+            if self._stopping is None:
+                try:
+                    if self._control is not None:
+                        await self._control.close()
+                finally:
+                    if self.engine is not None:
+                        await self.engine.stop()
+        finally:
+            try:
+                if self.writer is not None:
+                    await asyncio.to_thread(self.writer.close)
+            finally:
+                self._resources.close()
 
 
 def _backup_done(engine: Engine, outcome: BackupInfo | Exception) -> None:

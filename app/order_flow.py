@@ -8,6 +8,7 @@ well-formed orders the risk gate must refuse (too large, off the collar, repeate
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 from collections import Counter
@@ -20,6 +21,8 @@ from app.domain.audit import AuditSource
 from app.domain.orders import OrderSource, OrderType, Product, Side
 from app.domain.requests import OrderRequest
 from app.engine.engine import Engine
+
+log = logging.getLogger(__name__)
 
 ACTOR = "simulator"
 
@@ -150,16 +153,24 @@ class OrderFlow:
         pending: set[asyncio.Task[None]] = set()
         start = loop.time()
         n = 0
-        while True:
-            due = start + n * interval
-            if due - start >= seconds:
-                break
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            # Each action runs as its own task, like independent order sources: a slow broker
-            # reply must not hold back the flow's pace.
-            task = loop.create_task(self.act())
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            n += 1
-        if pending:
-            await asyncio.wait(pending)
+        try:
+            while True:
+                due = start + n * interval
+                if due - start >= seconds:
+                    break
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                # Each action runs as its own task, like independent order sources: a slow broker
+                # reply must not hold back the flow's pace.
+                task = loop.create_task(self.act())
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                n += 1
+            if pending:
+                await asyncio.wait(pending)
+        finally:
+            # Stopped (the desk closing): no action of this flow goes on submitting behind it.
+            for task in pending:
+                task.cancel()
+            for outcome in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    log.error("order flow action failed: %s", outcome)

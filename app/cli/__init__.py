@@ -27,6 +27,8 @@ COMMANDS = ("simulate", "audit", "backup", "panic", "rearm", "limits", "trading_
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py", description="Bulwark trading control desk. With no COMMAND: the desk window.",
+        # A desk option is given in full: "--quit" must not stand for something the trader did not type.
+        allow_abbrev=False,
     )
     desk_window.add_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

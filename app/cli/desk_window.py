@@ -49,6 +49,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _say(f"a desk is already running on {settings.home}: use its window (or `main.py panic` to stop it)")
         return EXIT_FAILED
     broker = args.broker or settings.broker
+    if args.demo and broker != "paper":
+        # The demo sends a random order flow: never to a real account.
+        _say(f"--demo runs only on the paper broker, not {broker}: start with --broker paper --demo")
+        return EXIT_USAGE
     try:
         breeze = _breeze_login(settings) if broker == "breeze" else None
     except (ProfileError, VaultError) as exc:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,13 +25,12 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.ui.breeze_login import BreezeLoginDialog
 from app.ui.close_dialog import CloseChoice
-from app.ui.main_window import DeskWindow
+from app.ui.main_window import DeskWindow, show_beside
 
 if TYPE_CHECKING:
     # Imported once the window has painted: the engine, the store and Alembic take most of a cold start.
     from app.desk import BrokerFactory, Desk, DeskOptions
     from app.engine.engine import Engine
-    from app.order_flow import OrderFlow
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +45,11 @@ _NO_SCREEN = ("offscreen", "minimal")
 class BreezeLogin:
     """How the desk logs in to Breeze: the login page, and the broker factory for a pasted session token."""
 
-    login_url: str
+    # Both carry secrets (the URL the API key): never in a repr.
+    login_url: str = field(repr=False)
     factory_for: Callable[[str], BrokerFactory]
     # The token stored today, tried first without asking.
-    stored_token: str | None = None
+    stored_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +73,11 @@ class DeskRun:
         self, make_options: Callable[[], DeskOptions], gui: GuiOptions, window: DeskWindow, breeze: BreezeLogin | None,
     ) -> None:
         self.make_options = make_options
-        self.options: DeskOptions | None = None
         self.gui = gui
         self.window = window
         self.breeze = breeze
         self.desk: Desk | None = None
         self.demo_task: asyncio.Task[None] | None = None
-        self.flow: OrderFlow | None = None
         self.exit_code = EXIT_OK
         self.done = asyncio.Event()
         self._start_over = asyncio.Event()
@@ -95,18 +93,24 @@ class DeskRun:
     async def _start(self) -> bool:
         try:
             # Built here, after the first paint: it reads the calendar and imports the engine and the store.
-            self.options = options = self.make_options()
+            options = self.make_options()
         except Exception as exc:  # noqa: BLE001 - a desk that cannot be described cannot start: say why
             self.fail(f"The desk cannot start: {exc}")
             return False
         if self.breeze is None:
             return await self._start_with(options)
         if self.breeze.stored_token is not None:
+            from app.engine.engine import EngineStartError
+
             try:
                 await self._open(replace(options, broker_factory=self.breeze.factory_for(self.breeze.stored_token)))
                 return True
-            except Exception as exc:  # noqa: BLE001 - the stored token may have expired: ask for a new one
-                log.warning("the stored Breeze session token did not work (%s); asking for a new one", type(exc).__name__)
+            except EngineStartError as exc:
+                # The broker refused to start with today's stored token (expired, or from another login): ask.
+                log.warning("the stored Breeze session token did not start the desk (%s); asking for a new one", exc)
+            except Exception as exc:  # noqa: BLE001 - anything else (store, lock, limits) is not the token's fault
+                self.fail(f"The desk did not start: {exc}")
+                return False
         return await self._login(options)
 
     async def _login(self, options: DeskOptions) -> bool:
@@ -115,7 +119,11 @@ class DeskRun:
         outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         async def renew(token: str) -> None:
-            await self._open(replace(options, broker_factory=breeze.factory_for(token)))
+            from app.logs import redact_in_logs
+
+            # The pasted token is a secret from now on: never in a log line or the audit trail.
+            redact_in_logs([token])
+            await self._open(replace(options, broker_factory=breeze.factory_for(token), secrets=(*options.secrets, token)))
 
         dialog = BreezeLoginDialog(breeze.login_url, renew, reason="Log in to ICICI Breeze to start the desk.",
                                    dark=self.gui.dark, parent=self.window)
@@ -125,7 +133,7 @@ class DeskRun:
 
         dialog.accepted.connect(lambda: settle(True))
         dialog.rejected.connect(lambda: settle(False))
-        dialog.open()
+        show_beside(dialog)
         if await outcome:
             return True
         log.warning("Breeze login cancelled: the desk does not start")
@@ -148,6 +156,8 @@ class DeskRun:
         try:
             await desk.start(on_engine=self.window.attach)
         except BaseException:
+            # The window lets go of the engine that did not start: a kill pressed now waits for the next one.
+            self.window.detach()
             await desk.close()
             raise
         self.desk = desk
@@ -157,19 +167,23 @@ class DeskRun:
     async def _demo(self, engine: Engine, desk: Desk) -> None:
         from app.order_flow import FlowOptions, OrderFlow
 
-        self.flow = OrderFlow(engine, desk.entries, FlowOptions(seed=desk.options.seed, orders_per_sec=1.5, actor=DEMO_ACTOR))
-        await self.flow.run(float("inf"))
+        flow = OrderFlow(engine, desk.entries, FlowOptions(seed=desk.options.seed, orders_per_sec=1.5, actor=DEMO_ACTOR))
+        await flow.run(float("inf"))
 
-    async def stop(self, how: str) -> None:
+    async def stop(self, details: dict[str, object]) -> None:
         # A window closed while the desk starts stops it once started: never a half-built desk.
         await self._start_over.wait()
         if self.demo_task is not None:
             self.demo_task.cancel()
             await asyncio.gather(self.demo_task, return_exceptions=True)
-        if self.desk is not None:
-            await self.desk.stop(closed_by="window", working_orders=how)
-            await self.desk.close()
-        self.done.set()
+        try:
+            if self.desk is not None:
+                try:
+                    await self.desk.stop(closed_by="window", **details)
+                finally:
+                    await self.desk.close()
+        finally:
+            self.done.set()
 
     def fail(self, message: str) -> None:
         log.error("%s", message)
@@ -200,7 +214,7 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        # qasync's default executor waits for blocked threads at exit; the desk's own does not.
+        # Broker and store calls run on the desk's own pool, shut down without waiting for a stuck call.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="desk")
         loop.set_default_executor(executor)
         window.show()
@@ -209,8 +223,8 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
                 if gui.on_running is not None:
                     await gui.on_running(window)
                 if gui.quit_after_s is not None:
-                    # A timed run (benchmarks, smoke tests) ends by cancelling what it left working, without asking.
-                    QTimer.singleShot(int(gui.quit_after_s * 1000), lambda: window.close_with(CloseChoice.CANCEL))
+                    # A timed run (benchmarks, smoke tests) ends without asking, leaving working orders to the broker.
+                    QTimer.singleShot(int(gui.quit_after_s * 1000), lambda: window.close_with(CloseChoice.LEAVE))
             await run.done.wait()
         finally:
             window.hide()

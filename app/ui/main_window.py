@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QColor,
+    QGuiApplication,
     QIcon,
     QKeyEvent,
     QKeySequence,
@@ -30,6 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -72,6 +74,7 @@ _STATUS_EVERY_NS = 250_000_000
 _KILL_CHORDS = ("Ctrl+Shift+K", "F12")
 _SETTINGS_VERSION = 1
 _ORDER_ROWS = 10_000
+_SESSION_EXPIRED = "The Breeze session expired; new orders are halted. Log in, paste the new token, then re-arm."
 # How long a close waits for its cancels (or the sweep) to be confirmed before stopping anyway.
 _CLOSE_WAIT_S = 60
 
@@ -128,6 +131,14 @@ def kill_chord(event: QKeyEvent) -> str | None:
     return None
 
 
+def show_beside(dialog: QDialog) -> None:
+    """Show a dialog without blocking the window: the KILL button must stay clickable whatever is open."""
+    dialog.setWindowModality(Qt.WindowModality.NonModal)
+    dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()
+
+
 class DeskWindow(QMainWindow):
     """The trader's window onto one running desk."""
 
@@ -152,7 +163,7 @@ class DeskWindow(QMainWindow):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._login: BreezeLoginDialog | None = None
         self._close_dialog: CloseDialog | None = None
-        self._stopper: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        self._stopper: Callable[[dict[str, object]], Coroutine[Any, Any, None]] | None = None
         self._closing = False
         self._closed = False
         self.first_paint_ns: int | None = None
@@ -220,7 +231,7 @@ class DeskWindow(QMainWindow):
         self.hotkey_note = "OS-wide hotkey off"
         if global_hotkey:
             self.hotkey = GlobalHotkey()
-            self.hotkey.triggered.connect(lambda chord: self.engage_kill_switch(f"OS-wide hotkey {chord}"))
+            self.hotkey.triggered.connect(self._os_hotkey)
             availability = self.hotkey.start()
             self.hotkey_note = "OS-wide hotkey on" if availability.available else f"OS-wide hotkey unavailable: {availability.reason}"
         self.kill_bar.kill_button.setToolTip(f"{self.kill_bar.kill_button.toolTip()}\n{self.hotkey_note}")
@@ -248,13 +259,15 @@ class DeskWindow(QMainWindow):
         desk = self.menu.addMenu("&Desk")
         kill = QAction("Kill switch: halt and cancel all", self)
         kill.setShortcuts([QKeySequence(chord) for chord in _KILL_CHORDS])
-        # The QShortcuts below carry the chords application-wide; the action only shows them.
+        # The application event filter (_build_shortcuts) carries the chords; the action only shows them.
         kill.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         kill.triggered.connect(lambda: self.engage_kill_switch("Desk menu"))
         desk.addAction(kill)
         desk.addAction("Cancel all working orders", self.cancel_all_working)
         desk.addAction("Re-arm…", self.open_rearm)
         desk.addAction("Flatten…", self.open_flatten)
+        desk.addAction("Log in to the broker…", lambda: self.open_login(_SESSION_EXPIRED if self.engine is not None
+                                                                       and self.engine.session_expired else ""))
         desk.addSeparator()
         desk.addAction("Close desk", self.close)
         view = self.menu.addMenu("&View")
@@ -280,6 +293,11 @@ class DeskWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self.kill_keys)
+
+    def _os_hotkey(self, chord: str) -> None:
+        # With the desk in front, the application's own key filter already took the press.
+        if QGuiApplication.applicationState() is not Qt.ApplicationState.ApplicationActive:
+            self.engage_kill_switch(f"OS-wide hotkey {chord}")
 
     def _show_from_tray(self) -> None:
         self.showNormal()
@@ -344,8 +362,19 @@ class DeskWindow(QMainWindow):
             engine.engage_kill_switch(reason, self.actor, AuditSource.OPERATOR)
             self._show_state()
 
-    def set_stopper(self, stopper: Callable[[str], Coroutine[Any, Any, None]]) -> None:
-        """How the window stops the desk when it closes (the runner's ordered shutdown), given how it closed."""
+    def detach(self) -> None:
+        """Let go of an engine that did not start: the desk shows STARTING again and a kill press waits for the next one."""
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+        engine, self.engine = self.engine, None
+        if engine is not None and engine.trading_state is TradingState.HALTED and self._pending_kill is None:
+            # A press on the engine that failed could not be stored: it carries over to the next one.
+            self._pending_kill = engine.halt_reason.removeprefix("kill switch: ") if engine.halt_reason.startswith("kill switch: ") else None
+        self.kill_bar.show_state("STARTING", "", "", None)
+
+    def set_stopper(self, stopper: Callable[[dict[str, object]], Coroutine[Any, Any, None]]) -> None:
+        """How the window stops the desk when it closes (the runner's ordered shutdown), given how it closed (for app.stop)."""
         self._stopper = stopper
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -393,8 +422,9 @@ class DeskWindow(QMainWindow):
         """Halt now and sweep: synchronous up to HALTED, no dialog. ``how`` says which control (the engine adds "kill switch:")."""
         reason = how
         engine = self.engine
-        if engine is None:
-            # The desk is still opening its store: the press holds and is applied the moment the engine exists.
+        if engine is None or engine.lifecycle == "STOPPED":
+            # The desk is still opening its store (or a start failed and another is tried): the press holds and
+            # is applied the moment the next engine exists.
             self._pending_kill = reason
             self.kill_bar.show_state("HALTED", f"kill switch: {reason} (applied as soon as the desk has started)", self.actor, time.time_ns())
             return
@@ -450,7 +480,7 @@ class DeskWindow(QMainWindow):
             await engine.rearm(actor, reason, to=TradingState(target))
 
         dialog = RearmDialog(self.actor, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self)
-        dialog.open()
+        show_beside(dialog)
         self.rearm_dialog = dialog
 
     def flatten_plan(self) -> list[FlattenLine]:
@@ -478,7 +508,7 @@ class DeskWindow(QMainWindow):
             self._spawn(run(), "flatten")
 
         dialog.accepted.connect(confirmed)
-        dialog.open()
+        show_beside(dialog)
         self.flatten_dialog = dialog
 
     def open_login(self, reason: str = "") -> BreezeLoginDialog | None:
@@ -493,7 +523,7 @@ class DeskWindow(QMainWindow):
                                    dark=self.dark, parent=self)
         dialog.token_renewed.connect(lambda: self._local_alert(AlertLevel.INFO, "Breeze session renewed: re-arm to trade"))
         dialog.token_renewed.connect(lambda: self.clear_fault("broker"))
-        dialog.open()
+        show_beside(dialog)
         self._login = dialog
         return dialog
 
@@ -539,10 +569,10 @@ class DeskWindow(QMainWindow):
             name = engine.broker.capabilities.name
             if engine.session_expired:
                 self.status.set_broker_state(name, False, "session expired", now)
+                # Once per expiry; closed, it opens again from Desk ▸ Log in to the broker….
+                self.open_login(_SESSION_EXPIRED)
             else:
                 self.status.set_broker_state(name, True, "session renewed", None)
-        if engine.session_expired and (self._login is None or not self._login.isVisible()):
-            self.open_login("The Breeze session expired; new orders are halted. Log in, paste the new token, then re-arm.")
         self.frames += 1
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.frame_times_ms.append(elapsed_ms)
@@ -645,7 +675,7 @@ class DeskWindow(QMainWindow):
         dialog = CloseDialog(working, positions, parent=self)
         dialog.finished.connect(lambda _result: self._begin_close(dialog.choice()))
         self._close_dialog = dialog
-        dialog.open()
+        show_beside(dialog)
 
     def close_with(self, choice: CloseChoice) -> None:
         """Close without asking: what to do with working orders is given (a timed run's end)."""
@@ -662,7 +692,9 @@ class DeskWindow(QMainWindow):
         try:
             if engine is not None and choice is CloseChoice.CANCEL:
                 ids = sorted(o.client_order_id for o in engine.oms.working())
-                await asyncio.gather(*(engine.cancel(i, actor=self.actor, source=AuditSource.OPERATOR) for i in ids))
+                results = await asyncio.gather(*(engine.cancel(i, actor=self.actor, source=AuditSource.OPERATOR) for i in ids))
+                for failed in (r for r in results if not r.ok):
+                    log.error("closing: cancel of %s failed: %s", failed.client_order_id, failed.message)
                 await _settled(engine, _CLOSE_WAIT_S)
             elif engine is not None and choice is CloseChoice.HALT:
                 engine.engage_kill_switch("desk window closed with orders working", self.actor, AuditSource.OPERATOR)
@@ -671,12 +703,15 @@ class DeskWindow(QMainWindow):
                 except TimeoutError:
                     log.error("closing: the kill switch sweep did not finish within %d s", _CLOSE_WAIT_S)
             self.save_layout()
-            if self._stopper is not None:
-                await self._stopper(choice.name.lower())
         finally:
-            self.dispose()
-            self.close()
-            self.closed.emit()
+            try:
+                if self._stopper is not None:
+                    still = len(engine.oms.working()) if engine is not None else 0
+                    await self._stopper({"working_orders": choice.name.lower(), "still_working": still})
+            finally:
+                self.dispose()
+                self.close()
+                self.closed.emit()
 
     def dispose(self) -> None:
         """Stop the frame timer, the hotkeys, the tray and the bridge; a later close closes at once."""

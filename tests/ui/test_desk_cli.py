@@ -25,7 +25,8 @@ def test_main_py_demo_opens_the_desk_on_a_fresh_folder_trades_through_the_gate_a
     # The demo's share of bad and over-limit orders is refused by the one gate, and recorded.
     assert audit_records(home, "gate.rejected")
     stop = audit_records(home, "app.stop")
-    assert len(stop) == 1 and json.loads(str(stop[0]["payload"]))["working_orders"] == "cancel"
+    # A timed run closes without asking and leaves working orders to the broker (here the paper market, gone with it).
+    assert len(stop) == 1 and json.loads(str(stop[0]["payload"]))["working_orders"] == "leave"
     assert (home / "desk-window.ini").exists()
     verify = run_main(home, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -42,11 +43,20 @@ def test_a_second_desk_on_the_same_data_folder_says_one_is_running_and_exits(tmp
     assert len(audit_records(home, "app.start")) == 1
 
 
+def test_the_demo_never_trades_a_real_broker(tmp_path: Path) -> None:
+    proc = run_main(tmp_path / "real", "--demo", "--broker", "breeze", env=OFFSCREEN)
+    assert proc.returncode == 2 and "--demo runs only on the paper broker" in proc.stderr
+    assert "first painted" not in proc.stderr
+
+
 def test_an_unusable_setting_is_refused_before_any_window(tmp_path: Path) -> None:
     proc = run_main(tmp_path / "bad", "--instruments", "0", env=OFFSCREEN)
     assert proc.returncode == 2 and "--instruments" in proc.stderr
     proc = run_main(tmp_path / "bad", "--broker", "nosuch", env=OFFSCREEN)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    # No abbreviations of the desk's options: "--quit" is not the hidden timed-run option.
+    proc = run_main(tmp_path / "bad", "--quit", "1", env=OFFSCREEN)
+    assert proc.returncode == 2 and "invalid choice: '1'" in proc.stderr
 
 
 def test_too_many_instruments_is_refused_with_the_reason_and_no_trading(tmp_path: Path) -> None:

@@ -213,9 +213,9 @@ def test_closing_with_working_orders_asks_and_stops_the_desk_in_order(
     _resting(qtbot, run, 3)
     stops: list[str] = []
 
-    async def stopper(how: str) -> None:
-        stops.append(how)
-        await run.desk.stop(closed_by="window", working_orders=how)
+    async def stopper(details: dict[str, object]) -> None:
+        stops.append(str(details["working_orders"]))
+        await run.desk.stop(closed_by="window", **details)
         await run.desk.close()
 
     run.window.set_stopper(stopper)
@@ -231,7 +231,9 @@ def test_closing_with_working_orders_asks_and_stops_the_desk_in_order(
     assert working == (3 if choice is CloseChoice.LEAVE else 0)
     assert run.engine.trading_state is (TradingState.HALTED if choice is CloseChoice.HALT else TradingState.ACTIVE)
     stop = audit_records(run.home, "app.stop")
-    assert stop and json.loads(str(stop[-1]["payload"])) == {"command": "desk", "closed_by": "window", "working_orders": choice.name.lower()}
+    assert stop and json.loads(str(stop[-1]["payload"])) == {
+        "command": "desk", "closed_by": "window", "working_orders": choice.name.lower(), "still_working": working,
+    }
 
 
 def test_closing_can_be_called_off(running: Running, qtbot: QtBot) -> None:
@@ -287,3 +289,45 @@ def test_layout_is_remembered_and_reset(running: Running, qtbot: QtBot) -> None:
     again.reset_layout()
     assert again.alerts_dock.isVisible()
     again.dispose()
+
+
+def test_a_kill_pressed_while_the_desk_starts_is_applied_to_the_engine_and_recorded_after_app_start(
+    tmp_path: Path, qtbot: QtBot, qloop: qasync.QEventLoop,
+) -> None:
+    home = cover_today(tmp_path / "home")
+    window = DeskWindow(settings_path=home / "desk-window.ini", global_hotkey=False, actor="asha")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.mouseClick(window.kill_bar.kill_button, Qt.MouseButton.LeftButton)
+    assert window.kill_bar.state_banner.text() == "HALTED"
+    desk = Desk(_options(home))
+    engine = await_in_qt(qtbot, desk.start(on_engine=window.attach))
+    assert engine.trading_state is TradingState.HALTED
+    assert engine.halt_reason == "kill switch: kill button" and engine.trading_state_actor == "asha"
+    await_in_qt(qtbot, engine.kill_switch.wait())
+    window.dispose()
+    await_in_qt(qtbot, desk.stop())
+    await_in_qt(qtbot, desk.close())
+    kinds = [r["event_type"] for r in rows_of(home)]
+    assert kinds.index("app.start") < kinds.index("kill_switch.engaged")
+
+
+def test_the_kill_button_stays_clickable_while_a_dialog_is_open(running: Running, qtbot: QtBot) -> None:
+    running.window.open_flatten()
+    dialog = running.window.flatten_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=2000)
+    assert not dialog.isModal()
+    qtbot.mouseClick(running.window.kill_bar.kill_button, Qt.MouseButton.LeftButton)
+    assert running.engine.trading_state is TradingState.HALTED
+    dialog.reject()
+
+
+def rows_of(home: Path) -> list[dict[str, object]]:
+    from app.store.db import make_engine
+    from app.store.export import rows
+
+    engine = make_engine(f"sqlite:///{home}/bulwark.db")
+    try:
+        return list(rows(engine))
+    finally:
+        engine.dispose()
