@@ -689,6 +689,8 @@ class ExposurePanel(QWidget):
         self._net_pct = self._header_label("netPct")
         self._pnl_title = self._header_label("pnlTitle")
         self._pnl_value = self._header_label("pnlValue")
+        # Room for a changing amount, so a new figure never waits on a re-layout (or clips).
+        self._pnl_value.setMinimumWidth(self._pnl_value.fontMetrics().horizontalAdvance("+₹99.99 Cr"))
         self._pnl_limit = self._header_label("pnlLimit")
         header = QHBoxLayout()
         header.setContentsMargins(6, 2, 6, 2)

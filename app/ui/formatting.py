@@ -10,8 +10,9 @@ _CRORE = 10_000_000 * PAISE_PER_RUPEE
 
 def inr(paise: int) -> str:
     """Full amount in rupees, whole rupees only: 1234567890 paise -> '₹1,23,45,679'."""
-    sign = "-" if paise < 0 else ""
     rupees = (abs(paise) + PAISE_PER_RUPEE // 2) // PAISE_PER_RUPEE
+    # A loss of a few paise shows as ₹0, not "-₹0".
+    sign = "-" if paise < 0 and rupees else ""
     return f"{sign}₹{group_indian(str(rupees))}"
 
 

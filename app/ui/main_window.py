@@ -208,8 +208,8 @@ class DeskWindow(QMainWindow):
         self.alerts_dock = self._dock("Alerts", "alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.positions_dock, self.orders_dock)
         self.positions_dock.raise_()
-        self.resizeDocks([self.alerts_dock], [380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.positions_dock], [300], Qt.Orientation.Vertical)
+        self._layout_restored = False
+        self._size_docks()
         self.status = DeskStatusBar()
         self.setStatusBar(self.status)
 
@@ -244,6 +244,10 @@ class DeskWindow(QMainWindow):
         self.timer.start()
 
     # -- construction ------------------------------------------------------------------------------
+
+    def _size_docks(self) -> None:
+        self.resizeDocks([self.alerts_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.positions_dock], [300], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -330,7 +334,7 @@ class DeskWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            self.restoreState(state, _SETTINGS_VERSION)
+            self._layout_restored = self.restoreState(state, _SETTINGS_VERSION)
 
     def save_layout(self) -> None:
         if self._settings is None:
@@ -394,6 +398,9 @@ class DeskWindow(QMainWindow):
         self.charts = ExposurePanel()
         self.charts.set_dark(self.dark)
         self.setCentralWidget(self.charts)
+        if not self._layout_restored:
+            # The docks were sized against the placeholder: again against the charts, once they are laid out.
+            QTimer.singleShot(0, self._size_docks)
         if self.engine is not None:
             self._show_limits(self.engine)
 

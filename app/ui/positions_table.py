@@ -63,7 +63,8 @@ _PNL_COLUMNS = frozenset({COL_REALISED, COL_UNREALISED, COL_PNL})
 
 def signed_inr(paise: int) -> str:
     """A full amount with an explicit sign for P&L: '+₹3,41,000', '-₹12,000', '₹0'."""
-    return "+" + formatting.inr(paise) if paise > 0 else formatting.inr(paise)
+    text = formatting.inr(paise)
+    return "+" + text if paise > 0 and text != "₹0" else text
 
 
 def _pnl(v: PositionView) -> int:
