@@ -372,10 +372,16 @@ class DeskWindow(QMainWindow):
             self.bridge.close()
             self.bridge = None
         engine, self.engine = self.engine, None
-        if engine is not None and engine.trading_state is TradingState.HALTED and self._pending_kill is None:
-            # A press on the engine that failed could not be stored: it carries over to the next one.
-            self._pending_kill = engine.halt_reason.removeprefix("kill switch: ") if engine.halt_reason.startswith("kill switch: ") else None
-        self.kill_bar.show_state("STARTING", "", "", None)
+        prefix = "kill switch: "
+        if (engine is not None and self._pending_kill is None and engine.trading_state is TradingState.HALTED
+                and engine.trading_state_actor == self.actor and engine.halt_reason.startswith(prefix)):
+            # This window's press on the engine that failed could not be stored: it carries over to the next one.
+            self._pending_kill = engine.halt_reason.removeprefix(prefix)
+        if self._pending_kill is not None:
+            self.kill_bar.show_state("HALTED", f"{prefix}{self._pending_kill} (applied as soon as the desk has started)",
+                                     self.actor, time.time_ns())
+        else:
+            self.kill_bar.show_state("STARTING", "", "", None)
 
     def set_stopper(self, stopper: Callable[[dict[str, object]], Coroutine[Any, Any, None]]) -> None:
         """How the window stops the desk when it closes (the runner's ordered shutdown), given how it closed (for app.stop)."""

@@ -331,3 +331,24 @@ def rows_of(home: Path) -> list[dict[str, object]]:
         return list(rows(engine))
     finally:
         engine.dispose()
+
+
+def test_a_press_on_an_engine_whose_start_failed_carries_over_to_the_next_engine(qtbot: QtBot, qloop: qasync.QEventLoop) -> None:
+    from app.brokers.paper import load_universe
+
+    entry = next(e for e in load_universe() if e.instrument.key == "NSE:RELIANCE")
+    window = DeskWindow(global_hotkey=False, actor="asha")
+    qtbot.addWidget(window)
+    first = Engine(PaperBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[entry]), [entry.instrument])
+    window.attach(first)
+    window.engage_kill_switch("kill button")
+    assert first.trading_state is TradingState.HALTED
+    window.detach()
+    assert window.engine is None and window.kill_bar.state_banner.text() == "HALTED"
+    second = Engine(PaperBroker(PaperConfig(seed=1, tick_interval_ms=None), universe=[entry]), [entry.instrument])
+    assert second.trading_state is TradingState.ACTIVE
+    window.attach(second)
+    assert second.trading_state is TradingState.HALTED and second.halt_reason == "kill switch: kill button"
+    assert second.trading_state_actor == "asha"
+    await_in_qt(qtbot, second.stop())
+    window.dispose()
