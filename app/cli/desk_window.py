@@ -39,10 +39,7 @@ def _breeze_login(settings: Settings) -> BreezeLogin:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from app.security.vault import VaultError, stored_secrets
     from app.store.desk_lock import desk_running
-
-    from .breeze_profile import ProfileError
 
     if desk_running(settings.database_url):
         # Before any window: a second desk on this data folder must not even look like it started.
@@ -53,17 +50,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # The demo sends a random order flow: never to a real account.
         _say(f"--demo runs only on the paper broker, not {broker}: start with --broker paper --demo")
         return EXIT_USAGE
-    try:
-        breeze = _breeze_login(settings) if broker == "breeze" else None
-    except (ProfileError, VaultError) as exc:
-        _say(str(exc))
-        return EXIT_USAGE
+    breeze = None
+    if broker == "breeze":
+        from app.security.vault import VaultError
+
+        from .breeze_profile import ProfileError
+
+        try:
+            breeze = _breeze_login(settings)
+        except (ProfileError, VaultError) as exc:
+            _say(str(exc))
+            return EXIT_USAGE
 
     def make_options() -> DeskOptions:
         # After the window's first paint: the keyring, the calendar, the engine and the store take a while.
         from app.desk import DeskOptions
         from app.engine.risk.calendar_data import load_effective
         from app.logs import redact_in_logs
+        from app.security.vault import stored_secrets
 
         from .simulate import engine_config, paper_config
 

@@ -218,6 +218,11 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="desk")
         loop.set_default_executor(executor)
         window.show()
+        # Let the window paint before the desk's heavy imports and the store's migrations begin.
+        for _ in range(200):
+            if window.first_paint_ns is not None:
+                break
+            await asyncio.sleep(0.005)
         try:
             if await run.start():
                 if gui.on_running is not None:
