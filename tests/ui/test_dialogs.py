@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
@@ -17,26 +16,6 @@ from app.ui.flatten_dialog import FlattenDialog, FlattenLine
 from app.ui.rearm_dialog import MAX_REASON_CHARS, RearmDialog
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
-
-
-@pytest.fixture
-def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """A qasync loop over the test QApplication; its tasks run while Qt processes events (qtbot.waitUntil).
-
-    Marked running by hand, as ``run_forever`` would, rather than with ``already_running=True``: that
-    loop's ``stop()`` calls ``QApplication.exit()``, which emits ``aboutToQuit`` and leaves every later
-    ``QEventLoop.exec()`` (``qtbot.wait``, ``waitSignal``) returning at once, breaking the tests after it.
-    """
-    qapp.setQuitOnLastWindowClosed(False)
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    asyncio.events._set_running_loop(loop)
-    try:
-        yield loop
-    finally:
-        asyncio.events._set_running_loop(None)
-        loop.close()
-        asyncio.set_event_loop(None)
 
 
 @pytest.fixture
