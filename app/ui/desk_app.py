@@ -127,6 +127,7 @@ class DeskRun:
 
         dialog = BreezeLoginDialog(breeze.login_url, renew, reason="Log in to ICICI Breeze to start the desk.",
                                    dark=self.gui.dark, parent=self.window)
+
         def settle(logged_in: bool) -> None:
             if not outcome.done():
                 outcome.set_result(logged_in)
