@@ -271,7 +271,8 @@ class SessionChart(pg.PlotWidget):  # type: ignore[misc]
         self._pnl_box.setXLink(self._main_box)
         self._main_box.sigResized.connect(self._fit_pnl_box)
 
-        self._legend = plot.addLegend(offset=(6, 4), verSpacing=-6)
+        # One row across the top, above the caps, so it never covers the first minutes of the session.
+        self._legend = plot.addLegend(offset=(6, 2), verSpacing=-6, colCount=3)
         self._gross_curve = pg.PlotDataItem(name="Gross", **_CURVE_OPTS)
         self._net_curve = pg.PlotDataItem(name="Net", **_CURVE_OPTS)
         self._pnl_curve = pg.PlotDataItem(name="P&L today (right axis)", **_CURVE_OPTS)
@@ -405,7 +406,8 @@ class SessionChart(pg.PlotWidget):  # type: ignore[misc]
             self._money_range,
             min(0.0, gross_lo, net_lo, -net_cap),
             max(0.0, gross_hi, net_hi, gross_cap, net_cap),
-            0.05,
+            # Room above the top cap line for its label (about 16 px on a 250 px chart).
+            0.1,
         )
         # P&L is padded more, so its loss limit and peaks sit clear of the net floor and gross cap lines.
         pnl_range = _settled(self._pnl_range, min(0.0, pnl_lo, -loss), max(0.0, pnl_hi), 0.16)
