@@ -64,7 +64,7 @@ from PySide6.QtWidgets import (
 
 from app.domain.events import Alert, AlertLevel
 from app.domain.india_time import ist_day
-from app.ui.kill_bar import ist_hms
+from app.ui.formatting import ist_hms
 from app.ui.theme import colours
 
 MAX_ALERTS = 2000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.domain.india_time import IST_OFFSET_S
 from app.domain.money import PAISE_PER_RUPEE, format_inr, group_indian
 
 _LAKH = 100_000 * PAISE_PER_RUPEE
@@ -48,3 +49,9 @@ def quantity(units: int) -> str:
     """A signed quantity with Indian grouping: -1,50,000."""
     sign = "-" if units < 0 else ""
     return sign + group_indian(str(abs(units)))
+
+
+def ist_hms(ts_ns: int) -> str:
+    """'11:42:07': India time of day for an epoch instant in nanoseconds."""
+    seconds = (ts_ns // 1_000_000_000 + IST_OFFSET_S) % 86_400
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -16,13 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.domain.india_time import IST_OFFSET_S
-
-
-def ist_hms(ts_ns: int) -> str:
-    """HH:MM:SS in India time for an epoch instant in nanoseconds."""
-    seconds = (ts_ns // 1_000_000_000 + IST_OFFSET_S) % 86_400
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+from app.ui.formatting import ist_hms
 
 
 def _set(label: QLabel, text: str) -> None:

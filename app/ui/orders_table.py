@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.events import OrderRejected, OrderSnapshot
-from app.domain.india_time import IST, IST_OFFSET_S
+from app.domain.india_time import IST
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.rejections import REASON_TEXT, Rejection
 from app.ui import formatting
@@ -51,14 +51,6 @@ _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
-_NS_PER_S = 1_000_000_000
-_SECONDS_PER_DAY = 86_400
-
-
-def ist_hms(ts_ns: int) -> str:
-    """'11:42:07' in India for an epoch-nanosecond timestamp."""
-    s = (ts_ns // _NS_PER_S + IST_OFFSET_S) % _SECONDS_PER_DAY
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def ist_stamp(ts_ns: int) -> str:
@@ -294,7 +286,7 @@ def _value_vs_limit(rejection: Rejection | None) -> str:
 
 
 _DISPLAY_OF: tuple[Callable[[_Row], str], ...] = (
-    lambda r: ist_hms(r.placed_ns),
+    lambda r: formatting.ist_hms(r.placed_ns),
     lambda r: r.client_id or "",
     lambda r: r.instrument,
     lambda r: r.side.value if r.side is not None else "",

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 from app.domain.india_time import IST, ist_day, ist_day_number
 from app.domain.instruments import Exchange
 from app.domain.money import group_indian
-from app.ui.kill_bar import ist_hms
+from app.ui.formatting import ist_hms
 from app.ui.theme import colours
 
 if TYPE_CHECKING:
