@@ -8,21 +8,18 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QEvent,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QKeyEvent, QPalette
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
     QHBoxLayout,
-    QHeaderView,
     QLineEdit,
     QPushButton,
     QTableView,
@@ -36,10 +33,17 @@ from app.domain.india_time import IST
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.rejections import REASON_TEXT, Rejection
 from app.ui import formatting
+from app.ui.table_view import (
+    SORT_ROLE,
+    ColumnsModel,
+    ModelIndex,
+    TextFilter,
+    Tone,
+    compact_table,
+    is_dark_palette,
+    tone_colour,
+)
 
-ModelIndex = QModelIndex | QPersistentModelIndex
-
-SORT_ROLE = int(Qt.ItemDataRole.UserRole)
 """Role giving a raw, sortable value for a cell (ints for amounts, quantities and times)."""
 
 # Plain ints: data() runs for every painted cell and every sort comparison, and comparing an int
@@ -48,8 +52,6 @@ _DISPLAY = int(Qt.ItemDataRole.DisplayRole)
 _ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
 _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
-_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 
 
@@ -57,46 +59,6 @@ def ist_stamp(ts_ns: int) -> str:
     """'2026-12-01 11:42:07.123 IST' for tooltips."""
     moment = dt.datetime.fromtimestamp(ts_ns // 1_000 / 1_000_000, IST)
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " IST"
-
-
-def is_dark_palette(palette: QPalette) -> bool:
-    """True when the palette paints light text on a dark base."""
-    return palette.color(QPalette.ColorRole.Base).lightness() < 128
-
-
-class Tone(enum.Enum):
-    """Semantic text colours shared by the desk's tables."""
-
-    WORKING = "working"
-    GOOD = "good"
-    MUTED = "muted"
-    BAD = "bad"
-    WARN = "warn"
-
-
-# Picked for contrast on #1e1f22 (dark) and on white (light); blue rather than green for working
-# orders so "live" and "filled" never read alike for a red-green colour-blind trader.
-_TONES: dict[bool, dict[Tone, QColor]] = {
-    True: {
-        Tone.WORKING: QColor("#5cb8ff"),
-        Tone.GOOD: QColor("#62c47c"),
-        Tone.MUTED: QColor("#8b8e94"),
-        Tone.BAD: QColor("#ff6e6e"),
-        Tone.WARN: QColor("#f2b53d"),
-    },
-    False: {
-        Tone.WORKING: QColor("#0a5dbf"),
-        Tone.GOOD: QColor("#16803a"),
-        Tone.MUTED: QColor("#6c727a"),
-        Tone.BAD: QColor("#c3261f"),
-        Tone.WARN: QColor("#9a5b00"),
-    },
-}
-
-
-def tone_colour(tone: Tone, dark: bool) -> QColor:
-    """The colour of a tone on a dark or a light background."""
-    return _TONES[dark][tone]
 
 
 class OrdersGroup(enum.Enum):
@@ -355,7 +317,7 @@ def _widen(changed: dict[int, tuple[int, int]], row: int, span: tuple[int, int])
     changed[row] = span if seen is None else (min(seen[0], span[0]), max(seen[1], span[1]))
 
 
-class OrdersModel(QAbstractTableModel):
+class OrdersModel(ColumnsModel):
     """Orders and refused requests, one row each, upserted by client order id.
 
     Rows are only ever appended, changed in place or (past ``max_rows``) trimmed: never a reset.
@@ -363,7 +325,7 @@ class OrdersModel(QAbstractTableModel):
     """
 
     def __init__(self, parent: QObject | None = None, *, max_rows: int = 50_000, dark: bool = True) -> None:
-        super().__init__(parent)
+        super().__init__(COLUMNS, _NUMERIC, parent)
         if max_rows < 1:
             raise ValueError("max_rows must be positive")
         self._rows: list[_Row] = []
@@ -376,21 +338,6 @@ class OrdersModel(QAbstractTableModel):
         self._set_colours(dark)
 
     # Qt's model interface
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's default argument
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if orientation is not Qt.Orientation.Horizontal:
-            return None
-        if role == _DISPLAY:
-            return COLUMNS[section]
-        if role == _ALIGN:
-            return _RIGHT if section in _NUMERIC else _LEFT
-        return None
 
     def data(self, index: ModelIndex, role: int = _DISPLAY) -> Any:
         if not index.isValid():
@@ -409,7 +356,7 @@ class OrdersModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return _SORT_OF[index.column()](row)
         if role == _ALIGN:
-            return _RIGHT if index.column() in _NUMERIC else _LEFT
+            return self.alignment(index.column())
         if role == _TOOLTIP:
             return _tooltip(row, index.column())
         return None
@@ -574,15 +521,12 @@ class OrdersModel(QAbstractTableModel):
         return {group.value: n for group, n in self._counts.items()}
 
 
-class OrdersFilter(QSortFilterProxyModel):
+class OrdersFilter(TextFilter):
     """Shows one group of the blotter, narrowed by free text; sorts on raw values."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._group = OrdersGroup.ALL
-        self._needle = ""
-        self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(True)
 
     @property
     def group(self) -> OrdersGroup:
@@ -595,25 +539,8 @@ class OrdersFilter(QSortFilterProxyModel):
         self._group = group
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
-    @property
-    def text(self) -> str:
-        return self._needle
-
-    def set_text(self, text: str) -> None:
-        needle = text.strip().lower()
-        if needle == self._needle:
-            return
-        self.beginFilterChange()
-        self._needle = needle
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
-        model = self.sourceModel()
-        if not isinstance(model, OrdersModel):
-            return True
-        if self._group is not OrdersGroup.ALL and model.group(source_row) is not self._group:
-            return False
-        return not self._needle or model.matches(source_row, self._needle)
+    def accepts(self, model: ColumnsModel, row: int) -> bool:
+        return self._group is OrdersGroup.ALL or not isinstance(model, OrdersModel) or model.group(row) is self._group
 
 
 def _group_label(group: OrdersGroup, count: int) -> str:
@@ -669,24 +596,8 @@ class OrdersView(QWidget):
         self.table = QTableView(self)
         table = self.table
         table.setModel(self.proxy)
-        table.setSortingEnabled(True)
-        table.sortByColumn(COL_TIME, Qt.SortOrder.DescendingOrder)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setShowGrid(False)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
+        compact_table(table, COL_TIME, Qt.SortOrder.DescendingOrder, stretch_last=True)
         table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        vertical = table.verticalHeader()
-        vertical.setVisible(False)
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vertical.setDefaultSectionSize(20)
-        vertical.setMinimumSectionSize(16)
-        header = table.horizontalHeader()
-        header.setStretchLastSection(True)
-        header.setHighlightSections(False)
-        header.setSectionsMovable(True)
         self._size_columns()
         table.installEventFilter(self)
         table.selectionModel().selectionChanged.connect(self._selection_changed)

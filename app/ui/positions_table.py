@@ -7,19 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QEvent,
     QModelIndex,
     QObject,
-    QSortFilterProxyModel,
     Qt,
     Signal,
 )
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QTableView,
@@ -29,10 +25,13 @@ from PySide6.QtWidgets import (
 
 from app.engine.portfolio import PositionView
 from app.ui import formatting
-from app.ui.orders_table import (
+from app.ui.table_view import (
     SORT_ROLE,
+    ColumnsModel,
     ModelIndex,
+    TextFilter,
     Tone,
+    compact_table,
     is_dark_palette,
     tone_colour,
 )
@@ -41,8 +40,6 @@ _DISPLAY = int(Qt.ItemDataRole.DisplayRole)
 _ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
 _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
-_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 COLUMNS: tuple[str, ...] = ("Instrument", "Underlying", "Qty", "Avg", "LTP", "Value", "Realised", "Unrealised", "P&L")
 (
@@ -116,7 +113,7 @@ class PositionTotals:
         return self.realised + self.unrealised
 
 
-class PositionsModel(QAbstractTableModel):
+class PositionsModel(ColumnsModel):
     """Positions by instrument, in first-seen order (a proxy sorts them).
 
     ``update`` diffs against the current rows: only changed rows emit dataChanged, new instruments
@@ -126,7 +123,7 @@ class PositionsModel(QAbstractTableModel):
     totals_changed = Signal()
 
     def __init__(self, parent: QObject | None = None, *, dark: bool = True) -> None:
-        super().__init__(parent)
+        super().__init__(COLUMNS, _NUMERIC, parent)
         self._rows: list[PositionView] = []
         self._cells: dict[int, tuple[PositionView, tuple[str, ...], tuple[QColor | None, ...]]] = {}
         self._index: dict[str, int] = {}
@@ -134,21 +131,6 @@ class PositionsModel(QAbstractTableModel):
         self._realised = 0
         self._unrealised = 0
         self._dark = dark
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's default argument
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if orientation is not Qt.Orientation.Horizontal:
-            return None
-        if role == _DISPLAY:
-            return COLUMNS[section]
-        if role == _ALIGN:
-            return _RIGHT if section in _NUMERIC else _LEFT
-        return None
 
     def data(self, index: ModelIndex, role: int = _DISPLAY) -> Any:
         if not index.isValid():
@@ -165,7 +147,7 @@ class PositionsModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return _SORT_OF[index.column()](view)
         if role == _ALIGN:
-            return _RIGHT if index.column() in _NUMERIC else _LEFT
+            return self.alignment(index.column())
         if role == _TOOLTIP and index.column() == COL_AVG and view.average_price is not None:
             return f"average entry {view.average_price / 100:,.4f}"
         return None
@@ -258,28 +240,8 @@ class PositionsModel(QAbstractTableModel):
         self.totals_changed.emit()
 
 
-class PositionsFilter(QSortFilterProxyModel):
+class PositionsFilter(TextFilter):
     """Narrows positions by free text over instrument and underlying; sorts on raw values."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._needle = ""
-        self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(True)
-
-    def set_text(self, text: str) -> None:
-        needle = text.strip().lower()
-        if needle == self._needle:
-            return
-        self.beginFilterChange()
-        self._needle = needle
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
-        model = self.sourceModel()
-        if not self._needle or not isinstance(model, PositionsModel):
-            return True
-        return model.matches(source_row, self._needle)
 
 
 class PositionsView(QWidget):
@@ -308,24 +270,9 @@ class PositionsView(QWidget):
         self.table = QTableView(self)
         table = self.table
         table.setModel(self.proxy)
-        table.setSortingEnabled(True)
-        table.sortByColumn(COL_INSTRUMENT, Qt.SortOrder.AscendingOrder)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setShowGrid(False)
-        table.setAlternatingRowColors(True)
-        table.setWordWrap(False)
-        vertical = table.verticalHeader()
-        vertical.setVisible(False)
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vertical.setDefaultSectionSize(20)
-        vertical.setMinimumSectionSize(16)
+        # Last column not stretched: a right-aligned P&L stays next to Unrealised instead of at the far edge.
+        compact_table(table, COL_INSTRUMENT, Qt.SortOrder.AscendingOrder, stretch_last=False)
         header = table.horizontalHeader()
-        # Not stretched: a right-aligned P&L stays next to Unrealised instead of at the far edge.
-        header.setStretchLastSection(False)
-        header.setHighlightSections(False)
-        header.setSectionsMovable(True)
         metrics = table.fontMetrics()
         samples = {
             COL_INSTRUMENT: "NFO:BANKNIFTY-2026-12-29-52000-CE",

@@ -30,13 +30,10 @@ from app.ui.orders_table import (
     COL_TIME,
     COL_VALUE_LIMIT,
     COLUMNS,
-    SORT_ROLE,
     OrdersFilter,
     OrdersGroup,
     OrdersModel,
     OrdersView,
-    Tone,
-    tone_colour,
 )
 from app.ui.positions_table import (
     COL_PNL,
@@ -44,6 +41,7 @@ from app.ui.positions_table import (
     PositionsModel,
     PositionsView,
 )
+from app.ui.table_view import SORT_ROLE, Tone, tone_colour
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 T0 = int(dt.datetime(2026, 12, 1, 9, 15, 0, tzinfo=IST).timestamp()) * 1_000_000_000
