@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 import qasync
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QDialog, QLineEdit
 from pytestqt.qtbot import QtBot
 
@@ -27,6 +27,7 @@ from app.domain.events import AlertLevel
 from app.domain.orders import OrderSource, Side
 from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
+from app.ui import theme
 from app.ui.breeze_login import (
     MAX_TOKEN_CHARS,
     BreezeLoginDialog,
@@ -104,27 +105,6 @@ def click_log_in(dialog: BreezeLoginDialog) -> None:
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
     await wait_for(condition, timeout=timeout, what=what)
-
-
-def dark_palette() -> QPalette:
-    palette = QPalette()
-    colours = {
-        QPalette.ColorRole.Window: "#1e1f22", QPalette.ColorRole.WindowText: "#d8d8d8",
-        QPalette.ColorRole.Base: "#2b2d30", QPalette.ColorRole.AlternateBase: "#26282b",
-        QPalette.ColorRole.Text: "#d8d8d8", QPalette.ColorRole.Button: "#2b2d30",
-        QPalette.ColorRole.ButtonText: "#d8d8d8", QPalette.ColorRole.Highlight: "#2f65ca",
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.Link: "#6cb6ff",
-        QPalette.ColorRole.PlaceholderText: "#8a8d91", QPalette.ColorRole.ToolTipBase: "#2b2d30",
-        QPalette.ColorRole.ToolTipText: "#d8d8d8",
-    }
-    for role, colour in colours.items():
-        palette.setColor(role, QColor(colour))
-    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
-        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6e73"))
-    return palette
-
-
-# -- parsing ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -301,9 +281,10 @@ def test_screenshots(qtbot: QtBot, aloop: Loop) -> None:
     OUTPUT.mkdir(exist_ok=True)
     renew = Renewals(BrokerError(BrokerErrorCode.AUTH_FAILED, "Error in get_customer_details(): Invalid session."))
     dark = dialog_for(qtbot, renew, reason=REASON)
-    dark.setPalette(dark_palette())
+    dark.setPalette(theme.palette(True))
     dark.resize(dark.sizeHint())
-    assert "#6cb6ff" in dark.link_label.text(), "the link takes the palette's link colour, also when it came later"
+    link = theme.palette(True).color(QPalette.ColorRole.Link).name()
+    assert link in dark.link_label.text(), "the link takes the palette's link colour, also when it came later"
     paste(dark, "https://127.0.0.1/?apisession=11112222")
     assert dark.grab().save(str(OUTPUT / "login_dialog.png"))
 

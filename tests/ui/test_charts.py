@@ -18,11 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from app.domain.india_time import IST
+from app.ui import theme
 from app.ui.charts import (
     DEFAULT_CAPACITY,
     ExposurePanel,
@@ -506,7 +507,7 @@ def test_set_dark_recolours_the_curves(qtbot: QtBot) -> None:
 def full_panel(qtbot: QtBot, points: int, rows: list[tuple[str, int, int | None]], dark: bool = True) -> ExposurePanel:
     panel = ExposurePanel()
     qtbot.addWidget(panel)
-    panel.setPalette(desk_palette(dark))
+    panel.setPalette(theme.palette(dark))
     panel.setAutoFillBackground(True)
     panel.set_dark(dark)
     panel.set_limits(GROSS_CAP, NET_CAP, DAILY_LOSS_LIMIT)
@@ -517,19 +518,6 @@ def full_panel(qtbot: QtBot, points: int, rows: list[tuple[str, int, int | None]
     panel.show()
     qtbot.waitExposed(panel)
     return panel
-
-
-def desk_palette(dark: bool) -> QPalette:
-    palette = QPalette()
-    window, text = ("#1e1f22", "#d8d8d8") if dark else ("#f3f3f4", "#1d1f23")
-    for role, colour in (
-        (QPalette.ColorRole.Window, window),
-        (QPalette.ColorRole.WindowText, text),
-        (QPalette.ColorRole.Base, window),
-        (QPalette.ColorRole.Text, text),
-    ):
-        palette.setColor(role, QColor(colour))
-    return palette
 
 
 def test_a_frame_with_a_full_session_and_50_underlyings_is_cheap(qtbot: QtBot, qapp: QApplication) -> None:

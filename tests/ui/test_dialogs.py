@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
 
+from app.ui import theme
 from app.ui.close_dialog import CloseChoice, CloseDialog
 from app.ui.flatten_dialog import FlattenDialog, FlattenLine
 from app.ui.rearm_dialog import MAX_REASON_CHARS, RearmDialog
@@ -22,21 +22,7 @@ OUTPUT = Path(__file__).resolve().parents[1] / "output"
 def dark(qapp: QApplication) -> Iterator[None]:
     """The desk's dark palette for the duration of a test (dialogs pick their reds and blues from it)."""
     previous = qapp.palette()
-    palette = QPalette(previous)
-    for role, colour in (
-        (QPalette.ColorRole.Window, "#1e1f22"),
-        (QPalette.ColorRole.Base, "#26282c"),
-        (QPalette.ColorRole.AlternateBase, "#2b2d31"),
-        (QPalette.ColorRole.Button, "#2b2d31"),
-        (QPalette.ColorRole.WindowText, "#d8d8d8"),
-        (QPalette.ColorRole.Text, "#d8d8d8"),
-        (QPalette.ColorRole.ButtonText, "#d8d8d8"),
-        (QPalette.ColorRole.PlaceholderText, "#8a8d93"),
-        (QPalette.ColorRole.Highlight, "#3d6fb4"),
-    ):
-        palette.setColor(role, QColor(colour))
-    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6a6d72"))
-    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#6a6d72"))
+    palette = theme.palette(True)
     qapp.setPalette(palette)
     try:
         yield

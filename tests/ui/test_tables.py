@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QAbstractItemModel, QItemSelectionModel, Qt
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QWidget
 
 from app.domain.events import OrderRejected, OrderSnapshot
@@ -18,6 +17,7 @@ from app.domain.india_time import IST
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.rejections import REASON_TEXT, Rejection, RejectReason
 from app.engine.portfolio import PositionView
+from app.ui import theme
 from app.ui.orders_table import (
     COL_FILLED,
     COL_INSTRUMENT,
@@ -128,50 +128,6 @@ def cell(model: QAbstractItemModel, row: int, column: int, role: int = Qt.ItemDa
 
 def column_values(model: QAbstractItemModel, column: int) -> list[Any]:
     return [cell(model, r, column) for r in range(model.rowCount())]
-
-
-def dark_palette() -> QPalette:
-    palette = QPalette()
-    for role, colour in (
-        (QPalette.ColorRole.Window, "#1e1f22"),
-        (QPalette.ColorRole.Base, "#1e1f22"),
-        (QPalette.ColorRole.AlternateBase, "#25272b"),
-        (QPalette.ColorRole.Button, "#2b2d31"),
-        (QPalette.ColorRole.WindowText, "#d8d8d8"),
-        (QPalette.ColorRole.Text, "#d8d8d8"),
-        (QPalette.ColorRole.ButtonText, "#d8d8d8"),
-        (QPalette.ColorRole.PlaceholderText, "#7d8087"),
-        (QPalette.ColorRole.Highlight, "#2f4f73"),
-        (QPalette.ColorRole.HighlightedText, "#ffffff"),
-        (QPalette.ColorRole.ToolTipBase, "#2b2d31"),
-        (QPalette.ColorRole.ToolTipText, "#d8d8d8"),
-        (QPalette.ColorRole.Light, "#3a3c41"),
-        (QPalette.ColorRole.Midlight, "#33353a"),
-        (QPalette.ColorRole.Mid, "#2b2d31"),
-        (QPalette.ColorRole.Dark, "#17181a"),
-        (QPalette.ColorRole.Shadow, "#0e0f10"),
-    ):
-        palette.setColor(role, QColor(colour))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
-        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6e74"))
-    return palette
-
-
-def light_palette() -> QPalette:
-    palette = QPalette()
-    for role, colour in (
-        (QPalette.ColorRole.Window, "#f3f3f3"),
-        (QPalette.ColorRole.Base, "#ffffff"),
-        (QPalette.ColorRole.AlternateBase, "#f4f6f8"),
-        (QPalette.ColorRole.Button, "#e8e8e8"),
-        (QPalette.ColorRole.WindowText, "#1f2328"),
-        (QPalette.ColorRole.Text, "#1f2328"),
-        (QPalette.ColorRole.ButtonText, "#1f2328"),
-        (QPalette.ColorRole.Highlight, "#cfe3ff"),
-        (QPalette.ColorRole.HighlightedText, "#1f2328"),
-    ):
-        palette.setColor(role, QColor(colour))
-    return palette
 
 
 # --- orders: the model's signals -----------------------------------------------------------------------
@@ -508,10 +464,10 @@ def test_cancel_all_and_the_group_buttons_follow_the_counts(qtbot: Any) -> None:
 def test_a_palette_change_switches_the_status_colours(qtbot: Any) -> None:
     view = OrdersView(blotter())
     qtbot.addWidget(view)
-    view.setPalette(light_palette())
+    view.setPalette(theme.palette(False))
     row = view.model.row_of("BW-2")
     assert cell(view.model, row or 0, COL_STATUS, Qt.ItemDataRole.ForegroundRole) == tone_colour(Tone.GOOD, False)
-    view.setPalette(dark_palette())
+    view.setPalette(theme.palette(True))
     assert cell(view.model, row or 0, COL_STATUS, Qt.ItemDataRole.ForegroundRole) == tone_colour(Tone.GOOD, True)
 
 
@@ -732,11 +688,11 @@ def save(widget: QWidget, name: str) -> None:
     assert widget.grab().save(str(OUTPUT / name))
 
 
-@pytest.mark.parametrize("theme", ["dark", "light"])
-def test_orders_screenshot(qtbot: Any, theme: str) -> None:
+@pytest.mark.parametrize("look", ["dark", "light"])
+def test_orders_screenshot(qtbot: Any, look: str) -> None:
     view = OrdersView()
     qtbot.addWidget(view)
-    view.setPalette(dark_palette() if theme == "dark" else light_palette())
+    view.setPalette(theme.palette(look == "dark"))
     view.setAutoFillBackground(True)
     realistic_orders(view.model)
     view.refresh_counts()
@@ -745,13 +701,13 @@ def test_orders_screenshot(qtbot: Any, theme: str) -> None:
     view.table.selectRow(2)
     qtbot.waitExposed(view)
     assert view.proxy.rowCount() == 40
-    save(view, f"orders_{theme}.png")
+    save(view, f"orders_{look}.png")
 
 
 def test_positions_screenshot(qtbot: Any) -> None:
     view = PositionsView()
     qtbot.addWidget(view)
-    view.setPalette(dark_palette())
+    view.setPalette(theme.palette(True))
     view.setAutoFillBackground(True)
     view.model.update(realistic_positions())
     view.resize(1200, 860)
