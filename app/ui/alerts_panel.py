@@ -65,7 +65,7 @@ from PySide6.QtWidgets import (
 from app.domain.events import Alert, AlertLevel
 from app.domain.india_time import ist_day
 from app.ui.formatting import ist_hms
-from app.ui.theme import colours
+from app.ui.theme import colours, is_dark
 
 MAX_ALERTS = 2000
 INSERT_INTERVAL_S = 0.25
@@ -342,7 +342,7 @@ class AlertDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _dim(palette: QPalette) -> QColor:
-        return QColor(colours(palette.color(QPalette.ColorRole.Base).lightness() < 128).dim)
+        return QColor(colours(is_dark(palette, QPalette.ColorRole.Base)).dim)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
         self._width_now(option.font)
@@ -353,7 +353,7 @@ class AlertDelegate(QStyledItemDelegate):
         # The style's own item panel: selection, hover and alternate rows as elsewhere in the desk.
         style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, widget)
         palette = option.palette
-        dark = palette.color(QPalette.ColorRole.Base).lightness() < 128
+        dark = is_dark(palette, QPalette.ColorRole.Base)
         scheme = colours(dark)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         text_colour = palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
@@ -544,7 +544,7 @@ class AlertsPanel(QWidget):
     def _unseen_changed(self, count: int) -> None:
         if count:
             self.unseen_button.setText(f"● {count} critical unseen")
-            dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+            dark = is_dark(self.palette())
             self.unseen_button.setStyleSheet(f"color: {colours(dark).bad}; font-weight: 600;")
         self.unseen_button.setVisible(count > 0)
         self.unseen_critical_changed.emit(count)

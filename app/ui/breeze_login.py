@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.brokers.base import BrokerError, BrokerErrorCode
+from app.ui import theme
 
 MAX_TOKEN_CHARS = 200
 _APISESSION = re.compile(r"apisession=([^&#]*)", re.IGNORECASE)
@@ -278,7 +279,7 @@ class BreezeLoginDialog(QDialog):
 
     def _show_status(self, text: str, *, error: bool) -> None:
         self._error_shown = error
-        dark = self._dark if self._dark is not None else self.palette().window().color().lightness() < 128
+        dark = self._dark if self._dark is not None else theme.is_dark(self.palette())
         self.status_label.setStyleSheet(f"color: {_ERROR_RED[dark]};" if error else "")
         self.status_label.setText(text)
         self.status_label.show()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QFont, QPalette, QShowEvent
+from PySide6.QtGui import QBrush, QColor, QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui import formatting
+from app.ui import formatting, theme
 
 _VISIBLE_ROWS = 10
 _COLUMNS = ("Instrument", "Side", "Qty", "≈ Value at mark")
@@ -84,7 +84,7 @@ class FlattenDialog(QDialog):
         self._arm_timer = QTimer(self)
         self._arm_timer.setSingleShot(True)
         self._arm_timer.timeout.connect(self._arm)
-        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        dark = theme.is_dark(self.palette())
 
         self.setMinimumWidth(380)
         layout = QVBoxLayout(self)

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui import theme
+
 log = logging.getLogger(__name__)
 
 MIN_REASON_CHARS = 4
@@ -43,7 +45,7 @@ def fold_reason(text: str) -> str:
 
 def is_dark(widget: QWidget) -> bool:
     """Whether the widget paints on a dark background, read from its palette."""
-    return widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    return theme.is_dark(widget.palette())
 
 
 def error_colour(widget: QWidget) -> str:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 from app.domain.india_time import IST, ist_day, ist_day_number
 from app.domain.instruments import Exchange
 from app.domain.money import group_indian
+from app.ui import theme
 from app.ui.formatting import ist_hms
 from app.ui.theme import colours
 
@@ -346,7 +347,7 @@ class DeskStatusBar(QStatusBar):
     # -- palette -----------------------------------------------------------------------------------
 
     def _palette_is_dark(self) -> bool:
-        return self.palette().window().color().lightness() < 128
+        return theme.is_dark(self.palette())
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)

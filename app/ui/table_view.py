@@ -17,6 +17,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
 
+from app.ui import theme
+
 ModelIndex = QModelIndex | QPersistentModelIndex
 
 # Raw, sortable values (ints for amounts and times) behind the formatted text.
@@ -28,8 +30,8 @@ LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 
 
 def is_dark_palette(palette: QPalette) -> bool:
-    """True when the palette paints light text on a dark base."""
-    return palette.color(QPalette.ColorRole.Base).lightness() < 128
+    """True when the palette paints light text on a dark base (a table's background)."""
+    return theme.is_dark(palette, QPalette.ColorRole.Base)
 
 
 class Tone(enum.Enum):

@@ -40,6 +40,11 @@ def colours(dark: bool) -> Colours:
     return DARK if dark else LIGHT
 
 
+def is_dark(palette: QPalette, role: QPalette.ColorRole = QPalette.ColorRole.Window) -> bool:
+    """Whether the palette paints light text on a dark ``role`` (the window's background by default)."""
+    return palette.color(role).lightness() < 128
+
+
 def palette(dark: bool) -> QPalette:
     c = colours(dark)
     pal = QPalette()
