@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.domain.india_time import IST_OFFSET_S, ist_day_number
 from app.domain.money import PAISE_PER_RUPEE
+from app.ui import theme
 from app.ui.formatting import inr_short, signed_inr_short
 from app.ui.ring_buffer import RingBuffer
 
@@ -115,15 +116,15 @@ class _Scheme:
 
 
 _DARK = _Scheme(
-    background="#1e1f22",
-    text="#d8d8d8",
+    background=theme.DARK.window,
+    text=theme.DARK.text,
     gross="#5aa9ff",
     net="#c49bff",
     pnl="#3fd0b8",
     headroom={
-        Headroom.OK: "#4caf6a",
-        Headroom.WARN: "#e0a030",
-        Headroom.DANGER: "#ef5350",
+        Headroom.OK: theme.DARK.good,
+        Headroom.WARN: theme.DARK.warn,
+        Headroom.DANGER: theme.DARK.bad,
         Headroom.BREACH: "#ff1a1a",
         Headroom.NO_CAP: "#6f747c",
     },
@@ -135,9 +136,9 @@ _LIGHT = _Scheme(
     net="#7e3fbf",
     pnl="#00897b",
     headroom={
-        Headroom.OK: "#2e7d32",
-        Headroom.WARN: "#b26a00",
-        Headroom.DANGER: "#c62828",
+        Headroom.OK: theme.LIGHT.good,
+        Headroom.WARN: theme.LIGHT.warn,
+        Headroom.DANGER: theme.LIGHT.bad,
         Headroom.BREACH: "#ff0000",
         Headroom.NO_CAP: "#9aa0a6",
     },
