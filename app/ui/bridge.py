@@ -41,11 +41,6 @@ class Batch:
     kill_reports: list[KillSwitchReport] = field(default_factory=list)
     marks_moved: bool = False
 
-    @property
-    def empty(self) -> bool:
-        return not (self.orders or self.rejections or self.fills or self.states or self.alerts or self.broker
-                    or self.crashes or self.kill_engaged or self.kill_reports or self.marks_moved)
-
 
 class EngineBridge:
     """Subscribes one lossless queue to the engine's bus; ``drain`` empties it into a ``Batch``."""
@@ -84,10 +79,6 @@ class EngineBridge:
         batch.marks_moved = ticks != self._ticks_seen
         self._ticks_seen = ticks
         return batch
-
-    @property
-    def pending(self) -> int:
-        return len(self.queue)
 
     def close(self) -> None:
         self.engine.bus.unsubscribe_queue(self.queue)
