@@ -30,7 +30,7 @@ from app.order_flow import FlowOptions, OrderFlow
 from app.ui.close_dialog import CloseChoice
 from app.ui.main_window import DeskWindow
 from tests.support.calendar import cover_today
-from tests.support.desk_process import audit_records
+from tests.support.desk_process import audit_records, url_of
 from tests.ui.conftest import await_in_qt
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
@@ -326,7 +326,7 @@ def rows_of(home: Path) -> list[dict[str, object]]:
     from app.store.db import make_engine
     from app.store.export import rows
 
-    engine = make_engine(f"sqlite:///{home}/bulwark.db")
+    engine = make_engine(url_of(home))
     try:
         return list(rows(engine))
     finally:
