@@ -11,6 +11,10 @@ line; a traceback follows on the next lines.
 
 Redacting secrets from log records is ``app.security``'s job; this module only routes and
 formats.
+
+A log file that cannot be written (a full disk, a folder made read-only) never floods the
+console: the first failure prints one line to stderr, later ones are only counted, and the count
+is written to the log when it works again, or to stderr when the process ends.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from app.domain.india_time import IST
 if TYPE_CHECKING:
     from app.settings import Settings
 
-__all__ = ["IST", "LOG_FILE_NAME", "LineFormatter", "configure_logging", "unconfigure_logging"]
+__all__ = ["IST", "LOG_FILE_NAME", "LineFormatter", "QuietFileHandler", "configure_logging", "unconfigure_logging"]
 
 LOG_FILE_NAME = "bulwark.log"
 
@@ -71,26 +75,95 @@ class LineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-def configure_logging(settings: Settings, *, console: bool) -> Path:
+class QuietFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file whose write failures are counted, not each printed with a traceback."""
+
+    def __init__(self, filename: Path, *, max_bytes: int, backups: int) -> None:
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self.lost = 0
+        self._first_failure = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.lost:
+            # Writing again? First say, in the log itself, what it is missing.
+            lost = self.lost
+            super().emit(logging.makeLogRecord({
+                "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
+                "msg": "%d log lines were lost while the log file could not be written (%s)",
+                "args": (lost, self._first_failure),
+            }))
+            self.lost = 0 if self.lost == lost else lost
+        super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failure = sys.exc_info()[1]
+        if not isinstance(failure, OSError):
+            super().handleError(record)  # a bug in a log call, not the disk: the traceback is wanted
+            return
+        self.lost += 1
+        # Drop what the stream still holds, so a line counted lost is not written later after all;
+        # the next record reopens the file.
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+        if self.lost == 1:
+            self._first_failure = _one_line(failure)
+            _to_stderr(f"bulwark: cannot write the log file {self.baseFilename}: {self._first_failure}; "
+                       "further lines it loses are counted")
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:
+            self.lost += 1  # the last lines, still buffered, could not be flushed
+        if self.lost:
+            _to_stderr(f"bulwark: {self.lost} log lines could not be written to {self.baseFilename} "
+                       f"({self._first_failure})")
+            self.lost = 0
+
+
+def _one_line(failure: BaseException | None) -> str:
+    if failure is None:
+        return "unknown error"
+    if isinstance(failure, OSError) and failure.strerror:
+        return failure.strerror
+    text = str(failure).strip()
+    return text.splitlines()[0] if text else type(failure).__name__
+
+
+def _to_stderr(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # no console either: nothing more can be done
+
+
+def configure_logging(settings: Settings, *, console: bool, to_file: bool = True) -> Path | None:
     """Send log records to ``<home>/logs/bulwark.log`` (rotating) and, if ``console``, stderr.
 
     Idempotent: handlers installed by an earlier call are closed and replaced, so calling it
-    again (e.g. with new settings) never duplicates lines. Returns the log file's path.
+    again (e.g. with new settings) never duplicates lines. Returns the log file's path, or
+    ``None`` when there is none: not ``to_file`` (a command reading a read-only copy), or the
+    file cannot be opened and the console is there to say so.
     """
-    log_dir = Path(settings.home) / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / LOG_FILE_NAME
-
     level = logging.getLevelName(settings.log_level)
     formatter = LineFormatter()
-
-    file_handler = logging.handlers.RotatingFileHandler(
-        log_file,
-        maxBytes=settings.log_max_bytes,
-        backupCount=settings.log_backups,
-        encoding="utf-8",
-    )
-    handlers: list[logging.Handler] = [file_handler]
+    handlers: list[logging.Handler] = []
+    log_file: Path | None = None
+    if to_file:
+        log_file = Path(settings.home) / "logs" / LOG_FILE_NAME
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            handlers.append(QuietFileHandler(log_file, max_bytes=settings.log_max_bytes, backups=settings.log_backups))
+        except OSError as exc:
+            if not console:
+                raise
+            _to_stderr(f"bulwark: cannot open the log file {log_file}: {_one_line(exc)}; logging to the console only")
+            log_file = None
     if console:
         handlers.append(logging.StreamHandler(sys.stderr))
 

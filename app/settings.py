@@ -14,7 +14,12 @@ Precedence, highest first:
 The data folder is ``BULWARK_HOME`` if set, else the platform's user data folder
 (``platformdirs.user_data_dir("Bulwark")``, e.g. ``~/.local/share/Bulwark`` on Linux). It holds
 ``bulwark.toml``, ``bulwark.db`` (unless ``BULWARK_DB_URL`` points elsewhere) and ``logs/``.
-Because the settings file lives in the data folder, ``home`` cannot be set inside it.
+Because the settings file lives in the data folder, ``home`` cannot be set inside it. It is
+created readable by its owner only (0700; see ``app.file_modes``).
+
+``BULWARK_DB_URL`` names SQLite (``sqlite:///...``) or PostgreSQL (``postgresql+psycopg://...``);
+any other backend is refused by name. A relative SQLite path (``sqlite:///desk.db``) is inside the
+data folder, not the working directory, and the folder of a SQLite file must exist.
 
 An example ``bulwark.toml``::
 
@@ -210,7 +215,10 @@ class BreezeSettings(BaseModel):
         return _check_url(value, _HTTP_OR_WS)
 
 
-_DB_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_DB_URL_RE = re.compile(r"^(?P<backend>[A-Za-z][A-Za-z0-9.\-]*)(?:\+[A-Za-z0-9_.\-]*)?://(?P<rest>.*)$", re.DOTALL)
+# The backends app.store is built and tested on (app.store.db.SUPPORTED_BACKENDS; not imported
+# here: settings load before SQLAlchemy, which `panic` must not wait for).
+DB_BACKENDS = ("sqlite", "postgresql")
 
 
 def default_home() -> Path:
@@ -305,18 +313,29 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value:
             return None
-        if not _DB_URL_RE.match(value):
+        match = _DB_URL_RE.match(value)
+        if not match:
             raise ValueError("is not a database URL (dialect://...)")
+        backend = match["backend"].lower()
+        if backend not in DB_BACKENDS:
+            hint = " (write postgresql://)" if backend == "postgres" else ""
+            raise ValueError(f"the {backend!r} database is not supported{hint}")
         return value
 
     # -- derived paths -------------------------------------------------------------------------
 
     @property
     def database_url(self) -> str:
-        """The database to use: ``db_url`` if set, else SQLite file ``bulwark.db`` in ``home``."""
+        """The database to use: ``db_url`` if set (a relative SQLite path taken inside ``home``), else
+        SQLite file ``bulwark.db`` in ``home``."""
         if self.db_url:
-            return self.db_url
+            return _sqlite_in_home(self.db_url, self.home)
         return f"sqlite:///{self.home / DATABASE_FILE_NAME}"
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite file of :attr:`database_url`; ``None`` for PostgreSQL or an in-memory database."""
+        return _sqlite_file(self.database_url)
 
     def summary(self) -> dict[str, Any]:
         """The settings as plain data for the audit trail, with any password in a URL masked."""
@@ -425,22 +444,23 @@ def read_toml(path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(*, read_only: bool = False, **overrides: Any) -> Settings:
     """Build the settings from ``overrides`` > environment > ``bulwark.toml`` > defaults.
 
     Overrides use field names (``broker="breeze"``, ``paper={"seed": 3}``); those whose value is
     ``None`` are ignored, so command-line options that were not given can be passed straight
-    through. Creates the data folder (and its parents) if needed.
+    through. Creates the data folder (and its parents) if needed; ``read_only`` (a command that
+    only reads) accepts a data folder it cannot write to.
 
     Raises :class:`SettingsError` naming every invalid key, its value and what is allowed; for a
-    settings file that does not parse (file and line); or when the data folder cannot be created
-    or written.
+    settings file that does not parse (file and line); when the data folder cannot be created
+    or written; or, unless ``read_only``, when the folder of a SQLite database does not exist.
     """
     overrides = {key: value for key, value in overrides.items() if value is not None}
     home = resolve_home(overrides.get("home"))
     if "home" in overrides:
         overrides["home"] = home
-    ensure_data_folder(home)
+    ensure_data_folder(home, writable=not read_only)
 
     toml_path = home / SETTINGS_FILE_NAME
     toml_data = read_toml(toml_path) if toml_path.is_file() else {}
@@ -468,13 +488,64 @@ def load_settings(**overrides: Any) -> Settings:
         if exc.__cause__ is not None:
             message += f" ({exc.__cause__})"
         raise SettingsError(f"invalid setting: {message}", [message]) from None
+    if not read_only:
+        # A reader says "no database at ..." itself; panic must reach the desk even so.
+        _check_database_folder(settings)
     return settings
 
 
-def ensure_data_folder(home: Path) -> Path:
-    """Create ``home`` (with parents) and check that files can be created in it."""
+def _split_sqlite(url: str) -> tuple[str, str, str] | None:
+    """``(scheme, database, query)`` of a SQLite URL; ``None`` for another backend or no file."""
+    match = _DB_URL_RE.match(url)
+    if not match or match["backend"].lower() != "sqlite":
+        return None
+    scheme = url[: url.index("://")]
+    rest = match["rest"]
+    # sqlite://<host>/<database>: SQLite has no host, so the database starts after the third slash.
+    if not rest.startswith("/"):
+        return None
+    database, _, query = rest[1:].partition("?")
+    if database in ("", ":memory:"):
+        return None
+    return scheme, database, f"?{query}" if query else ""
+
+
+def _sqlite_in_home(url: str, home: Path) -> str:
+    parts = _split_sqlite(url)
+    if parts is None:
+        return url
+    scheme, database, query = parts
+    prefix = "file:" if database.startswith("file:") else ""
+    name = database.removeprefix(prefix)
+    if os.path.isabs(name):
+        return url
+    return f"{scheme}:///{prefix}{home / name}{query}"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parts = _split_sqlite(url)
+    return Path(parts[1].removeprefix("file:")) if parts is not None else None
+
+
+def _check_database_folder(settings: Settings) -> None:
+    path = settings.sqlite_file
+    if path is None or path.parent.is_dir():
+        return
+    source = "from environment variable BULWARK_DB_URL" if _getenv(f"{ENV_PREFIX}DB_URL") else "in the settings"
+    raise SettingsError(
+        f"invalid setting: db_url = {_show_value(settings.db_url, 'db_url')} ({source}): "
+        f"the folder {path.parent} does not exist; create it or name another"
+    )
+
+
+def ensure_data_folder(home: Path, *, writable: bool = True) -> Path:
+    """Create ``home`` (with parents, owner-only) and, if ``writable``, check that files can be created in it.
+
+    A command that only reads (``audit verify``, an auditor on a read-only copy) passes
+    ``writable=False``.
+    """
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
     except FileExistsError:
         raise SettingsError(
             f"data folder {home} exists but is not a folder; set {HOME_ENV} to a folder path"
@@ -488,6 +559,8 @@ def ensure_data_folder(home: Path) -> Path:
         raise SettingsError(
             f"data folder {home} exists but is not a folder; set {HOME_ENV} to a folder path"
         )
+    if not writable:
+        return home
     try:
         # os.access lies for root and on some network file systems; try it for real.
         with tempfile.TemporaryFile(dir=home, prefix=".bulwark-write-test-"):

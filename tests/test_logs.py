@@ -141,3 +141,62 @@ def test_rotation(settings_for) -> None:
         assert p.stat().st_size <= 64 * 1024
     newest = log_lines(path)[-1]
     assert LINE.match(newest) and "0299 " in newest
+
+
+# --- a log file that cannot be written ----------------------------------------------------------
+
+FULL = Path("/dev/full")  # every write fails with ENOSPC, as on a full disk
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+def test_a_full_disk_prints_one_line_then_counts(settings_for, capsys) -> None:
+    settings = settings_for()
+    logs = settings.home / "logs"
+    logs.mkdir()
+    (logs / "bulwark.log").symlink_to(FULL)
+    configure_logging(settings, console=False)
+    for i in range(234):
+        logging.getLogger("app.engine").warning("line %d", i)
+    err = capsys.readouterr().err.splitlines()
+    first = f"bulwark: cannot write the log file {logs / 'bulwark.log'}: No space left on device; further lines it loses are counted"
+    assert err == [first]
+    unconfigure_logging()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("bulwark: ") and "log lines could not be written to" in err[0], err
+    assert int(err[0].split()[1]) >= 234 and "No space left on device" in err[0]
+
+
+RECOVERS = r"""
+import logging, resource, signal, sys
+from app.logs import configure_logging
+from app.settings import load_settings
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+settings = load_settings()
+path = configure_logging(settings, console=False)
+log = logging.getLogger("app.engine")
+log.warning("first")
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size, hard))
+for i in range(50):
+    log.warning("lost %d", i)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+log.warning("back")
+logging.shutdown()
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE")
+def test_the_lost_lines_are_counted_in_the_log_once_it_can_be_written_again(settings_for, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = settings_for().home
+    proc = subprocess.run([sys.executable, "-c", RECOVERS], capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "BULWARK_HOME": str(home)}, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"bulwark: cannot write the log file {home / 'logs' / 'bulwark.log'}: File too large; further lines it loses are counted"]
+    lines = (home / "logs" / "bulwark.log").read_text().splitlines()
+    messages = [LINE.match(line)["msg"] for line in lines]  # type: ignore[index]
+    assert messages == ["first", "50 log lines were lost while the log file could not be written (File too large)", "back"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,60 @@ def test_bad_db_url_is_reported_without_its_password(home: Path, monkeypatch) ->
     assert "BULWARK_DB_URL" in message and "db_url" in message
     assert "user:***@localhost/db" in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url, backend",
+    [("mysql://bulwark:hunter2@db/bulwark", "'mysql'"), ("mysql+pymysql://db/x", "'mysql'"),
+     ("oracle://db/x", "'oracle'"), ("postgres://bulwark:hunter2@db/bulwark", "'postgres'")],
+)
+def test_a_database_the_desk_does_not_support_is_refused_by_name(home: Path, monkeypatch, url: str, backend: str) -> None:
+    monkeypatch.setenv("BULWARK_DB_URL", url)
+    message = settings_error()
+    assert f"the {backend} database is not supported" in message and "BULWARK_DB_URL" in message
+    assert "hunter2" not in message
+    assert len(message.splitlines()) == 1
+
+
+def test_postgres_is_pointed_at_its_sqlalchemy_name(home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BULWARK_DB_URL", "postgres://db/x")
+    assert "write postgresql://" in settings_error()
+
+
+@pytest.mark.parametrize(
+    "url, inside",
+    [("sqlite:///desk.db", "desk.db"), ("sqlite:///sub/desk.db", "sub/desk.db"),
+     ("sqlite+pysqlite:///desk.db?timeout=3", "desk.db?timeout=3"),
+     ("sqlite:///file:desk.db?mode=ro&uri=true", "file:{home}/desk.db?mode=ro&uri=true")],
+)
+def test_a_relative_sqlite_path_is_inside_the_data_folder(home: Path, monkeypatch, url: str, inside: str) -> None:
+    (home / "sub").mkdir(parents=True)
+    monkeypatch.setenv("BULWARK_DB_URL", url)
+    monkeypatch.chdir(home / "sub")
+    expected = inside.format(home=home) if inside.startswith("file:") else f"{home}/{inside}"
+    assert load_settings().database_url == f"{url.split(':///')[0]}:///{expected}"
+
+
+def test_an_absolute_sqlite_path_and_other_databases_are_kept(home: Path, tmp_path: Path, monkeypatch) -> None:
+    for url in (f"sqlite:///{tmp_path}/x.db", "sqlite://", "sqlite:///:memory:", "postgresql+psycopg://u@h/db"):
+        monkeypatch.setenv("BULWARK_DB_URL", url)
+        assert load_settings().database_url == url
+
+
+def test_a_sqlite_file_in_a_missing_folder_is_one_line(home: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BULWARK_DB_URL", f"sqlite:///{tmp_path}/nonexistent/dir/x.db")
+    message = settings_error()
+    assert message == (f"invalid setting: db_url = 'sqlite:///{tmp_path}/nonexistent/dir/x.db' (from environment "
+                       f"variable BULWARK_DB_URL): the folder {tmp_path}/nonexistent/dir does not exist; "
+                       "create it or name another")
+    # a command that only reads says "no database there" itself, and panic must still reach the desk
+    assert load_settings(read_only=True).database_url.endswith("/nonexistent/dir/x.db")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+def test_the_data_folder_is_created_for_its_owner_only(home: Path) -> None:
+    load_settings()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
 
 
 # --- sources and precedence -------------------------------------------------------------------

@@ -15,13 +15,21 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import desk_window
 from .common import EXIT_USAGE
 
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 log = logging.getLogger(__name__)
 
 COMMANDS = ("simulate", "audit", "backup", "panic", "rearm", "limits", "trading_calendar", "credentials")
+# Commands that must run on a data folder they cannot write to: an auditor's read-only copy (audit,
+# limits), and panic, which must still reach the desk when the store refuses the HALTED flag. They
+# write no log file into a folder marked read-only, and change no file modes.
+READ_ONLY_COMMANDS = frozenset({"audit", "limits", "panic"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,19 +46,57 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from app.file_modes import owner_only_umask, restore_umask
+
+    # First: every file this process creates, whichever part of it does, is for this user only.
+    previous = owner_only_umask()
+    try:
+        return _main(argv)
+    finally:
+        restore_umask(previous)  # for a caller in the same process (the tests)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     # Only now: settings (pydantic) and logging cost more than parsing, and --help needs neither.
+    from app.file_modes import may_write
     from app.logs import configure_logging
     from app.settings import SettingsError, load_settings
 
+    read_only = args.command in READ_ONLY_COMMANDS
     try:
-        settings = load_settings()
+        settings = load_settings(read_only=read_only)
     except SettingsError as exc:
-        print(f"Bulwark cannot start: invalid settings\n{exc}", file=sys.stderr)
+        # One problem, one line ("invalid setting: ..."); several, one line each below a count.
+        print(f"Bulwark cannot start: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    log_file = configure_logging(settings, console=True)
-    log.info("bulwark %s starting; data folder %s; log %s", args.command or "desk", settings.home, log_file)
+    log_file = configure_logging(settings, console=True, to_file=not read_only or may_write(settings.home))
+    log.info("bulwark %s starting; data folder %s; log %s", args.command or "desk", settings.home,
+             log_file or "on the console only")
+    if not read_only:
+        _tighten_file_modes(settings)
     if args.command is None:
         return desk_window.run(args, settings)
     result: int = args.run(args, settings)
     return result
+
+
+def _tighten_file_modes(settings: Settings) -> None:
+    from app.file_modes import tighten
+
+    database = settings.sqlite_file
+    extra = []
+    if database is not None and settings.home not in database.parents:
+        extra = [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm", ".desk-lock")]
+    changed = tighten(settings.home, extra)
+    done = [change.describe(settings.home) for change in changed if change.error is None]
+    failed = [change.describe(settings.home) for change in changed if change.error is not None]
+    if done:
+        log.warning("other users could read the desk's files; made owner-only: %s", _listed(done))
+    if failed:
+        log.warning("other users can still read these files of the desk: %s", _listed(failed))
+
+
+def _listed(items: list[str], most: int = 10) -> str:
+    shown = ", ".join(items[:most])
+    return shown if len(items) <= most else f"{shown} and {len(items) - most} more"

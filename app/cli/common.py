@@ -14,6 +14,12 @@ BROKERS = ("paper", "breeze")
 MAX_REASON = 500
 
 
+def first_line(exc: BaseException) -> str:
+    """An error as one line for the operator: its first line, or its type when it has no text."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def reason_text(text: str) -> str:
     """An operator's reason for an audited action: not blank, at most ``MAX_REASON`` characters."""
     reason = text.strip()

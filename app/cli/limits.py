@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import EXIT_FAILED, EXIT_OK, positive_int
+from .common import EXIT_FAILED, EXIT_OK, first_line, positive_int
 
 if TYPE_CHECKING:
     from app.engine.risk.limits import RiskLimits
@@ -45,6 +45,7 @@ def default_limits_file(settings: Settings) -> Path:
 
 
 def _check(path: Path, home: Path) -> int:
+    """Reads files only (the limits, the calendar override), so it runs on a read-only copy."""
     from app.brokers.paper import load_universe
     from app.engine.risk.calendar import TradingCalendar
     from app.engine.risk.calendar_data import load_effective
@@ -86,20 +87,24 @@ def _history(settings: Settings, limit: int) -> int:
 
     from app.domain.india_time import IST
     from app.store import limit_versions
-    from app.store.db import make_engine, sqlite_path
+    from app.store.db import StoreError, open_read_only, sqlite_path
 
     url = settings.database_url
     path = sqlite_path(url)
     if path is not None and not path.exists():
         print(f"no database at {path}: no limits have been stored in this data folder", file=sys.stderr)
         return EXIT_FAILED
-    # Read as it is, like `audit verify`: listing the history never migrates or writes.
-    engine = make_engine(url)
+    # Read as it is, like `audit verify`: listing the history never migrates or writes, and works
+    # on a read-only copy of the data folder.
+    try:
+        engine = open_read_only(url)
+    except StoreError as exc:
+        print(f"limits: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         versions = limit_versions.history(engine, limit)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"limits: cannot read the stored versions: {reason}", file=sys.stderr)
+        print(f"limits: cannot read the stored versions: {first_line(getattr(exc, 'orig', None) or exc)}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         engine.dispose()

@@ -2,23 +2,42 @@
 
 Alembic takes a fifth of a second to import, which ``panic`` cannot spare on its way to the HALTED
 flag: a database already at the head revision is opened without loading it (see ``_at_head``).
+
+A migration is all or nothing: every revision of one ``upgrade`` runs in one transaction (on SQLite
+too, whose Python driver would otherwise commit each ``CREATE`` on its own), so a process killed
+half-way leaves the schema as it was. A new SQLite store is built in a temporary file next to its
+place and linked into place only once complete: SQLite leaves a zero-length file behind when it is
+killed before its first write, so a zero-length ``bulwark.db`` is never a store being created, and
+is refused as a store that was lost. A store an older Bulwark left half-created (tables, but no
+schema version) is rebuilt when it holds no rows, and refused when it does.
 """
 
 from __future__ import annotations
 
 import ast
+import logging
+import os
+import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 
-from .db import StoreError, make_engine, sqlite_path
+from .db import StoreError, make_engine, refuse_lost_store, sqlite_path
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# A new store is built under this name next to its place; one left by a killed start is removed
+# once it is older than any creation takes.
+CREATING_PREFIX = ".creating-"
+STALE_CREATION_S = 600.0
 
 
 def _config() -> Config:
@@ -45,29 +64,83 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; refuse a database written by a newer Bulwark."""
+    """Bring the schema to ``revision`` in one transaction; refuse a database written by a newer Bulwark."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # pysqlite opens a transaction only before INSERT/UPDATE/DELETE and runs DDL in autocommit;
+            # take the transaction from it. IMMEDIATE: a second process starting at the same moment
+            # waits here, then finds the schema already at head.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                _upgrade_in(connection, revision)
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+        else:
+            with connection.begin():
+                _upgrade_in(connection, revision)
+
+
+def _upgrade_in(connection: Connection, revision: str) -> None:
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     config = _config()
     script = ScriptDirectory.from_config(config)
-    current = current_revision(engine)
+    current = MigrationContext.configure(connection).get_current_revision()
     if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
         raise StoreError(
             f"the database schema is at revision {current}, newer than this Bulwark knows "
             f"(up to {script.get_current_head()}); refusing to use it. Upgrade Bulwark, or restore a backup."
         )
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    if current is None:
+        _clear_half_created(connection)
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _clear_half_created(connection: Connection) -> None:
+    """Drop the tables an interrupted first start of an older Bulwark left without a schema version.
+
+    Only when every one of them is empty: a store holding rows is evidence and is never rebuilt.
+    """
+    from .models import Base
+
+    present = set(inspect(connection).get_table_names())
+    ours = [table for table in Base.metadata.sorted_tables if table.name in present]
+    if not ours:
+        return
+    rows = {table.name: connection.execute(text(f'SELECT count(*) FROM "{table.name}"')).scalar_one() for table in ours}
+    held = {name: count for name, count in rows.items() if count}
+    if held:
+        listed = ", ".join(f"{name} {count}" for name, count in sorted(held.items()))
+        raise StoreError(
+            f"the database holds Bulwark tables with rows ({listed}) but no schema version: it was "
+            "half-created or damaged; refusing to rebuild it. Restore a backup."
+        )
+    Base.metadata.drop_all(connection, tables=ours)
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("DROP FUNCTION IF EXISTS audit_log_append_only()")
+    log.warning("the store was left half-created by an interrupted first start (%s, all empty); rebuilding it",
+                ", ".join(table.name for table in ours))
 
 
 def open_store(url: str, *, application_name: str = "bulwark") -> Engine:
     """Open the database at ``url``, migrate it to head and return its engine; ``StoreError`` on any failure."""
     path = sqlite_path(url)
-    if path is not None and path.exists() and path.stat().st_size and not _looks_like_sqlite(path):
-        raise StoreError(f"{path} is not a SQLite database (corrupt or overwritten); restore a backup")
+    if path is not None:
+        refuse_lost_store(path)
+        if path.exists() and not _looks_like_sqlite(path):
+            raise StoreError(f"{path} is not a SQLite database (corrupt or overwritten); restore a backup")
     try:
+        if path is not None and not path.exists() and _plain_file_url(url):
+            try:
+                _create_sqlite_store(url, path)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store {path}: {exc.strerror or exc}") from exc
         engine = make_engine(url, application_name=application_name)
         if not _at_head(engine):
             upgrade(engine)
@@ -76,6 +149,73 @@ def open_store(url: str, *, application_name: str = "bulwark") -> Engine:
     except (DatabaseError, OperationalError) as exc:
         raise StoreError(f"cannot open the database: {_reason(exc)}") from exc
     return engine
+
+
+def _plain_file_url(url: str) -> bool:
+    """A SQLite URL naming a file directly (not a ``file:`` URI, whose options may forbid creating it)."""
+    database = make_url(url).database or ""
+    return not database.startswith("file:")
+
+
+def _create_sqlite_store(url: str, path: Path) -> None:
+    """Build a complete store in a temporary file beside ``path`` and link it into place.
+
+    A link, not a rename: if another process put a store at ``path`` meanwhile, that one is kept.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(f"database folder {folder} does not exist")
+    _remove_stale_creations(path)
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}{CREATING_PREFIX}")
+    os.close(handle)
+    building = Path(name)
+    try:
+        engine = make_engine(make_url(url).set(database=str(building)).render_as_string(hide_password=False))
+        try:
+            upgrade(engine)
+            # Everything into the file itself: only the file is linked into place, not its log.
+            with engine.connect() as connection:
+                busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar()
+            if busy:
+                raise StoreError(f"the new store {building} could not be completed (its log is busy); try again")
+        finally:
+            engine.dispose()
+        _fsync(building)
+        try:
+            os.link(building, path)
+        except FileExistsError:
+            return
+        except OSError:
+            # No hard links on this file system (FAT, some network shares): a rename, which could
+            # replace a store another process linked in the same instant, so look first.
+            if path.exists():
+                return
+            os.replace(building, path)
+        _fsync(folder)
+    finally:
+        for leftover in (building, building.with_name(building.name + "-wal"), building.with_name(building.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _remove_stale_creations(path: Path) -> None:
+    cutoff = time.time() - STALE_CREATION_S
+    for leftover in path.parent.glob(f".{path.name}{CREATING_PREFIX}*"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except OSError:
+            continue
+
+
+def _fsync(path: Path) -> None:
+    if os.name == "nt" and path.is_dir():
+        return  # Windows cannot open a folder to flush it; NTFS journals the link itself
+    # Windows flushes only a handle open for writing.
+    fd = os.open(path, os.O_RDONLY if path.is_dir() else os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def scripted_head() -> str | None:
