@@ -6,7 +6,9 @@ In order, printing each step as it happens:
    halted whatever happens next; a store failure is reported and the command carries on,
    because telling the desk matters more;
 2. tell the running desk over its authenticated local control channel and wait for it to
-   confirm HALTED;
+   confirm HALTED, trying again within ``--timeout`` when a flood of connections made the desk
+   drop this one; when the channel fails and a desk holds the database, wait a moment for that
+   desk to record in the store that it acted on the flag (it watches it: ``app.engine.halt_watch``);
 3. if no desk confirmed: say whether one holds the database, and cancel working orders directly at
    the broker the last desk in this data folder used (``last-desk.json``, written as a desk starts;
    ``--broker`` overrides it, the settings stand in when no desk recorded one) where that broker
@@ -25,6 +27,7 @@ import argparse
 import datetime as dt
 import getpass
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +43,10 @@ DEFAULT_REASON = "panic from the command line"
 LIST_AT_MOST = 20
 # The flag comes first, but a store that hangs must not keep the desk from hearing about the panic.
 STORE_TIMEOUT_S = 8.0
+# With the control channel out, how long to wait for the desk to record that it acted on the flag
+# (it reads the flag every 0.1 s and halts at once), and how often to look.
+STORE_CONFIRM_S = 1.5
+STORE_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +133,11 @@ def _actor() -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     actor = _actor()
     _say(f"PANIC by {actor}: {args.reason}")
-    flag_problem = _write_flag(settings, args.reason, actor)
+    flag_problem, flag_id = _write_flag(settings, args.reason, actor)
     reply, desk_pid = _tell_desk(settings, args.reason, actor, args.timeout)
+    if reply is None and flag_id is not None and _confirmed_in_store(settings, flag_id, actor):
+        _say("done: the desk is HALTED and will start HALTED")
+        return EXIT_OK
     if reply is not None:
         if flag_problem is not None:
             _shout(f"the desk is halted, but the HALTED flag was NOT written ({flag_problem}): a restart would "
@@ -138,11 +148,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _without_desk(settings, flag_problem, desk_pid, args.session_token_stdin, args.broker)
 
 
-def _write_flag(settings: Settings, reason: str, actor: str) -> str | None:
-    """Step 1. Returns what went wrong, or ``None`` once the flag is durable."""
+def _write_flag(settings: Settings, reason: str, actor: str) -> tuple[str | None, int | None]:
+    """Step 1. Returns what went wrong (``None`` once the flag is durable) and the flag's row id when known."""
     _say("[1/3] writing the HALTED flag to the store ...")
     try:
         # Imported here, inside the guard: even a store package that cannot load must not stop step 2.
+        from app.engine.halt_watch import newest_flag_id
         from app.store.audit_writer import AuditWriter
         from app.store.halt_flag import persist_halt
         from app.store.migrate import open_store
@@ -155,6 +166,7 @@ def _write_flag(settings: Settings, reason: str, actor: str) -> str | None:
                 persist_halt(writer, reason, actor, timeout=STORE_TIMEOUT_S)
             finally:
                 writer.close(timeout=1.0)
+            flag_id = _quietly(lambda: newest_flag_id(engine, reason, actor))
         finally:
             engine.dispose()
     except TimeoutError:
@@ -163,10 +175,45 @@ def _write_flag(settings: Settings, reason: str, actor: str) -> str | None:
         problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}"
     else:
         _say("      written: the next start of the desk is HALTED")
-        return None
+        return None, flag_id
     _shout(f"could not write the HALTED flag: {problem}")
     _shout("carrying on to tell the desk")
-    return problem
+    return problem, None
+
+
+def _quietly(read: Callable[[], int | None]) -> int | None:
+    # Only what the desk confirms through the store hangs on this; the flag itself is written.
+    try:
+        return read()
+    except Exception:  # noqa: BLE001 - without the id, panic relies on the control channel alone
+        return None
+
+
+def _confirmed_in_store(settings: Settings, flag_id: int, actor: str) -> bool:
+    """The control channel failed: a running desk watches the flag, so wait a moment for it to record its halt."""
+    from app.engine.halt_watch import halted_after
+    from app.store.db import make_engine
+    from app.store.desk_lock import desk_running
+
+    try:
+        if not desk_running(settings.database_url):
+            return False
+        _say(f"      a desk runs on this database: waiting up to {STORE_CONFIRM_S:g}s for it to act on the HALTED flag ...")
+        engine = make_engine(settings.database_url)
+        try:
+            deadline = time.monotonic() + STORE_CONFIRM_S
+            while (row := halted_after(engine, flag_id, actor)) is None:
+                if time.monotonic() >= deadline:
+                    _say("      it did not record a halt in time")
+                    return False
+                time.sleep(STORE_POLL_S)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - step 3 still runs and says what to do
+        _shout(f"cannot read the desk's trading state from the store: {type(exc).__name__}")
+        return False
+    _say(f"      the desk confirmed through the store: trading HALTED ({row.reason})")
+    return True
 
 
 def _tell_desk(settings: Settings, reason: str, actor: str, timeout: float) -> tuple[dict[str, Any] | None, int | None]:
@@ -175,7 +222,8 @@ def _tell_desk(settings: Settings, reason: str, actor: str, timeout: float) -> t
     from app.engine.control import ControlUnavailable, send_command
 
     try:
-        reply = send_command(settings.home, "panic", {"reason": reason, "actor": actor}, timeout=timeout)
+        # A second panic is harmless, so a connection dropped at any point is retried within the timeout.
+        reply = send_command(settings.home, "panic", {"reason": reason, "actor": actor}, timeout=timeout, idempotent=True)
     except ControlUnavailable as exc:
         _say(f"      no desk answered: {exc.reason}")
         return None, exc.pid

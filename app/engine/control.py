@@ -25,6 +25,18 @@ MAC lets the client tell the desk from whatever else may have taken the port aft
 A request with a bad or missing MAC, an unknown command, or a malformed, oversized or late line
 gets ``{"ok": false, "error": ...}`` and is logged; it never reaches a handler. Canonical JSON is
 sorted keys, no whitespace, UTF-8, no NaN. The key never appears in a log line or an exception.
+
+Floods: any local process can open connections, and none of them may keep the operator's panic
+out. The server never refuses to accept; a connection that has not authenticated gets
+``read_timeout`` (1 s: a real client writes its line the moment it has the nonce) and at most
+``MAX_UNAUTHENTICATED`` of them are kept: when a new one arrives past that, the oldest already
+refused (garbage, a bad MAC) is reset, else the oldest still silent. A connection is authenticated
+the moment its request's MAC checks, on the same loop step that reads it, so once the operator's
+line is in, the server can no longer drop it. Warnings about refused and dropped connections are
+summarised, so a flood cannot fill the log. The client tries again, within its deadline, when a
+connection is dropped before the desk could have run the command (after that too for a command
+that may run twice, like panic). Panic has a second way in that no socket can block: the desk
+watches the HALTED flag panic writes first (``app.engine.halt_watch``).
 """
 
 from __future__ import annotations
@@ -51,10 +63,29 @@ log = logging.getLogger(__name__)
 CONTROL_FILE_NAME = "control.json"
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024
-# A local client writes its one line at once; anything slower is stuck or hostile.
-READ_TIMEOUT_S = 5.0
+# A local client writes its one line the moment it has the nonce; anything slower is stuck or
+# hostile, and each second one holds a place is a second a flood can use against the operator.
+READ_TIMEOUT_S = 1.0
 LINGER_MAX_BYTES = 1024 * 1024
-MAX_CONNECTIONS = 16
+# After a refusal the peer is known not to hold the key: it gets only a moment to read why.
+REFUSED_LINGER_S = 0.2
+# Unauthenticated connections kept at once; past this the oldest is dropped, never the newcomer.
+# A flooder would have to open this many connections within one round trip of the operator's
+# client (a millisecond or so locally) to push it out; well inside the usual 1024 descriptors.
+MAX_UNAUTHENTICATED = 256
+# The kernel's queue of connections not accepted yet: a burst of connects waits there instead of
+# being refused. asyncio also accepts at most this many per loop step, so one step can never
+# admit enough to push out every connection admitted before it.
+BACKLOG = 100
+# A flood of refusals is logged as its first line and then one summary per period.
+LOG_SUMMARY_S = 5.0
+# The client: one connect waits at most this long, since a connect lost to a full accept queue is
+# only sent again after a second, and a fresh attempt is quicker.
+CONNECT_ATTEMPT_S = 0.3
+# A refused connect is tried again for this long (Windows refuses while the accept queue is full);
+# refused past it, nothing listens.
+REFUSED_RETRY_S = 0.2
+RETRY_PAUSE_S = 0.01
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -98,11 +129,35 @@ class _Refused(Exception):
     """A request that must not reach a handler; the message goes back to the client and to the log."""
 
 
+class _Summarised:
+    """Warnings that a flood repeats: the first is logged, then at most one summary per ``period`` seconds."""
+
+    def __init__(self, period: float = LOG_SUMMARY_S) -> None:
+        self._period = period
+        self._quiet_until = 0.0
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._quiet_until:
+            self._suppressed += 1
+            return
+        self.flush()
+        log.warning(message, *args)
+        self._quiet_until = now + self._period
+
+    def flush(self) -> None:
+        if self._suppressed:
+            log.warning("control: %d more refused or dropped connections not logged one by one", self._suppressed)
+            self._suppressed = 0
+
+
 class ControlServer:
     """Listens on 127.0.0.1 for authenticated commands and runs the matching handler on the desk's loop.
 
     ``handlers`` maps a command name to a coroutine function taking the request's ``args`` and
-    returning a JSON-able reply (``{"ok": True, ...}``).
+    returning a JSON-able reply (``{"ok": True, ...}``). ``read_timeout`` bounds the wait for a
+    connection's request line; ``dropped`` counts the connections reset to make room for newer ones.
     """
 
     def __init__(self, home: Path, handlers: Mapping[str, Handler], *, read_timeout: float = READ_TIMEOUT_S) -> None:
@@ -113,6 +168,12 @@ class ControlServer:
         self._key = b""
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        # Connections that have not authenticated, oldest first (dicts keep insertion order): those
+        # still waiting for a request line, and those refused and being answered, dropped first.
+        self._unauthenticated: dict[asyncio.StreamWriter, None] = {}
+        self._refused: dict[asyncio.StreamWriter, None] = {}
+        self._warnings = _Summarised()
+        self.dropped = 0
         self.port = 0
 
     async def start(self) -> None:
@@ -120,7 +181,7 @@ class ControlServer:
         if self._server is not None:
             raise RuntimeError("control server already started")
         self._key = secrets.token_bytes(32)
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=MAX_LINE)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=MAX_LINE, backlog=BACKLOG)
         self.port = self._server.sockets[0].getsockname()[1]
         try:
             await asyncio.to_thread(self._publish)
@@ -157,6 +218,7 @@ class ControlServer:
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
         await server.wait_closed()
+        self._warnings.flush()
         await asyncio.to_thread(self._unpublish)
         self._key = b""
 
@@ -172,45 +234,68 @@ class ControlServer:
 
     # -- one connection ---------------------------------------------------------------------------
 
+    def _admit(self, writer: asyncio.StreamWriter) -> None:
+        """Track a new connection as unauthenticated; past the cap, reset the oldest refused one, else the oldest."""
+        self._unauthenticated[writer] = None
+        if len(self._unauthenticated) + len(self._refused) <= MAX_UNAUTHENTICATED:
+            return
+        tier = self._refused if self._refused else self._unauthenticated
+        oldest = next(iter(tier))
+        del tier[oldest]
+        self.dropped += 1
+        self._warnings.warning("control: dropped the oldest unauthenticated connection from %s: more than %d open",
+                               oldest.get_extra_info("peername"), MAX_UNAUTHENTICATED)
+        # A reset frees its place at once; its task sees the connection lost and ends. A real
+        # client that was pushed out tries again.
+        oldest.transport.abort()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+        self._admit(writer)
         peer = writer.get_extra_info("peername")
         nonce = secrets.token_bytes(32)
         try:
-            if len(self._connections) > MAX_CONNECTIONS:
-                # Any local user can open connections; a flood must not starve the operator's panic.
-                log.warning("control: refused a connection from %s: %d already open", peer, MAX_CONNECTIONS)
-                return
             writer.write(_line({"nonce": nonce.hex(), "v": PROTOCOL_VERSION}))
-            await writer.drain()
             try:
                 command, args = await self._read_request(reader, nonce)
+                # No await since the MAC was checked: from here no flood can push this connection out.
+                self._unauthenticated.pop(writer, None)
+                authenticated = True
                 reply = await self._run(command, args)
             except _Refused as refusal:
-                log.warning("control: refused a request from %s: %s", peer, refusal)
+                if writer.transport.is_closing():
+                    return  # dropped for a newer connection, or the client left without a word: nobody to answer
+                authenticated = False
+                # Answered but kept a moment to read the answer: the first to go when room is needed.
+                del self._unauthenticated[writer]
+                self._refused[writer] = None
+                self._warnings.warning("control: refused a request from %s: %s", peer, refusal)
                 reply = {"ok": False, "error": str(refusal)}
             writer.write(_line({**reply, "mac": _reply_mac(self._key, nonce, reply)}))
             await writer.drain()
-            await self._linger(reader, writer)
-        except (ConnectionError, TimeoutError) as exc:
-            log.warning("control: connection from %s dropped: %s", peer, type(exc).__name__)
+            await self._linger(reader, writer, self.read_timeout if authenticated else REFUSED_LINGER_S)
+        except OSError as exc:  # reset, gone (ENOTCONN on the half-close), or too slow to read its answer
+            self._warnings.warning("control: connection from %s dropped: %s", peer, type(exc).__name__)
+        except asyncio.CancelledError:
+            # Only ``close`` cancels a connection; ending quietly keeps asyncio from logging each one.
+            return
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), self.read_timeout)
+            self._unauthenticated.pop(writer, None)
+            self._refused.pop(writer, None)
             if task is not None:
                 self._connections.discard(task)
+            writer.close()
 
-    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float) -> None:
         # Closing with unread input (a refused, oversized request) makes the OS reset the
         # connection, which can destroy the reply before the client reads it: say we are done,
         # then let the client hang up first, discarding what it still sends, for a bounded time.
         if writer.can_write_eof():
             writer.write_eof()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.read_timeout
+        deadline = loop.time() + seconds
         discarded = 0
         while discarded <= LINGER_MAX_BYTES:
             try:
@@ -332,28 +417,67 @@ class _Connection:
         return line
 
 
-def send_command(home: Path, command: str, args: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
+class _Dropped(Exception):
+    """This attempt ended before the desk could have run the command; another one may get through."""
+
+
+def send_command(
+    home: Path, command: str, args: dict[str, Any], timeout: float = 2.0, *, idempotent: bool = False
+) -> dict[str, Any]:
     """Send one command to the desk running on ``home`` and return its authenticated reply.
 
-    Blocking; the whole exchange (connect, challenge, request, reply) is bounded by ``timeout``.
-    Raises ``ControlUnavailable`` when there is no usable ``control.json``, nothing listens on its
-    port (a desk that crashed leaves the file behind), the answer is not from the desk, or no
-    answer comes in time. A reply with ``"ok": false`` is returned, not raised.
+    Blocking; the whole exchange (connect, challenge, request, reply), retries included, is bounded
+    by ``timeout``. Raises ``ControlUnavailable`` when there is no usable ``control.json``, nothing
+    listens on its port (a desk that crashed leaves the file behind), the answer is not from the
+    desk, or no answer comes in time. A reply with ``"ok": false`` is returned, not raised.
+
+    A connection dropped before the request went out (a flood made the desk drop it, or the accept
+    queue was full) is tried again; one dropped after it went out only when ``idempotent``, because
+    the desk may have run the command: a second panic does no harm, a second re-arm would fail.
     """
     deadline = time.monotonic() + timeout
     _canonical({"command": command, "args": args})  # a caller's bug (not JSON) is a ValueError/TypeError here
     endpoint = _read_control_file(home)
     where = f"127.0.0.1:{endpoint.port}"
+    refused_until = time.monotonic() + REFUSED_RETRY_S
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return _attempt(endpoint, where, command, args, deadline, timeout, idempotent)
+        except ConnectionRefusedError:
+            if time.monotonic() >= refused_until:
+                raise ControlUnavailable(
+                    f"nothing listens on {where}: the desk that wrote {control_file(home)} is gone", endpoint.pid
+                ) from None
+            why = "connection refused"
+        except _Dropped as dropped:
+            why = str(dropped)
+        if time.monotonic() + RETRY_PAUSE_S >= deadline:
+            raise ControlUnavailable(
+                f"the desk at {where} did not answer within {timeout:g}s ({attempts} attempts, the last: {why})", endpoint.pid
+            )
+        time.sleep(RETRY_PAUSE_S)
+
+
+def _attempt(
+    endpoint: _Endpoint, where: str, command: str, args: dict[str, Any], deadline: float, timeout: float, idempotent: bool,
+) -> dict[str, Any]:
+    """One connection's exchange. Raises ``ConnectionRefusedError`` and ``_Dropped`` for the caller to retry."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ControlUnavailable(f"the desk at {where} did not answer within {timeout:g}s", endpoint.pid)
     try:
-        sock = socket.create_connection(("127.0.0.1", endpoint.port), timeout=max(deadline - time.monotonic(), 0.001))
+        sock = socket.create_connection(("127.0.0.1", endpoint.port), timeout=min(remaining, CONNECT_ATTEMPT_S))
     except ConnectionRefusedError:
-        raise ControlUnavailable(
-            f"nothing listens on {where}: the desk that wrote {control_file(home)} is gone", endpoint.pid
-        ) from None
+        raise
     except TimeoutError:
-        raise ControlUnavailable(f"no connection to {where} within {timeout:g}s", endpoint.pid) from None
+        raise _Dropped("no connection within its share of the wait") from None
+    except ConnectionError as exc:  # reset while connecting: dropped by a desk making room
+        raise _Dropped(f"{type(exc).__name__} while connecting") from None
     except OSError as exc:
         raise ControlUnavailable(f"cannot connect to {where}: {exc.strerror or type(exc).__name__}", endpoint.pid) from None
+    sent = False
     with sock:
         connection = _Connection(sock, deadline)
         try:
@@ -361,11 +485,19 @@ def send_command(home: Path, command: str, args: dict[str, Any], timeout: float 
             nonce = bytes.fromhex(challenge["nonce"])
             connection.send(_line({"command": command, "args": args,
                                    "mac": _request_mac(endpoint.key, nonce, command, args)}))
+            sent = True
             reply = json.loads(connection.read_line())
             mac = reply.pop("mac")
             authentic = hmac.compare_digest(_reply_mac(endpoint.key, nonce, reply).encode("ascii"), mac.encode("utf-8", "replace"))
         except TimeoutError:
             raise ControlUnavailable(f"the desk at {where} did not answer within {timeout:g}s", endpoint.pid) from None
+        except ConnectionError as exc:
+            if not sent or idempotent:
+                raise _Dropped(f"{type(exc).__name__} {'after' if sent else 'before'} the request went out") from None
+            raise ControlUnavailable(
+                f"the connection to {where} failed after the request went out ({type(exc).__name__}): "
+                "the desk may or may not have run it", endpoint.pid,
+            ) from None
         except OSError as exc:
             raise ControlUnavailable(f"the connection to {where} failed: {type(exc).__name__}", endpoint.pid) from None
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -9,11 +9,12 @@ import json
 import logging
 import os
 import socket
+import struct
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,7 @@ from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
 from app.engine.control import (
-    MAX_CONNECTIONS,
+    MAX_UNAUTHENTICATED,
     ControlServer,
     ControlUnavailable,
     send_command,
@@ -40,6 +41,7 @@ from app.engine.risk.calendar_data import load_effective
 from app.simulation import SimulationOptions, run_simulation
 from tests.support.book_faults import BookReadFails
 from tests.support.calendar import cover_today
+from tests.support.control_flood import flooding
 from tests.support.limits import wide_limits
 
 RELIANCE = next(e for e in load_universe() if e.instrument.key == "NSE:RELIANCE")
@@ -359,27 +361,183 @@ def test_a_listener_speaking_another_protocol(tmp_path: Path) -> None:
             send_command(tmp_path, "panic", {})
 
 
-async def test_a_flood_of_idle_connections_is_capped(desk: Desk) -> None:
-    def flood() -> int:
-        sockets = [socket.create_connection(("127.0.0.1", desk.port), timeout=5) for _ in range(MAX_CONNECTIONS + 5)]
-        try:
-            return sum(1 for sock in sockets if sock.makefile("rb").readline())
-        finally:
-            for sock in sockets:
-                sock.close()
+# -- floods: no local process without the key can keep the operator's panic out ----------------------
 
-    assert await asyncio.to_thread(flood) == MAX_CONNECTIONS
-    # Once they are gone (the server notices each close) the operator gets through. The deadline
-    # only turns a server that never notices into a failure instead of a hung run.
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            reply = await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "r", "actor": "a"})
-            break
-        except ControlUnavailable:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-    assert reply["ok"] is True and desk.calls == [{"reason": "r", "actor": "a"}]
+
+@pytest.fixture
+async def patient_desk(desk: Desk) -> AsyncIterator[Desk]:
+    """``desk`` with a server that would wait 30 s for a request line: only dropping the oldest can let a newcomer in."""
+    await desk.server.close()
+    server = ControlServer(desk.home, {"panic": desk.server._handlers["panic"]}, read_timeout=30)
+    await server.start()
+    yield Desk(desk.engine, desk.broker, server, desk.home, desk.calls)
+    await server.close()
+
+
+def connect_idle(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that read their nonce and then say nothing."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    for sock in sockets:
+        assert sock.recv(65536).startswith(b'{"nonce":')
+    return sockets
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_a_flood_of_idle_connections_cannot_keep_the_operator_out(patient_desk: Desk) -> None:
+    """Found: 20 idle connections held the 16 places, and panic was refused while they waited out the timeout."""
+    desk = patient_desk
+    flood = await asyncio.to_thread(connect_idle, desk.port, MAX_UNAUTHENTICATED + 20)
+    try:
+        started = time.monotonic()
+        reply = await asyncio.to_thread(send_command, desk.home, "panic", {"reason": "r", "actor": "a"}, 2.0)
+        took = time.monotonic() - started
+        assert reply["ok"] is True and desk.calls == [{"reason": "r", "actor": "a"}]
+        assert took < 1.0
+        # The oldest were reset to make room, the newest of the flood are still open.
+        assert await asyncio.to_thread(closed_by_peer, flood[0])
+        assert desk.server.dropped >= 21
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+async def test_the_oldest_unauthenticated_connection_makes_room_for_a_new_one(patient_desk: Desk) -> None:
+    desk = patient_desk
+    flood = await asyncio.to_thread(connect_idle, desk.port, MAX_UNAUTHENTICATED + 1)
+    try:
+        assert await asyncio.to_thread(closed_by_peer, flood[0])
+        assert desk.server.dropped == 1
+        # The newest one is still served, all the way to its (refused) answer.
+        newest = flood[-1]
+        newest.sendall(b"garbage\n")
+        reply = await asyncio.to_thread(newest.recv, 65536)
+        assert b"request is not JSON" in reply
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+async def test_panic_gets_through_idle_garbage_and_reconnect_floods_at_once(
+    patient_desk: Desk, caplog: pytest.LogCaptureFixture,
+) -> None:
+    desk = patient_desk
+    caplog.set_level(logging.WARNING, logger="app.engine.control")
+    with ExitStack() as stack:
+        # Started off the loop: the floods' first connections wait for this server to accept them.
+        await asyncio.to_thread(stack.enter_context, flooding(desk.port, "idle", "garbage", "reconnect"))
+        for attempt in range(3):
+            started = time.monotonic()
+            reply = await asyncio.to_thread(send_command, desk.home, "panic", {"reason": f"r{attempt}", "actor": "a"}, 2.0, idempotent=True)
+            assert reply["ok"] is True, reply
+            assert time.monotonic() - started < 2.0
+    assert [call["reason"] for call in desk.calls] == ["r0", "r1", "r2"]
+    # Thousands of refusals and drops, summarised: the flood does not write a line per connection.
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) < 10
+
+
+# -- the client retries what a flood dropped ---------------------------------------------------------
+
+
+def reset(connection: socket.socket) -> None:
+    """Close with a reset (RST), as the desk drops a connection to make room."""
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()
+
+
+def fake_desk(key: bytes, connection: socket.socket, *, reset_after_request: bool = False) -> None:
+    """Speaks the protocol as written in the module's description, with ``key``."""
+    nonce = os.urandom(32)
+    connection.sendall(json.dumps({"nonce": nonce.hex(), "v": 1}).encode() + b"\n")
+    stream = connection.makefile("rb")
+    request = json.loads(stream.readline())
+    if reset_after_request:
+        reset(connection)
+        return
+    reply = {"ok": True, "state": "HALTED", "seen": request["command"]}
+    body = json.dumps({"reply": reply}, sort_keys=True, separators=(",", ":")).encode()
+    reply["mac"] = hmac.new(key, nonce + body, hashlib.sha256).hexdigest()
+    connection.sendall(json.dumps(reply).encode() + b"\n")
+    stream.readline()  # until the client hangs up
+
+
+@contextmanager
+def listener_serving(*behaviours: Callable[[socket.socket], None]) -> Iterator[tuple[int, list[int]]]:
+    """A loopback server that is not the desk: the n-th connection gets the n-th behaviour; yields the port and the count served."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)
+    served: list[int] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        for behaviour in behaviours:
+            while not done.is_set():
+                try:
+                    connection, _ = server.accept()
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                return
+            with connection:
+                behaviour(connection)
+            served.append(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], served
+    finally:
+        done.set()
+        thread.join(10)
+        server.close()
+
+
+def test_a_connection_dropped_before_the_request_is_tried_again(tmp_path: Path) -> None:
+    key = os.urandom(32)
+
+    def drop_after_nonce(connection: socket.socket) -> None:
+        connection.sendall(b'{"nonce":"' + b"22" * 32 + b'","v":1}\n')
+        reset(connection)
+
+    with listener_serving(reset, drop_after_nonce, lambda c: fake_desk(key, c)) as (port, served):
+        write_control(tmp_path, port=port, key=key.hex())
+        reply = send_command(tmp_path, "rearm", {}, timeout=5)
+    assert reply == {"ok": True, "state": "HALTED", "seen": "rearm"} and len(served) == 3
+
+
+def test_a_connection_dropped_after_the_request_is_tried_again_only_if_idempotent(tmp_path: Path) -> None:
+    key = os.urandom(32)
+
+    def dropped(connection: socket.socket) -> None:
+        fake_desk(key, connection, reset_after_request=True)
+
+    with listener_serving(dropped, lambda c: fake_desk(key, c)) as (port, served):
+        write_control(tmp_path, port=port, key=key.hex())
+        with pytest.raises(ControlUnavailable, match="may or may not have run"):
+            send_command(tmp_path, "rearm", {}, timeout=5)
+    assert len(served) == 1
+    with listener_serving(dropped, lambda c: fake_desk(key, c)) as (port, served):
+        write_control(tmp_path, port=port, key=key.hex())
+        assert send_command(tmp_path, "panic", {}, timeout=5, idempotent=True)["ok"] is True
+    assert len(served) == 2
+
+
+def test_a_desk_that_keeps_dropping_the_client_ends_in_its_timeout(tmp_path: Path) -> None:
+    with listener_serving(*[reset] * 10_000) as (port, served):
+        write_control(tmp_path, port=port)
+        started = time.monotonic()
+        with pytest.raises(ControlUnavailable, match=r"did not answer within 0.5s"):
+            send_command(tmp_path, "panic", {}, timeout=0.5, idempotent=True)
+        assert time.monotonic() - started < 2
+    assert len(served) > 1  # tried again, and again, until the time was up
 
 
 # -- the control channel of a desk that is still starting ----------------------------------------------
