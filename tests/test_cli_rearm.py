@@ -196,6 +196,8 @@ def test_rearm_is_refused_after_a_sweep_or_flatten_the_last_desk_never_finished(
     else:
         append(tmp_path, AuditEventType.APP_START, {"command": "simulate"})
         append(tmp_path, AuditEventType.RECONCILED, {"at": "start", "broker": "paper", "working": 0})
+    # And that run stopped cleanly: after one that did not, only a running desk may be re-armed.
+    append(tmp_path, AuditEventType.APP_STOP, {"command": "simulate"})
     proc = run_main(tmp_path, "rearm", "--reason", "looks quiet")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

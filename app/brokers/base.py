@@ -60,6 +60,9 @@ class BrokerCapabilities:
     streams_ticks: bool = True
     streams_order_updates: bool = True
     call_costs: Mapping[BrokerCall, int] = field(default_factory=dict)
+    # False for a broker that lives inside the desk process (paper): its book ends with the process,
+    # so an order the store shows working and the next start's book does not list can never fill.
+    book_outlives_desk: bool = True
 
     def calls(self, call: BrokerCall) -> int:
         """API calls that one ``call`` spends of the per-minute and per-day limits."""
@@ -100,6 +103,8 @@ class BrokerErrorCode(enum.StrEnum):
     UNKNOWN_ORDER = "UNKNOWN_ORDER"
     NOT_CONNECTED = "NOT_CONNECTED"
     AUTH_FAILED = "AUTH_FAILED"
+    # A cancel (or modify) found the order already ended at the broker: an answer, not a fault.
+    ALREADY_FINAL = "ALREADY_FINAL"
 
 
 class BrokerError(Exception):

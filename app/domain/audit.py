@@ -29,12 +29,17 @@ class AuditEventType(enum.StrEnum):
     ORDER_PROPOSED = "order.proposed"
     GATE_ACCEPTED = "gate.accepted"
     GATE_REJECTED = "gate.rejected"
+    # The order passed the gate and waits for the rate governor: nothing has reached the broker yet.
+    ORDER_QUEUED = "order.queued"
+    # The governor released the call and it goes to the broker now (durable before the call).
     ORDER_SENT = "order.sent"
     ORDER_THROTTLED = "order.throttled"
     BROKER_ACK = "broker.ack"
     BROKER_REJECT = "broker.reject"
     ORDER_MODIFY = "order.modify"
     CANCEL_REQUESTED = "cancel.requested"
+    # The broker refused a cancel because the order had already ended (filled, cancelled...).
+    CANCEL_ALREADY_FINAL = "cancel.already_final"
     CANCELLED = "order.cancelled"
     ORDER_UPDATE = "order.update"
     FILL = "fill"

@@ -91,6 +91,19 @@ _BROKER_REASONS = {
 }
 
 
+# How long a cancel refused as already final waits for the broker's own update before the book is read.
+_FINAL_SETTLE_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class _FinalAnswer:
+    """A cancel the broker refused because the order already ended: its message, and who asked."""
+
+    message: str
+    actor: str
+    source: AuditSource
+
+
 class Lifecycle(enum.StrEnum):
     """Where the engine is in its life: orders pass only while RUNNING, cancels also while STOPPING."""
 
@@ -198,6 +211,11 @@ class Engine:
         self._idle.set()
         # Set once start() has ended, either way: a kill switch engaged earlier waits for it.
         self._start_over = asyncio.Event()
+        # What the start's reconciliation with the broker's book found (``None`` until it read the book).
+        self.start_report: ReconcileReport | None = None
+        # Cancels the broker refused as already final, waiting for the order's real state (see _settle_final).
+        self._final_answers: dict[str, _FinalAnswer] = {}
+        self._final_settler: asyncio.Task[None] | None = None
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
         recorder = self.recorder
@@ -265,13 +283,18 @@ class Engine:
             await asyncio.sleep((next_day_ns - now) / 1e9 + 1.0)
             self._calendar_notices()
 
-    async def start(self) -> None:
-        """Connect the broker, start the supervised streams and reconcile with the broker's book."""
+    async def start(self, *, unclean: str | None = None) -> None:
+        """Connect the broker, start the supervised streams and reconcile with the broker's book.
+
+        ``unclean``: why the desk's last run did not end with a clean stop (killed, crashed, its store
+        failed). The engine then starts HALTED, whatever the store says, and says why and what
+        reconciliation found; an operator re-arms.
+        """
         if self.lifecycle is not Lifecycle.CREATED:
             raise RuntimeError(f"engine cannot start from {self.lifecycle}")
         self.lifecycle = Lifecycle.STARTING
         try:
-            await self._start()
+            await self._start(unclean)
         finally:
             self._start_over.set()
 
@@ -290,10 +313,16 @@ class Engine:
         await self._start_over.wait()
         return self.lifecycle in (Lifecycle.RUNNING, Lifecycle.STOPPING)
 
-    async def _start(self) -> None:
+    async def _start(self, unclean: str | None) -> None:
         name = self.broker.capabilities.name
         if self.recorder is not None:
             await self._resume(self.recorder)
+        if unclean is not None:
+            # Before anything can trade: the reason is restated once the broker's book is read.
+            if self.trading_state is not TradingState.ACTIVE:
+                unclean = f"{unclean}; {self.halt_reason}"
+            self._set_state(TradingState.HALTED, f"the last run ended without a clean stop ({unclean}); "
+                            "reconciling with the broker's order book", "system", restate=True)
         try:
             await asyncio.wait_for(self.broker.connect(), self.config.connect_timeout)
             await self._call(self.broker.subscribe(sorted(self.instruments)), CallKind.READ, BrokerCall.SUBSCRIBE)
@@ -328,14 +357,53 @@ class Engine:
         problem = await self._first_reconcile()
         if problem is not None:
             # Not knowing what is already working at the broker is reason enough not to add to it.
-            self.halt(f"could not read the broker's order book at start: {problem}")
+            reason = f"could not read the broker's order book at start: {problem}"
+            if unclean is not None:
+                reason = f"the last run ended without a clean stop ({unclean}); {reason}"
+                self._set_state(TradingState.HALTED, reason, "system", restate=True)
+                self.alert(AlertLevel.CRITICAL, "restart", reason)
+            else:
+                self.halt(reason)
             return
+        report = self.start_report
+        assert report is not None
+        self._start_findings(report)
+        payload: dict[str, Any] = {"at": RECONCILED_AT_START, "broker": name, "working": len(self.oms.working()), **report.summary()}
+        if unclean is not None:
+            payload["unclean_end"] = unclean
+            # Said in the halt reason (stored and shown), an alert and this record: why, and what the book showed.
+            reason = (f"the last run ended without a clean stop ({unclean}); reconciliation at start: {report.findings()}. "
+                      "An operator re-arms once the orders are checked")
+            self._set_state(TradingState.HALTED, reason, "system", restate=True)
+            self.alert(AlertLevel.CRITICAL, "restart", reason)
         # The mark `main.py rearm` looks for: from here this run, not an earlier one, knows the book.
-        self.record(
-            AuditEventType.RECONCILED,
-            {"at": RECONCILED_AT_START, "broker": name, "working": len(self.oms.working())},
-            "system", AuditSource.SYSTEM,
-        )
+        self.record(AuditEventType.RECONCILED, payload, "system", AuditSource.SYSTEM)
+
+    def _start_findings(self, report: ReconcileReport) -> None:
+        """Alert what reconciliation at start settled without the broker's word, so nothing changes silently."""
+        if report.unknown:
+            self.alert(
+                AlertLevel.CRITICAL, "reconcile",
+                f"{len(report.unknown)} orders the store shows working are not in the broker's order book (or their rows "
+                f"cannot be read): UNKNOWN, counted as working and against the open-orders limit until the book shows "
+                f"them or an operator checks them at the broker: {', '.join(report.unknown[:10])}"
+                f"{', ...' if len(report.unknown) > 10 else ''}",
+            )
+        if report.never_sent:
+            self.alert(
+                AlertLevel.WARNING, "reconcile",
+                f"{len(report.never_sent)} orders a stopped desk had queued for the rate governor are not in the broker's "
+                f"order book: they never went out, closed as REJECTED: {', '.join(report.never_sent[:10])}"
+                f"{', ...' if len(report.never_sent) > 10 else ''}",
+            )
+        if report.closed:
+            why = sorted(set(report.closed.values()))
+            self.alert(
+                AlertLevel.WARNING, "reconcile",
+                f"{len(report.closed)} orders the store showed working are not in the broker's order book and can no "
+                f"longer be live: closed as EXPIRED ({'; '.join(why[:3])}): {', '.join(list(report.closed)[:10])}"
+                f"{', ...' if len(report.closed) > 10 else ''}",
+            )
 
     async def _first_reconcile(self) -> str | None:
         """Reconcile at start, retrying a transient failure (a 502, a timeout) with exponential backoff
@@ -346,7 +414,7 @@ class Engine:
         attempt = 1
         while True:
             try:
-                await self.reconcile()
+                self.start_report = await self.reconcile(at_start=True)
                 return None
             except (BrokerError, TimeoutError) as exc:
                 why = f"{exc or type(exc).__name__}"
@@ -393,7 +461,7 @@ class Engine:
         self.risk_book.orders_today = saved.orders_today
         self.governor = self._make_governor(saved.call_counts)
         if saved.open_orders or saved.fills:
-            log.info("resumed %d working orders and %d fills from the store", len(saved.open_orders), len(saved.fills))
+            log.info("resumed %d unsettled orders and %d fills from the store", len(saved.open_orders), len(saved.fills))
 
     async def stop(self) -> None:
         """Stop taking orders, let in-flight broker calls finish (bounded), stop tasks, disconnect."""
@@ -604,24 +672,46 @@ class Engine:
         self.gate.accepted(checked, now)
         order = self.oms.create(checked, decision)
         self._audit(AuditEventType.GATE_ACCEPTED, {"client_order_id": order.client_order_id, "price_paise": decision}, request)
-        if self.recorder is not None:
-            # The invariant: nothing reaches the broker before its audit record is durable.
-            try:
-                await self.recorder.durable(
-                    AuditEventType.ORDER_SENT, _order_payload(order), actor=order.actor, source=audit_source(order.source)
-                )
-            except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
-                self.oms.mark_rejected(order, "audit store unavailable")
-                return self._refused_order(order, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"))
+        # The order's story in the chain: queued (its intent), then either sent (the governor released
+        # it to the broker) or throttled (refused before it went out); never sent for an order that waited in vain.
+        # The intent need not be awaited: the one writer commits in order, so order.sent's durable
+        # commit carries it, and an order that never goes out is settled from its stored row at restart.
+        self.record(AuditEventType.ORDER_QUEUED, _order_payload(order), order.actor, audit_source(order.source))
         try:
             await self.governor.acquire(CallKind.PLACE, self.broker.capabilities.calls(BrokerCall.PLACE))
         except Throttled as exc:
             return self._not_sent(order, Rejection(RejectReason.THROTTLED, str(exc)))
         if self.trading_state is TradingState.HALTED:
             # Halted while this order waited for its slot: it must not leak out now.
-            return self._not_sent(order, Rejection(RejectReason.TRADING_HALTED, f"trading halted before the order went out: {self.halt_reason}"))
+            return self._not_sent(order, self._halted_before_send())
+        # The invariant: nothing reaches the broker before its audit record is durable.
+        refused = await self._durable_order(order, AuditEventType.ORDER_SENT)
+        if refused is not None:
+            return refused
+        if self._halted():
+            # Halted while order.sent was being made durable: the call is still not made, and the
+            # refusal after order.sent says so.
+            return self._not_sent(order, self._halted_before_send())
         self.oms.mark_sent(order)
         return await self._send(order)
+
+    async def _durable_order(self, order: Order, event: AuditEventType) -> SubmitResult | None:
+        """Make ``event`` for ``order`` durable; the refusal when the store cannot (it already halted the desk)."""
+        if self.recorder is None:
+            return None
+        try:
+            await self.recorder.durable(event, _order_payload(order), actor=order.actor, source=audit_source(order.source))
+        except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
+            self.oms.mark_rejected(order, "audit store unavailable")
+            return self._refused_order(order, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"))
+        return None
+
+    def _halted(self) -> bool:
+        # A method, not the attribute: a halt can land during any await of the caller.
+        return self.trading_state is TradingState.HALTED
+
+    def _halted_before_send(self) -> Rejection:
+        return Rejection(RejectReason.TRADING_HALTED, f"trading halted before the order went out: {self.halt_reason}")
 
     def preview(self, request: OrderRequest) -> list[Rejection]:
         """Every reason ``request`` would be refused now (for the order ticket); submits nothing."""
@@ -735,12 +825,57 @@ class Engine:
         except BrokerError as exc:
             # Not known to have reached the broker: the next cancel (a kill-switch round) sends it again.
             order.cancel_requested = False
+            if exc.code is BrokerErrorCode.ALREADY_FINAL:
+                return self._already_final(order, exc.message, actor, source)
             self._broker_error(exc)
             return CancelResult(False, client_order_id, exc.message)
         except TimeoutError:
             order.cancel_requested = False
             return CancelResult(False, client_order_id, f"no answer from the broker within {self.config.broker_call_timeout}s")
         return CancelResult(True, client_order_id, "cancel sent")
+
+    def _already_final(self, order: Order, message: str, actor: str, source: AuditSource) -> CancelResult:
+        """The broker refused the cancel because the order already ended: the cancel's answer, not a
+        broker fault (the error-storm breaker does not count it). The order's real state is read (its
+        own update, or the book) and audited with the refusal by ``_settle_final``."""
+        log.info("cancel of %s: the broker says it already ended (%s); reconciling", order.client_order_id, message)
+        self._final_answers[order.client_order_id] = _FinalAnswer(message, actor, source)
+        if self._final_settler is None or self._final_settler.done():
+            self._final_settler = self.supervisor.spawn("reconcile.already_final", self._settle_final())
+        return CancelResult(True, order.client_order_id, f"nothing to cancel: the order already ended at the broker ({message})")
+
+    async def _settle_final(self) -> None:
+        """Settle the orders whose cancel found them already final. The broker's own update usually
+        closes them within moments; only those still working then cost a read of the book (one read
+        for however many refusals came meanwhile)."""
+        while self._final_answers:
+            await asyncio.sleep(_FINAL_SETTLE_S)
+            answers, self._final_answers = self._final_answers, {}
+            open_ids = {cid for cid in answers if (o := self.oms.get(cid)) is not None and o.status.is_working}
+            from_book = "the broker's order book"
+            if open_ids:
+                try:
+                    await self.reconcile()
+                except (BrokerError, TimeoutError) as exc:
+                    from_book = f"nothing yet: the broker's order book could not be read ({exc or type(exc).__name__})"
+            for cid, answer in answers.items():
+                order = self.oms.get(cid)
+                if order is None:
+                    continue
+                if order.status.is_working:
+                    # The broker's word and its book disagree (or the book could not be read): a person looks.
+                    self.alert(
+                        AlertLevel.WARNING, "broker",
+                        f"the broker refused the cancel of {cid} as already ended ({answer.message}), yet the order is "
+                        f"still {order.status} at the desk (read from {from_book}): cancel it again or check it at the broker",
+                    )
+                self.record(
+                    AuditEventType.CANCEL_ALREADY_FINAL,
+                    {"client_order_id": cid, "broker_order_id": order.broker_order_id, "broker_message": answer.message,
+                     "status": order.status, "filled_quantity": order.filled_quantity,
+                     "reconciled_from": from_book if cid in open_ids else "the broker's order update"},
+                    answer.actor, answer.source,
+                )
 
     async def _order_book(self) -> Sequence[BookRow]:
         try:
@@ -749,9 +884,12 @@ class Engine:
             self._broker_error(exc)
             raise
 
-    async def reconcile(self) -> ReconcileReport:
-        """Fetch the broker's order book and bring the desk's orders in line with it."""
-        report = self.oms.reconcile(await self._order_book())
+    async def reconcile(self, *, at_start: bool = False) -> ReconcileReport:
+        """Fetch the broker's order book and bring the desk's orders in line with it (``at_start``: see
+        ``OrderManager.reconcile``; every stored working order the book does not list is settled)."""
+        report = self.oms.reconcile(
+            await self._order_book(), at_start=at_start, book_outlives_desk=self.broker.capabilities.book_outlives_desk,
+        )
         if report.adopted or report.missing_at_broker or report.problems:
             log.warning(
                 "reconcile: adopted %s, missing at broker %s, problems %s",

@@ -4,6 +4,9 @@ A running desk re-arms through ``Engine.rearm``, which sees everything. With no 
 store speaks, so this module applies what of ``Engine.rearm``'s checks the store can answer:
 
 * the desk is halted (or REDUCING): the newest trading-state row, which the next start resumes;
+* the last desk run stopped cleanly: after one that did not (``desk_state.unclean_end``) the next
+  start is HALTED whatever the store says, and only it, reading the broker's book, can tell what
+  is working, so the re-arm belongs to that running desk;
 * no kill-switch sweep or flatten is still under way: with no desk process none can be running,
   but the audit chain shows one a desk started and never finished (it died during it) with no
   desk start since that read the broker's order book, when orders it was cancelling or sending
@@ -88,7 +91,14 @@ def check_offline_rearm(store: SqlEngine, to: TradingState, *, now_ns: int, limi
     if to is TradingState.HALTED:
         raise RearmRefused("re-arm goes to ACTIVE or REDUCING; use panic to halt")
     state = desk_state.last_trading_state(store)
+    unclean = desk_state.unclean_end(store)
+    # After a run that did not stop cleanly the next start is HALTED whatever the store says, and only
+    # that start, reading the broker's book, learns what is really working: a re-arm made here cannot.
+    after_unclean = (f"the last desk run did not end with a clean stop ({unclean}): the next start is HALTED "
+                     "whatever the store says, and reconciles with the broker. Start the desk, then re-arm it while it runs")
     if state is None or state.state is TradingState.ACTIVE:
+        if unclean is not None:
+            raise RearmRefused(after_unclean)
         raise RearmRefused("the desk is not halted: the store says the next start is ACTIVE; nothing to re-arm")
     if state.state is to:
         raise RearmRefused(f"the desk is already {to} ({state.reason}): nothing to re-arm")
@@ -100,6 +110,8 @@ def check_offline_rearm(store: SqlEngine, to: TradingState, *, now_ns: int, limi
             "finished, and no desk start has read the broker's order book since: orders may still be working at the "
             "broker. Start the desk (it starts halted and reconciles with the broker), then re-arm it while it runs"
         )
+    if unclean is not None:
+        raise RearmRefused(after_unclean)
     limits, origin = limits_in_force(store, limits_file)
     realized = today_realized(desk_state.fills(store), now_ns)
     limit = limits.desk.daily_loss_limit

@@ -24,6 +24,7 @@ from app.domain.broker_messages import (
 )
 from app.domain.events import Alert, AlertLevel, OrderEvent, OrderSnapshot
 from app.domain.fills import Fill
+from app.domain.india_time import ist_day, ist_day_number
 from app.domain.money import round_div
 from app.domain.orders import (
     Order,
@@ -75,8 +76,11 @@ class OmsCounters:
 class ReconcileReport:
     """Differences found between the desk's orders and the broker's order book, and what was done.
 
-    ``unknown`` lists the desk's orders whose broker row could not be read (now UNKNOWN);
-    ``unreadable`` says, per unreadable row, what failed.
+    ``unknown`` lists the desk's orders whose broker row could not be read, or (at start) that the
+    broker's book does not list while they may still be live (now UNKNOWN); ``unreadable`` says, per
+    unreadable row, what failed; ``closed`` (at start) the orders the book does not list that can no
+    longer be live, closed as EXPIRED, each with why; ``never_sent`` (at start) the orders a stopped
+    desk had queued and the book does not list, closed as REJECTED.
     """
 
     checked: int = 0
@@ -86,6 +90,36 @@ class ReconcileReport:
     problems: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    closed: dict[str, str] = field(default_factory=dict)
+    never_sent: list[str] = field(default_factory=list)
+
+    def summary(self, limit: int = 50) -> dict[str, object]:
+        """What the reconciliation found, for the audit record (long lists cut to ``limit`` ids)."""
+        return {
+            "checked": self.checked, "updated": len(self.updated), "adopted": self.adopted[:limit],
+            "missing_at_broker": self.missing_at_broker[:limit], "unknown": self.unknown[:limit],
+            "closed": dict(list(self.closed.items())[:limit]), "never_sent": self.never_sent[:limit],
+            "problems": self.problems[:limit],
+            "unreadable": len(self.unreadable),
+        }
+
+    def findings(self) -> str:
+        """One line for an operator: what reconciliation changed or could not settle."""
+        parts = [f"{self.checked} rows of the broker's book read"]
+        if self.updated:
+            parts.append(f"{len(self.updated)} orders brought up to date")
+        if self.adopted:
+            parts.append(f"{len(self.adopted)} orders adopted from the broker")
+        if self.closed:
+            parts.append(f"{len(self.closed)} orders not at the broker closed as EXPIRED")
+        if self.never_sent:
+            parts.append(f"{len(self.never_sent)} orders queued when the desk stopped never sent (REJECTED)")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} orders UNKNOWN ({', '.join(self.unknown[:5])}"
+                         f"{', ...' if len(self.unknown) > 5 else ''}), counted as working: check them at the broker")
+        if self.problems:
+            parts.append(f"{len(self.problems)} differences")
+        return "; ".join(parts)
 
 
 def snapshot(order: Order) -> OrderSnapshot:
@@ -145,7 +179,7 @@ class OrderManager:
         return order
 
     def restore(self, saved: OrderSnapshot) -> Order:
-        """Take back an order the store still lists as working (after a restart), without events."""
+        """Take back an order the store still lists as working or queued (after a restart), without events."""
         order = Order(
             client_order_id=saved.client_order_id,
             instrument_key=saved.instrument_key,
@@ -308,12 +342,15 @@ class OrderManager:
         order.transition(target, self._clock_ns())
         return True
 
-    def reconcile(self, book: Iterable[BookRow]) -> ReconcileReport:
+    def reconcile(self, book: Iterable[BookRow], *, at_start: bool = False, book_outlives_desk: bool = True) -> ReconcileReport:
         """Bring the desk's orders in line with the broker's book; the broker's book is the truth.
 
         An unreadable row costs only its own order: a working one becomes UNKNOWN (still counted as
         working), and the other rows reconcile as usual. Unless the row still readably says how the
         order ended and what it executed (see ``_close_unreadable``): then it is closed.
+
+        ``at_start`` (the first read after a restart): no call of this desk is in flight, so every
+        working order the book does not list is settled (``_settle_missing``), never left working as it was.
         """
         report = ReconcileReport()
         seen: set[str] = set()
@@ -330,6 +367,9 @@ class OrderManager:
                 order = self._adopt(row, now)
                 report.adopted.append(order.client_order_id)
             seen.add(order.client_order_id)
+            if order.status is OrderStatus.NEW:
+                # Queued when a desk stopped, restored at start: the broker lists it, so it was sent.
+                self._move(order, OrderStatus.SENT)
             update = BrokerOrderUpdate(
                 ts_ns=now,
                 broker_order_id=row.broker_order_id,
@@ -352,7 +392,46 @@ class OrderManager:
         for order in self._orders.values():
             if order.status.is_working and order.broker_order_id is not None and order.client_order_id not in seen:
                 report.missing_at_broker.append(order.client_order_id)
+        if at_start:
+            missing = [o for o in self._orders.values()
+                       if (o.status.is_working or o.status is OrderStatus.NEW) and o.client_order_id not in seen]
+            for order in missing:
+                self._settle_missing(order, report, now, book_outlives_desk)
         return report
+
+    def _settle_missing(self, order: Order, report: ReconcileReport, now: int, book_outlives_desk: bool) -> None:
+        """A working order the broker's book does not list at start: closed when it can no longer be live,
+        else UNKNOWN (counted as working until the broker's book or an operator says what it is).
+
+        Matched by the broker's id, or by the client order id the broker echoes (paper; Breeze's user
+        remark) for one sent but never acknowledged. An order can no longer be live when the broker's
+        book died with the desk process (paper), or when it was last seen on an earlier IST day: every
+        order the desk sends is DAY or IOC, and neither outlives its session.
+        """
+        if order.status is OrderStatus.NEW:
+            # Queued for the rate governor when the desk stopped, and not at the broker: it never went out.
+            order.reject_reason = "never sent: the desk stopped while the order waited for its turn"
+            self._move(order, OrderStatus.REJECTED)
+            report.never_sent.append(order.client_order_id)
+            return
+        if order.broker_order_id is None:
+            report.missing_at_broker.append(order.client_order_id)
+        why: str | None = None
+        if not book_outlives_desk:
+            why = "the broker's book ended with the desk process that placed it"
+        elif ist_day_number(order.updated_ns) < ist_day_number(now):
+            why = f"last seen on {ist_day(order.updated_ns).isoformat()}: a DAY or IOC order does not outlive its session"
+        if why is not None:
+            order.reject_reason = why
+            log.warning("order %s is not in the broker's book at start and %s: closed as EXPIRED", order.client_order_id, why)
+            self._move(order, OrderStatus.EXPIRED)
+            report.closed[order.client_order_id] = why
+            return
+        log.warning("order %s (%s) is not in the broker's book at start: marked UNKNOWN",
+                    order.client_order_id, order.broker_order_id or "never acknowledged")
+        if order.status is not OrderStatus.UNKNOWN:
+            self._move(order, OrderStatus.UNKNOWN)
+        report.unknown.append(order.client_order_id)
 
     def _unreadable(self, row: UnreadableOrder, report: ReconcileReport, seen: set[str]) -> None:
         order = self._by_broker_id.get(row.broker_order_id) if row.broker_order_id is not None else None

@@ -186,11 +186,13 @@ class Recorder:
         self._write_rows(lambda connection: rate_counters.upsert(connection, trading_day, broker, kind, count))
 
     def load(self, trading_day: str, broker: str) -> ResumeState:
-        """Read the last trading state, working orders, every fill and today's counts (blocking; call at start)."""
+        """Read the last trading state, the orders not yet settled (working, or queued and never sent), every fill
+        and today's counts (blocking; call at start)."""
         with self.engine.connect() as connection:
             state_row = connection.execute(select(_STATE).order_by(_STATE.c.id.desc()).limit(1)).first()
-            working = [status.value for status in WORKING_STATUSES]
-            orders = connection.execute(select(_ORDERS).where(_ORDERS.c.status.in_(working))).all()
+            # NEW too: an order the desk had queued for the rate governor when it stopped still needs an end.
+            unsettled = [status.value for status in (*WORKING_STATUSES, OrderStatus.NEW)]
+            orders = connection.execute(select(_ORDERS).where(_ORDERS.c.status.in_(unsettled))).all()
             fills = connection.execute(select(_FILLS).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)).all()
             orders_today = connection.execute(
                 select(func.count()).select_from(_ORDERS).where(_ORDERS.c.trading_day == trading_day)

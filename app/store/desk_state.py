@@ -6,6 +6,7 @@ stops or dies they hold its last known picture, which is all a command without a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 
@@ -129,6 +130,42 @@ def interrupted_actions(engine: Engine) -> list[Interrupted]:
             started = row.event_type in (_SWEEP_STARTED, _FLATTEN_STARTED)
             decided[action] = Interrupted(action, row.seq, row.ts_ns, row.actor) if started else None
     return [found for found in decided.values() if found is not None]
+
+
+def unclean_end(engine: Engine) -> str | None:
+    """Why the last desk run on this store did not end with a clean stop, or ``None`` when it did (or none ran).
+
+    Read from the audit chain, which every store has (SQLite or PostgreSQL): the newest ``app.start``
+    with no ``app.stop`` after it is a run that was killed, crashed or lost its store before it could
+    record its stop; an ``app.stop`` that says its store had failed (``store_failed``) is a run whose
+    records after the failure are lost; one that carries an ``unclean_end`` stopped without reading the
+    broker's book after such an end, which is still unsettled. Call before the new run writes its own
+    ``app.start``.
+    """
+    kinds = [str(AuditEventType.APP_START), str(AuditEventType.APP_STOP)]
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(_AUDIT.c.seq, _AUDIT.c.ts_ns, _AUDIT.c.event_type, _AUDIT.c.payload)
+            .where(_AUDIT.c.event_type.in_(kinds)).order_by(_AUDIT.c.seq.desc()).limit(1)
+        ).first()
+    if row is None:
+        return None
+    started = dt.datetime.fromtimestamp(row.ts_ns / 1e9, dt.UTC).isoformat(timespec="seconds")
+    if row.event_type == AuditEventType.APP_START:
+        return f"the run started {started} (audit record {row.seq}) recorded no stop: it was killed, crashed or its store failed"
+    try:
+        document = json.loads(row.payload)
+    except ValueError:
+        return f"the stop record of the last run (audit record {row.seq}) cannot be read"
+    if not isinstance(document, dict):
+        return f"the stop record of the last run (audit record {row.seq}) cannot be read"
+    if document.get("store_failed") is True:
+        return f"the run that stopped {started} (audit record {row.seq}) had lost its store: records after the failure are missing"
+    carried = document.get("unclean_end")
+    if isinstance(carried, str) and carried:
+        # That run stopped without reading the broker's book (its start failed): the earlier end is still unsettled.
+        return carried
+    return None
 
 
 def _reconciled_at_start(payload: str) -> bool:

@@ -182,7 +182,8 @@ async def test_cancel_a_working_order_then_cancel_again_is_refused() -> None:
     assert row.status is OrderStatus.CANCELLED
     with pytest.raises(BrokerError) as raised:
         await broker.cancel("PB00000001")
-    assert raised.value.code is BrokerErrorCode.REJECTED
+    # The order's end is the answer, not a fault: the engine does not count it as a broker error.
+    assert raised.value.code is BrokerErrorCode.ALREADY_FINAL
     assert "already CANCELLED" in raised.value.message
     with pytest.raises(BrokerError) as raised:
         await broker.cancel("PB99999999")
@@ -201,7 +202,7 @@ async def test_cancel_of_a_filled_order_is_refused() -> None:
     broker.step()
     with pytest.raises(BrokerError) as raised:
         await broker.cancel("PB00000001")
-    assert raised.value.code is BrokerErrorCode.REJECTED
+    assert raised.value.code is BrokerErrorCode.ALREADY_FINAL
     assert "already FILLED" in raised.value.message
     assert raised.value.body == {"Success": None, "Status": 500, "Error": raised.value.message}
     (row,) = await broker.order_book()
@@ -325,7 +326,7 @@ async def test_modify_refusals_leave_the_order_alone() -> None:
     await broker.cancel("PB00000001")
     with pytest.raises(BrokerError) as raised:
         await broker.modify("PB00000001", price=ask)
-    assert raised.value.code is BrokerErrorCode.REJECTED
+    assert raised.value.code is BrokerErrorCode.ALREADY_FINAL
     await broker.disconnect()
 
 

@@ -74,6 +74,10 @@ async def test_store_failure_halts_and_sends_nothing(tmp_path: Path) -> None:
     def cap(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
         dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
 
+    # The writer keeps one connection for its thread's life: cap that one, then drop the pool's idle
+    # ones so any other connection (the writer's after a failure) is a new, capped one. Disposing only
+    # once the writer is idle: the pool is not thread-safe against a checkout on the writer's thread.
+    await writer.execute(lambda connection: connection.exec_driver_sql(f"PRAGMA max_page_count = {pages}"))
     writer.engine.dispose()
     big = OrderRequest("NSE:RELIANCE", Side.BUY, 1, "1000", actor="x" * 100, tag="t" * 100_000)
     result = await engine.submit(big)
@@ -85,7 +89,7 @@ async def test_store_failure_halts_and_sends_nothing(tmp_path: Path) -> None:
     writer.close()
 
 
-async def test_restart_resumes_halt_positions_and_working_orders(db_url: str) -> None:
+async def test_restart_resumes_halt_positions_and_settles_working_orders(db_url: str) -> None:
     engine, broker, writer = await desk(db_url)
     broker.step()
     await asyncio.sleep(0)
@@ -112,8 +116,10 @@ async def test_restart_resumes_halt_positions_and_working_orders(db_url: str) ->
     assert engine2.portfolio.position("NSE:RELIANCE") == 3
     assert engine2.portfolio.realized == engine.portfolio.realized
     assert resting.client_order_id is not None and filled.accepted
+    # The paper market ended with the first desk: its resting order can never fill, so it is closed, not left working.
     restored = engine2.oms.get(resting.client_order_id)
-    assert restored is not None and restored.status is OrderStatus.OPEN
+    assert restored is not None and restored.status is OrderStatus.EXPIRED
+    assert engine2.oms.working() == []
     refused = await engine2.submit(order())
     assert refused.rejection is not None and refused.rejection.reason is RejectReason.TRADING_HALTED
     await engine2.stop()

@@ -9,6 +9,7 @@ carry no secrets: callers pass them through ``scrub`` as well.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -28,6 +29,14 @@ AUTH_ERRORS = frozenset({
     "Could not authenticate credentials. Please check token and keys",
 })
 NO_DATA = "No Data Found"
+# Breeze does not publish its text for a cancel or modify of an order that has already ended; the
+# SDK's own check before a modify answers "Order has already been executed and cannot be modified.".
+# So, conservatively: only a refusal of a cancel or modify that says it cannot (or already) and names
+# a final status of Breeze's order vocabulary is ALREADY_FINAL; the engine then reads the order's
+# real state from the book, so a wrong guess costs a read, never a lost order.
+_CHANGE_CALLS = frozenset({"cancel_order", "modify_order"})
+_REFUSAL = re.compile(r"cannot be (cancell?ed|modified)|already")
+_FINAL = re.compile(r"\b(executed|cancell?ed|rejected|expired)\b")
 _RATE_WORDS = ("too many request", "rate limit", "limit exceeded", "limit exceed")
 
 
@@ -55,20 +64,31 @@ def unwrap(response: object, call: str, *, empty_ok: bool = False) -> Any:
     text = str(error).strip() if error is not None else f"status {status} without an error text"
     if empty_ok and text == NO_DATA:
         return []
-    raise BrokerError(classify_text(text, status), f"{call}: {text}", _public(response))
+    raise BrokerError(classify_text(text, status, call), f"{call}: {text}", _public(response))
 
 
-def classify_text(text: str, status: object = None) -> BrokerErrorCode:
+def classify_text(text: str, status: object = None, call: str = "") -> BrokerErrorCode:
     if text in SESSION_ERRORS:
         return BrokerErrorCode.SESSION_EXPIRED
     if text in AUTH_ERRORS:
         return BrokerErrorCode.AUTH_FAILED
     lowered = text.lower()
+    if call in _CHANGE_CALLS and _already_final(lowered):
+        return BrokerErrorCode.ALREADY_FINAL
     if status == 429 or any(word in lowered for word in _RATE_WORDS):
         return BrokerErrorCode.RATE_LIMITED
     if isinstance(status, int) and status >= 500 and "not available" in lowered:
         return BrokerErrorCode.UNAVAILABLE
     return BrokerErrorCode.REJECTED
+
+
+def _already_final(lowered: str) -> bool:
+    if _REFUSAL.search(lowered) is None:
+        return False
+    # The status is what is left once the refusal's own words are out ("cannot be cancelled" names no
+    # status); "Partially Executed" alone is a working order, "Partially Executed And Cancelled" has ended.
+    status = _REFUSAL.sub("", lowered).replace("partially executed and", "").replace("partially executed", "")
+    return _FINAL.search(status) is not None
 
 
 def from_exception(exc: BaseException, call: str) -> BrokerError:

@@ -173,6 +173,7 @@ class PaperBroker:
             market_orders=False,
             modify=True,
             bulk_cancel=False,
+            book_outlives_desk=False,
         )
 
     @property
@@ -347,7 +348,7 @@ class PaperBroker:
             raise _error(BrokerErrorCode.UNKNOWN_ORDER, f"No order with id {broker_order_id}")
         if order.status.is_terminal:
             message = f"Order {broker_order_id} is already {order.status} and cannot be changed"
-            raise _error(BrokerErrorCode.REJECTED, message)
+            raise _error(BrokerErrorCode.ALREADY_FINAL, message)
         return order
 
     def _match(self, order: _PaperOrder, ts_ns: int) -> None:

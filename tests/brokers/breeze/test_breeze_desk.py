@@ -414,3 +414,23 @@ async def test_a_refused_book_read_at_start_is_not_retried(emulator: BreezeEmula
         assert "Invalid exchange code" in desk.engine.halt_reason and "attempts" not in desk.engine.halt_reason
         assert sum(1 for c in emulator.calls if c.endpoint == "order" and c.method == "GET") == 1
         emulator.faults.clear()
+
+
+async def test_a_cancel_of_an_order_that_already_filled_is_its_answer_not_a_broker_error(
+    emulator: BreezeEmulator, tmp_path: Path,
+) -> None:
+    """Found: such refusals were counted as broker errors (an error storm at 50 orders/s) and audited nowhere."""
+    async with running_desk(emulator, tmp_path) as desk:
+        await hold_price(desk, emulator, RELIANCE)
+        result = await desk.engine.submit(order(desk, RELIANCE, Side.BUY, 20))
+        placed = desk.engine.oms.get(result.client_order_id or "")
+        assert result.accepted and placed is not None and placed.broker_order_id is not None
+        # Filled at the exchange before the desk's cancel gets there; the desk may not have heard yet.
+        emulator.fill(placed.broker_order_id)
+        answer = await desk.engine.cancel(placed.client_order_id, actor="ops")
+        assert answer.ok, answer
+        assert "already ended at the broker" in answer.message and "Executed" in answer.message
+        await desk.audited(AuditEventType.CANCEL_ALREADY_FINAL)
+        assert placed.status is OrderStatus.FILLED and desk.engine.portfolio.position(RELIANCE) == placed.quantity
+        assert desk.engine.breakers.errors.count_since(0) == 0
+        assert desk.engine.trading_state is TradingState.ACTIVE

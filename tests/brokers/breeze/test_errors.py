@@ -234,3 +234,37 @@ def test_cyclic_chain_terminates() -> None:
     first, second = Exception("a"), Exception("b")
     first.__context__, second.__context__ = second, first
     assert from_exception(first, "place").code is Code.UNAVAILABLE
+
+
+# -- a cancel or modify of an order that already ended ---------------------------------------------
+
+
+@pytest.mark.parametrize("call, text", [
+    # The emulator's answer to a cancel of an ended order, and the SDK's own refusal of a modify.
+    ("cancel_order", "Order cannot be cancelled as it is Executed"),
+    ("cancel_order", "Order cannot be cancelled as it is Cancelled"),
+    ("cancel_order", "Order cannot be cancelled as it is Partially Executed And Cancelled"),
+    ("cancel_order", "Order has already been executed"),
+    ("modify_order", "Order has already been executed and cannot be modified."),
+    ("modify_order", "Order cannot be modified as it is Expired"),
+])
+def test_a_refused_change_naming_a_final_status_is_already_final(call: str, text: str) -> None:
+    with pytest.raises(BrokerError) as caught:
+        unwrap(answer("", status=500, error=text), call)
+    assert caught.value.code is Code.ALREADY_FINAL
+    assert caught.value.message == f"{call}: {text}"
+
+
+@pytest.mark.parametrize("call, text", [
+    # Working, so the cancel really failed; or no final status named; or not a change of an order.
+    ("cancel_order", "Order cannot be cancelled as it is Partially Executed"),
+    ("cancel_order", "Order cannot be cancelled as it is Ordered"),
+    ("cancel_order", "Order not found"),
+    ("cancel_order", "Exchange-Code cannot be empty"),
+    ("place_order", "Order has already been executed"),
+    ("get_order_list", "Order cannot be cancelled as it is Executed"),
+])
+def test_other_refusals_stay_what_they_were(call: str, text: str) -> None:
+    with pytest.raises(BrokerError) as caught:
+        unwrap(answer("", status=500, error=text), call)
+    assert caught.value.code is Code.REJECTED
