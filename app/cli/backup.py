@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         restore_backup,
         verify_backup,
     )
+    from app.store.checkpoints import checkpoint_file, set_aside_after_restore
     from app.store.db import StoreError, sqlite_path
     from app.store.desk_lock import desk_running
 
@@ -59,9 +60,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if path is not None and not path.exists():
                 print(f"no database at {path}: nothing to back up", file=sys.stderr)
                 return EXIT_FAILED
-            info = create_backup(url, settings.backups_dir)
+            info = create_backup(url, settings.backups_dir, checkpoints=checkpoint_file(settings.home))
             _audit(settings, AuditEventType.BACKUP_CREATED, info.audit_payload())
             print(f"created {info.path} ({info.size} bytes, {info.records} audit records, chain {'verified' if info.verified else 'BROKEN'})")
+            if not info.verified:
+                print(f"PROBLEM: {info.reason}")
             return EXIT_OK if info.verified else EXIT_FAILED
         if args.backup_command == "list":
             backups = list_backups(settings.backups_dir)
@@ -82,8 +85,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"verified backup {args.path}: {check.records} audit records intact")
             return EXIT_OK
         result = restore_backup(args.path, url, desk_running=lambda: desk_running(url), force=args.force)
-        _audit(settings, AuditEventType.BACKUP_RESTORED, result.audit_payload())
+        aside = set_aside_after_restore(settings.home, result.restored_at)
+        _audit(settings, AuditEventType.BACKUP_RESTORED,
+               {**result.audit_payload(), "checkpoints_set_aside": None if aside is None else str(aside)})
         print(f"restored {args.path} ({result.records} audit records); the previous database is kept at {result.safety_copy}")
+        if aside is not None:
+            print(f"the checkpoints of the previous chain are kept at {aside}")
         return EXIT_OK
     except (BackupError, StoreError, OSError) as exc:
         print(f"backup {args.backup_command}: {exc}", file=sys.stderr)

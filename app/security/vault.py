@@ -12,11 +12,12 @@ import keyring
 import keyring.errors
 from keyring.errors import KeyringError
 
+from app.store.chain_key import is_secure_backend
+
 log = logging.getLogger(__name__)
 
 SERVICE = "bulwark"
 SECRET_NAMES = ("breeze.api_key", "breeze.api_secret", "breeze.session_token")
-_INSECURE = ("fail", "null", "plaintext", "chainer")
 
 
 def backend_name() -> str:
@@ -25,8 +26,7 @@ def backend_name() -> str:
 
 
 def has_secure_store() -> bool:
-    name = backend_name().lower()
-    return not any(word in name for word in _INSECURE)
+    return is_secure_backend(keyring.get_keyring())
 
 
 def stored_secrets() -> list[str]:

@@ -54,6 +54,15 @@ from sqlalchemy.pool import NullPool
 
 from app.domain.india_time import IST
 
+from .canonical import GENESIS_HASH
+from .chain_key import ChainKeys
+from .checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    append_checkpoint,
+    chain_tail,
+    make_checkpoint,
+)
 from .db import StoreError, sqlite_path
 from .migrate import current_revision
 from .verify import VerifyResult, verify_chain
@@ -346,12 +355,7 @@ def _schema_revision(engine: Engine) -> str | None:
 
 
 def _chain_reason(result: VerifyResult) -> str | None:
-    parts: list[str] = []
-    if result.broken_at is not None:
-        parts.append(f"record {result.broken_at}: {result.reason}")
-    if result.missing_triggers:
-        parts.append("append-only triggers missing: " + ", ".join(result.missing_triggers))
-    return "; ".join(parts) or None
+    return "; ".join(result.problems()) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,8 +368,8 @@ class _Contents:
     revision: str | None
 
 
-def _read_contents(engine: Engine) -> _Contents:
-    chain = verify_chain(engine)
+def _read_contents(engine: Engine, keys: ChainKeys | None = None) -> _Contents:
+    chain = verify_chain(engine, keys=keys)
     rows, last = 0, None
     if inspect(engine).has_table("audit_log"):
         with engine.connect() as connection:
@@ -382,7 +386,7 @@ def _manifest(
     *, data_file: Path, created_at: dt.datetime, kind: str, source: str, db_sha256: str | None,
     db_size: int | None, records: int, last_hash: str | None, verified: bool, verified_records: int,
     broken_at: int | None, reason: str | None, missing_triggers: list[str], schema_revision: str | None,
-    notes: list[str],
+    notes: list[str], checkpoint: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """The manifest document. ``audit.records``/``last_hash`` count the rows the backup holds (the
     last by sequence number), whatever the chain says; ``verified_records`` is how far the chain
@@ -408,6 +412,7 @@ def _manifest(
             "reason": reason,
             "missing_triggers": missing_triggers,
         },
+        "checkpoint": None if checkpoint is None else checkpoint.to_json(),
         "notes": notes,
     }
 
@@ -491,8 +496,16 @@ def _kind_from_name(path: Path) -> str:
 # -- create --------------------------------------------------------------------------------------
 
 
-def create_backup(db_url: str, backup_dir: Path, *, now: dt.datetime | None = None) -> BackupInfo:
+def create_backup(
+    db_url: str, backup_dir: Path, *, now: dt.datetime | None = None, checkpoints: Path | None = None,
+    keys: ChainKeys | None = None,
+) -> BackupInfo:
     """Back up the database at ``db_url`` into ``backup_dir`` (created if needed); safe while the desk runs.
+
+    A signed checkpoint of the backed-up chain's last record goes into the manifest and is appended
+    to ``checkpoints`` (the data folder's ``audit-checkpoints.jsonl``; for SQLite, by default, the
+    one beside the database), so a later cut of the live chain shows against either. ``keys``:
+    the keyring the chain's key is read from (the system's by default).
 
     ``now`` (timezone-aware, default the current time) names the backup; a naive one is a
     ``ValueError``. Everything else that goes wrong is a ``BackupError``. A broken audit chain is
@@ -504,9 +517,32 @@ def create_backup(db_url: str, backup_dir: Path, *, now: dt.datetime | None = No
         backup_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BackupError(f"cannot create the backup folder {backup_dir}: {exc.strerror or exc}") from exc
+    keys = keys if keys is not None else ChainKeys()
     if _backend(db_url) == "sqlite":
-        return _create_sqlite(db_url, backup_dir, created_at)
-    return _create_postgresql(db_url, backup_dir, created_at)
+        source = sqlite_path(db_url)
+        if checkpoints is None and source is not None:
+            checkpoints = source.parent / "audit-checkpoints.jsonl"
+        return _create_sqlite(db_url, backup_dir, created_at, checkpoints, keys)
+    return _create_postgresql(db_url, backup_dir, created_at, checkpoints, keys)
+
+
+def _checkpoint(tail: tuple[int, str, str | None], keys: ChainKeys, moment: dt.datetime,
+                notes: list[str]) -> Checkpoint | None:
+    try:
+        return make_checkpoint(*tail, keys, "backup", moment)
+    except StoreError as exc:
+        # The backup is made all the same (evidence is never withheld); the manifest says why it has no checkpoint.
+        notes.append(f"no checkpoint: {exc}")
+        return None
+
+
+def _record_checkpoint(checkpoint: Checkpoint | None, checkpoints: Path | None) -> None:
+    if checkpoint is None or checkpoints is None:
+        return
+    try:
+        append_checkpoint(checkpoints, checkpoint)
+    except CheckpointError as exc:
+        log.error("backup made, but its checkpoint was not appended: %s", exc)
 
 
 def _sqlite_snapshot(source: Path, dest: Path) -> None:
@@ -526,7 +562,8 @@ def _sqlite_snapshot(source: Path, dest: Path) -> None:
         src.close()
 
 
-def _create_sqlite(db_url: str, backup_dir: Path, created_at: dt.datetime) -> BackupInfo:
+def _create_sqlite(db_url: str, backup_dir: Path, created_at: dt.datetime, checkpoints: Path | None,
+                   keys: ChainKeys) -> BackupInfo:
     source = sqlite_path(db_url)
     if source is None:
         raise BackupError("an in-memory SQLite database has nothing to back up")
@@ -542,23 +579,24 @@ def _create_sqlite(db_url: str, backup_dir: Path, created_at: dt.datetime) -> Ba
         db_sha256 = _sha256_file(snapshot)
         db_size = snapshot.stat().st_size
         engine = _readonly_sqlite_engine(snapshot)
+        notes: list[str] = []
         try:
-            contents = _read_contents(engine)
+            contents = _read_contents(engine, keys)
+            checkpoint = _checkpoint(chain_tail(engine), keys, created_at, notes)
         except SQLAlchemyError as exc:
             raise BackupError(f"the snapshot of {source} cannot be read as a Bulwark store: {exc}") from exc
         finally:
             engine.dispose()
-        with _atomic_target(data_file) as tmp:
-            with snapshot.open("rb") as raw, tmp.open("wb") as out:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as packed:
-                    shutil.copyfileobj(raw, packed, _CHUNK)
+        with _atomic_target(data_file) as tmp, snapshot.open("rb") as raw, tmp.open("wb") as out, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as packed:
+            shutil.copyfileobj(raw, packed, _CHUNK)
         chain = contents.chain
         manifest = _manifest(
             data_file=data_file, created_at=created_at, kind="sqlite", source=str(source.resolve()),
             db_sha256=db_sha256, db_size=db_size, records=contents.rows, last_hash=contents.last_hash,
             verified=chain.ok, verified_records=chain.records, broken_at=chain.broken_at,
             reason=_chain_reason(chain), missing_triggers=list(chain.missing_triggers),
-            schema_revision=contents.revision, notes=[],
+            schema_revision=contents.revision, notes=notes, checkpoint=checkpoint,
         )
         _write_bytes_atomic(manifest_path_for(data_file), _manifest_bytes(manifest))
     except BaseException:
@@ -566,6 +604,7 @@ def _create_sqlite(db_url: str, backup_dir: Path, created_at: dt.datetime) -> Ba
         raise
     finally:
         _unlink(snapshot)
+    _record_checkpoint(checkpoint, checkpoints)
     log.info("backup %s created (%d records, verified=%s)", data_file.name, contents.rows, chain.ok)
     return _info_from_manifest(manifest_path_for(data_file))
 
@@ -616,30 +655,33 @@ def _pg_dump(url: str, dest: Path, *, snapshot: str | None = None) -> None:
     _run_pg_tool(args, url, "pg_dump")
 
 
-def _create_postgresql(db_url: str, backup_dir: Path, created_at: dt.datetime) -> BackupInfo:
+def _create_postgresql(db_url: str, backup_dir: Path, created_at: dt.datetime, checkpoints: Path | None,
+                       keys: ChainKeys) -> BackupInfo:
     if shutil.which("pg_dump") is None:
         raise BackupError(PG_DUMP_MISSING)
     data_file = _reserve_name(backup_dir, _stamp(created_at), PG_SUFFIX)
     engine = create_engine(db_url, poolclass=NullPool)
     try:
-        with _atomic_target(data_file) as tmp:
-            # Export a snapshot and hand it to pg_dump, so the counts below describe exactly the dump.
-            with engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
-                snap = str(connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-                has_audit = inspect(connection).has_table("audit_log")
-                last = (
-                    connection.exec_driver_sql(
-                        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").first() if has_audit else None
-                )
-                count = connection.exec_driver_sql("SELECT count(*) FROM audit_log").scalar_one() if has_audit else 0
-                revision = None
-                if inspect(connection).has_table("alembic_version"):
-                    revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-                _pg_dump(db_url, tmp, snapshot=snap)
-                connection.rollback()
+        # Export a snapshot and hand it to pg_dump, so the counts below describe exactly the dump.
+        with _atomic_target(data_file) as tmp, \
+                engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
+            snap = str(connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+            has_audit = inspect(connection).has_table("audit_log")
+            keyed = has_audit and "key_fp" in {c["name"] for c in inspect(connection).get_columns("audit_log")}
+            last = (
+                connection.exec_driver_sql(
+                    f"SELECT seq, hash, {'key_fp' if keyed else 'NULL'} FROM audit_log ORDER BY seq DESC LIMIT 1"
+                ).first() if has_audit else None
+            )
+            count = connection.exec_driver_sql("SELECT count(*) FROM audit_log").scalar_one() if has_audit else 0
+            revision = None
+            if inspect(connection).has_table("alembic_version"):
+                revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            _pg_dump(db_url, tmp, snapshot=snap)
+            connection.rollback()
         # The chain is walked on the live database (a superset of the dump): a break after the
         # dump's last record does not concern this backup.
-        live = verify_chain(engine)
+        live = verify_chain(engine, keys=keys)
         dump_last_seq = int(last[0]) if last is not None else 0
         dump_last_hash = str(last[1]) if last is not None else None
         broken_at = live.broken_at if live.broken_at is not None and live.broken_at <= dump_last_seq else None
@@ -650,6 +692,7 @@ def _create_postgresql(db_url: str, backup_dir: Path, created_at: dt.datetime) -
             reasons.append(f"record {broken_at}: {live.reason}")
         if live.missing_triggers:
             reasons.append("append-only triggers missing: " + ", ".join(live.missing_triggers))
+        reasons.extend(p for p in live.problems() if "has no such key" in p)
         if not reasons and last is not None:
             with engine.connect() as connection:
                 now_hash = connection.exec_driver_sql(
@@ -658,13 +701,16 @@ def _create_postgresql(db_url: str, backup_dir: Path, created_at: dt.datetime) -
                 broken_at = dump_last_seq
                 reasons.append(f"record {dump_last_seq} changed while the backup was taken")
         verified = not reasons
+        notes = ["the chain was verified on the live database when the backup was made, up to the dump's last record"]
+        checkpoint = _checkpoint(
+            (dump_last_seq, dump_last_hash or GENESIS_HASH, None if last is None else last[2]), keys, created_at, notes)
         manifest = _manifest(
             data_file=data_file, created_at=created_at, kind="postgresql", source=_describe(db_url),
             db_sha256=None, db_size=None, records=int(count), last_hash=dump_last_hash, verified=verified,
             verified_records=int(count) if broken_at is None else live.records, broken_at=broken_at,
             reason="; ".join(reasons) or None, missing_triggers=list(live.missing_triggers),
             schema_revision=None if revision is None else str(revision),
-            notes=["the chain was verified on the live database when the backup was made, up to the dump's last record"],
+            notes=notes, checkpoint=checkpoint,
         )
         _write_bytes_atomic(manifest_path_for(data_file), _manifest_bytes(manifest))
     except SQLAlchemyError as exc:
@@ -675,6 +721,7 @@ def _create_postgresql(db_url: str, backup_dir: Path, created_at: dt.datetime) -
         raise
     finally:
         engine.dispose()
+    _record_checkpoint(checkpoint, checkpoints)
     log.info("backup %s created (%s records, verified=%s)", data_file.name, count, verified)
     return _info_from_manifest(manifest_path_for(data_file))
 
@@ -1132,6 +1179,8 @@ class BackupScheduler:
     monthly: int = 12
     max_sleep_s: float = 60.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # The data folder's audit-checkpoints.jsonl (``None``: beside a SQLite database; none for PostgreSQL).
+    checkpoints: Path | None = None
     runs: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -1155,7 +1204,8 @@ class BackupScheduler:
         """One backup and prune now; the outcome goes to ``on_done`` and is returned."""
         outcome: BackupInfo | Exception
         try:
-            info = await asyncio.to_thread(create_backup, self.db_url, Path(self.backup_dir), now=self.clock())
+            info = await asyncio.to_thread(create_backup, self.db_url, Path(self.backup_dir), now=self.clock(),
+                                           checkpoints=self.checkpoints)
             outcome = info
             try:
                 await asyncio.to_thread(

@@ -7,6 +7,7 @@ written here makes the next start halted, whatever happens to the running desk m
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy import Connection, Table, insert
@@ -15,7 +16,11 @@ from app.domain.audit import AuditEventType, AuditSource
 from app.domain.trading_state import TradingState
 
 from .audit_writer import AuditWriter
+from .chain_key import ChainKeyError
+from .db import StoreError
 from .models import TradingStateRow
+
+log = logging.getLogger(__name__)
 
 _STATE: Table = TradingStateRow.__table__  # type: ignore[assignment]
 
@@ -24,7 +29,8 @@ def persist_halt(writer: AuditWriter, reason: str, actor: str, *, timeout: float
     """Record ``KILL_SWITCH_ENGAGED`` and a HALTED trading-state row; both are committed when this returns.
 
     One transaction holds both, so the audit trail never claims a halt the next start would not
-    see, nor the other way round. Raises ``StoreError`` if the write failed and ``TimeoutError``
+    see, nor the other way round; the one exception: where the chain's key is missing from this
+    machine's keyring, the row is written alone (and that logged). Raises ``StoreError`` if the write failed and ``TimeoutError``
     if it was not confirmed within ``timeout`` seconds.
     """
     ts_ns = time.time_ns()
@@ -32,10 +38,18 @@ def persist_halt(writer: AuditWriter, reason: str, actor: str, *, timeout: float
     def halted_row(connection: Connection) -> None:
         connection.execute(insert(_STATE).values(ts_ns=ts_ns, state=str(TradingState.HALTED), reason=reason, actor=actor))
 
-    writer.append_blocking(
-        AuditEventType.KILL_SWITCH_ENGAGED, {"reason": reason, "via": "panic"},
-        actor=actor, source=AuditSource.PANIC, timeout=timeout, rows=halted_row,
-    )
+    try:
+        writer.append_blocking(
+            AuditEventType.KILL_SWITCH_ENGAGED, {"reason": reason, "via": "panic"},
+            actor=actor, source=AuditSource.PANIC, timeout=timeout, rows=halted_row,
+        )
+    except StoreError:
+        if not isinstance(writer.failure, ChainKeyError):
+            raise
+        # The chain is keyed with a key this machine's keyring lacks: the record cannot be
+        # written, but the halt must still be. The running desk audits the halt it then sees.
+        writer.execute_blocking(halted_row, timeout=timeout)
+        log.error("HALTED flag written without its audit record: %s", writer.failure)
 
 
 def persist_rearm(

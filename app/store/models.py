@@ -33,7 +33,9 @@ class AuditRecord(Base):
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The fingerprint of the HMAC key ``hash`` was computed with; NULL for the plain SHA-256 chain.
+    key_fp: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_audit_log_ts_ns", "ts_ns"),)
 

@@ -80,13 +80,11 @@ def test_database_refuses_update_and_delete(db_url: str) -> None:
     engine = open_store(db_url)
     fill_chain(engine, 5).close()
     for statement in ("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", "DELETE FROM audit_log WHERE seq = 3"):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with engine.begin() as c:
-                c.exec_driver_sql(statement)
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as c:
+            c.exec_driver_sql(statement)
     if engine.dialect.name == "postgresql":
-        with pytest.raises(DBAPIError, match="append-only"):
-            with engine.begin() as c:
-                c.exec_driver_sql("TRUNCATE audit_log")
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as c:
+            c.exec_driver_sql("TRUNCATE audit_log")
     assert verify_chain(engine).ok
 
 
@@ -95,8 +93,8 @@ TAMPERING = {
     "delete": ("DELETE FROM audit_log WHERE seq = 7", 7, "missing"),
     "delete_last": ("DELETE FROM audit_log WHERE seq = 20", None, None),
     "forge_append": (
-        "INSERT INTO audit_log (seq, ts_ns, actor, source, event_type, payload, prev_hash, hash) "
-        "SELECT 21, ts_ns, 'mallory', source, event_type, payload, hash, 'f00d' FROM audit_log WHERE seq = 20",
+        ("INSERT INTO audit_log (seq, ts_ns, actor, source, event_type, payload, prev_hash, hash) "
+         "SELECT 21, ts_ns, 'mallory', source, event_type, payload, hash, 'f00d' FROM audit_log WHERE seq = 20"),
         21,
         "edited",
     ),
@@ -132,7 +130,7 @@ def test_verify_finds_reordering_and_insertion(db_url: str) -> None:
         c.exec_driver_sql("DELETE FROM audit_log WHERE seq IN (4, 5)")
         for new_seq, old in ((4, rows[5]), (5, rows[4])):
             c.execute(
-                text("INSERT INTO audit_log VALUES (:seq, :ts, :actor, :source, :et, :payload, :prev, :hash)"),
+                text("INSERT INTO audit_log (seq, ts_ns, actor, source, event_type, payload, prev_hash, hash) VALUES (:seq, :ts, :actor, :source, :et, :payload, :prev, :hash)"),
                 {"seq": new_seq, "ts": old[1], "actor": old[2], "source": old[3], "et": old[4], "payload": old[5], "prev": old[6], "hash": old[7]},
             )
     result = verify_chain(engine)

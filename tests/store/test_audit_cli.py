@@ -28,7 +28,7 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
 
 def main_py(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                          env=env_for(home, **extra), timeout=120)
+                          env=env_for(home, **extra), timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_verify_intact_chain(recorded: Path) -> None:
         # insertion: make room by renumbering the tail, then insert a forged record
         (["UPDATE audit_log SET seq = seq + 1000000 WHERE seq >= 8",
           "UPDATE audit_log SET seq = seq - 999999 WHERE seq >= 1000000",
-          "INSERT INTO audit_log SELECT 8, ts_ns, 'mallory', source, event_type, payload, hash, 'forged' FROM audit_log WHERE seq = 7"], 8),
+          "INSERT INTO audit_log (seq, ts_ns, actor, source, event_type, payload, prev_hash, hash) SELECT 8, ts_ns, 'mallory', source, event_type, payload, hash, 'forged' FROM audit_log WHERE seq = 7"], 8),
         # reordering: swap two records' positions
         (["UPDATE audit_log SET seq = -3 WHERE seq = 3", "UPDATE audit_log SET seq = 3 WHERE seq = 4",
           "UPDATE audit_log SET seq = 4 WHERE seq = -3"], 3),

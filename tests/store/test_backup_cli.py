@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,9 +42,21 @@ def test_create_list_verify_restore(tmp_path: Path) -> None:
     assert main_py(tmp_path, "simulate", "--seconds", "1").returncode == 0
     restored = main_py(tmp_path, "backup", "restore", str(backup))
     assert restored.returncode == 0, restored.stderr
-    assert list(tmp_path.glob("bulwark.db.pre-restore-*"))
+    (safety,) = tmp_path.glob("bulwark.db.pre-restore-*")
+    # The checkpoints of the replaced chain (its two stops after the backup) go aside with it: the
+    # restored chain is shorter than they are by design, and is verified on its own.
+    (aside,) = tmp_path.glob("audit-checkpoints.jsonl.pre-restore-*")
+    assert str(aside) in restored.stdout and not (tmp_path / "audit-checkpoints.jsonl").exists()
     verify = main_py(tmp_path, "audit", "verify")
-    assert verify.returncode == 0 and verify.stdout.strip().endswith("records")
+    assert verify.returncode == 0 and verify.stdout.strip().endswith("records"), verify.stdout
+    against_old = main_py(tmp_path, "audit", "verify", "--checkpoints", str(aside))
+    assert against_old.returncode == 1 and "BROKEN" in against_old.stdout
+    shutil.copyfile(safety, tmp_path / "replaced.db")
+    replaced = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "audit", "verify", "--checkpoints", str(aside)], capture_output=True,
+        text=True, env={**env_for(tmp_path), "BULWARK_DB_URL": f"sqlite:///{tmp_path / 'replaced.db'}"}, timeout=120, check=False,
+    )
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
     events = main_py(tmp_path, "audit", "export").stdout
     assert '"backup.restored"' in events
 
