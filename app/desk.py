@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -39,13 +40,20 @@ from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
 from app.engine.control import ControlServer
 from app.engine.engine import Engine
+from app.engine.halt_watch import HaltWatch
 from app.engine.risk.calendar import TradingCalendar
 from app.engine.risk.calendar_data import CalendarLoad, load_effective
 from app.engine.risk.calendar_registry import CalendarVersion
 from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
+from app.store.checkpoints import (
+    checkpoint_file,
+    refuse_forgotten_store,
+    write_checkpoint,
+)
 from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
+from app.store.desk_state import unclean_end
 from app.store.last_desk import record_last_desk
 from app.store.migrate import open_store
 from app.store.redaction import Redactor
@@ -188,6 +196,8 @@ class Desk:
         self._control: ControlServer | None = None
         self._resources = ExitStack()
         self._stopping: asyncio.Future[None] | None = None
+        # Why the last run on this store did not stop cleanly (read at start); this run then starts HALTED.
+        self.unclean_end: str | None = None
 
     async def __aenter__(self) -> Self:
         try:
@@ -216,8 +226,13 @@ class Desk:
         options = self.options
         if options.database_url is not None:
             self._resources.enter_context(DeskLock(options.database_url))
+            if options.home is not None:
+                await asyncio.to_thread(refuse_forgotten_store, options.database_url, options.home)
             store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
-            self.writer = AuditWriter(store, redactor=Redactor(options.secrets))
+            # Before this run's own app.start: did the last run record a clean stop?
+            self.unclean_end = await asyncio.to_thread(unclean_end, store)
+            # The desk keys the chain (a new key in the OS keyring) when it is not keyed yet.
+            self.writer = AuditWriter(store, redactor=Redactor(options.secrets), create_key=True)
             self.writer.start()
         entries = self.entries
         broker: Broker
@@ -244,6 +259,12 @@ class Desk:
                  "settings": options.settings_summary},
                 actor="system", source=AuditSource.SYSTEM,
             )
+            if self.writer.key_fingerprint is None:
+                engine.alert(
+                    AlertLevel.WARNING, "audit",
+                    "the audit chain is not keyed: this machine has no secure keyring, so anyone who can write the "
+                    "database could recompute the chain undetected; checkpoints and digests kept elsewhere still pin it",
+                )
         # After app.start, so a kill pressed while the desk opened its store is recorded after it.
         if on_engine is not None:
             on_engine(engine)
@@ -259,11 +280,15 @@ class Desk:
                 handlers.update(self._control_handlers(engine))
             self._control = ControlServer(options.home, handlers)
             await self._control.start()
-        await engine.start()
+        if self.writer is not None and options.database_url is not None:
+            # Panic's second way in, whatever happens to the channel: the HALTED flag it writes first.
+            await HaltWatch(engine, self.writer, options.database_url).start()
+        await engine.start(unclean=self.unclean_end)
         if self.writer is not None and options.backups_dir is not None and options.database_url is not None:
             scheduler = BackupScheduler(
                 options.database_url, options.backups_dir, options.backup_time,
                 on_done=lambda outcome: _backup_done(engine, outcome),
+                checkpoints=checkpoint_file(options.home) if options.home is not None else None,
             )
             engine.supervisor.spawn("backup.scheduler", scheduler.run())
         return engine
@@ -298,24 +323,36 @@ class Desk:
                 if self.engine is not None:
                     await self.engine.stop()
             finally:
-                if self.writer is not None and self.engine is not None:
-                    try:
-                        await self.writer.append(
-                            AuditEventType.APP_STOP, {"command": self.options.command, **details},
-                            actor="system", source=AuditSource.SYSTEM,
-                        )
-                    except Exception as exc:  # noqa: BLE001 - a failed store already halted the desk; the stop goes on
-                        log.error("the stop could not be recorded: %s", exc)
+                await self._record_stop(details)
+
+    async def _record_stop(self, details: dict[str, Any]) -> None:
+        """The ``app.stop`` record the next start looks for (``desk_state.unclean_end``): without it, or
+        when it says the store failed or carries an unsettled unclean end, that start is HALTED."""
+        if self.writer is None or self.engine is None:
+            return
+        engine = self.engine
+        payload: dict[str, Any] = {"command": self.options.command, **details}
+        if engine.recorder is not None and engine.recorder.failed:
+            # A store that failed during the run lost records: the next start must not trust it blindly.
+            payload["store_failed"] = True
+        if self.unclean_end is not None and engine.start_report is None:
+            # This run never read the broker's book, so the last run's unclean end is still unsettled.
+            payload["unclean_end"] = self.unclean_end
+        try:
+            await self.writer.append(AuditEventType.APP_STOP, payload, actor="system", source=AuditSource.SYSTEM)
+        except Exception as exc:  # noqa: BLE001 - a failed store already halted the desk; the stop goes on
+            log.error("the stop could not be recorded: %s", exc)
 
     async def verify(self) -> VerifyResult | None:
         """Check the audit chain the desk wrote to (``None`` without a store)."""
         if self.writer is None:
             return None
-        return await asyncio.to_thread(verify_chain, self.writer.engine)
+        return await asyncio.to_thread(partial(verify_chain, self.writer.engine, keys=self.writer.keys))
 
     async def close(self) -> None:
-        """Stop what still runs (without an app.stop record if ``stop`` never ran), close the audit writer and
-        release the desk lock: after ``stop``, or after a failed start. Each step runs even if one before failed."""
+        """Stop what still runs (recording ``app.stop`` with ``"via": "close"`` if ``stop`` never ran: a start
+        that failed, say), close the audit writer and release the desk lock: after ``stop``, or after a failed
+        start. Each step runs even if one before failed."""
         try:
             if self._stopping is None:
                 try:
@@ -323,13 +360,29 @@ class Desk:
                         await self._control.close()
                 finally:
                     if self.engine is not None:
-                        await self.engine.stop()
+                        try:
+                            await self.engine.stop()
+                        finally:
+                            await self._record_stop({"via": "close"})
         finally:
             try:
                 if self.writer is not None:
                     await asyncio.to_thread(self.writer.close)
+                    await self._checkpoint(self.writer)
             finally:
                 self._resources.close()
+
+    async def _checkpoint(self, writer: AuditWriter) -> None:
+        """Pin the chain's committed tail in the data folder's checkpoint file, outside the database: a
+        later truncation or rewrite of the chain then fails ``audit verify``."""
+        if self.options.home is None:
+            return
+        try:
+            checkpoint = await asyncio.to_thread(write_checkpoint, writer, self.options.home, reason="stop")
+        except Exception as exc:  # noqa: BLE001 - the stop goes on; the next verify still checks the chain itself
+            log.error("the stop's audit checkpoint could not be written: %s", exc)
+            return
+        log.info("audit checkpoint at stop: %s", checkpoint.describe())
 
 
 def _backup_done(engine: Engine, outcome: BackupInfo | Exception) -> None:

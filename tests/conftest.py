@@ -23,6 +23,18 @@ NO_PG_REASON = (
 )
 
 
+@pytest.fixture(autouse=True)
+def no_keyring() -> None:
+    """Every test starts on keyring's fail backend, as on a machine without a secret service: no test
+    reaches the user's real keyring, and a test keyring backend one test imported (keyring picks any
+    loaded backend class by priority) or set is never inherited by the next. Tests that need keys
+    pass a backend explicitly, or run ``main.py`` with ``PYTHON_KEYRING_BACKEND`` set."""
+    import keyring
+    from keyring.backends import fail
+
+    keyring.set_keyring(fail.Keyring())
+
+
 @pytest.fixture(scope="session")
 def pg_base_url() -> Iterator[str | None]:
     from tests.pg_server import pg_base_url as serve
