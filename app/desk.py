@@ -50,6 +50,7 @@ from app.store.backup import BackupInfo, BackupScheduler
 from app.store.checkpoints import (
     checkpoint_file,
     refuse_forgotten_store,
+    refuse_rolled_back_store,
     write_checkpoint,
 )
 from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
@@ -229,6 +230,8 @@ class Desk:
             if options.home is not None:
                 await asyncio.to_thread(refuse_forgotten_store, options.database_url, options.home)
             store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
+            if options.home is not None:
+                await asyncio.to_thread(refuse_rolled_back_store, store, options.home)
             # Before this run's own app.start: did the last run record a clean stop?
             self.unclean_end = await asyncio.to_thread(unclean_end, store)
             # The desk keys the chain (a new key in the OS keyring) when it is not keyed yet.

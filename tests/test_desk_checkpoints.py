@@ -5,11 +5,14 @@ Real `main.py` processes on a real SQLite file, with a keyring in a test file (n
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from app.store.checkpoints import checkpoint_file, read_checkpoints
+from app.store.db import StoreError
+from app.store.migrate import open_store
 from tests.store.chain_fixtures import keyring_env
 from tests.support.desk_process import audit_records, run_main
 
@@ -67,3 +70,33 @@ def test_a_desk_without_a_secure_keyring_says_its_chain_is_not_keyed(tmp_path: P
     assert audit_records(home, "audit.chain_keyed") == []
     alerts = [json.loads(str(r["payload"])) for r in audit_records(home, "alert.raised")]
     assert any("the audit chain is not keyed" in str(a.get("message")) for a in alerts), alerts
+
+
+def test_a_store_rolled_back_to_an_older_copy_is_refused_at_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    simulate(home)
+    older = tmp_path / "older.db"
+    shutil.copyfile(home / "bulwark.db", older)  # the first run stopped cleanly: no WAL left to copy
+    simulate(home)
+    pinned = read_checkpoints(checkpoint_file(home))[-1].seq
+    for name in ("bulwark.db-wal", "bulwark.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    shutil.copyfile(older, home / "bulwark.db")
+
+    proc = run_main(home, "simulate", "--seconds", "1", "--json")
+
+    assert proc.returncode != 0
+    assert f"ends before record {pinned}" in proc.stderr and "rolled back" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_no_command_recreates_a_store_its_checkpoints_knew(tmp_path: Path) -> None:
+    """open_store, which every command that writes uses (calendar import, rearm, the desk), refuses too."""
+    home = tmp_path / "home"
+    simulate(home)
+    for name in ("bulwark.db", "bulwark.db-wal", "bulwark.db-shm"):
+        (home / name).unlink(missing_ok=True)
+
+    with pytest.raises(StoreError, match="shows the store held"):
+        open_store(f"sqlite:///{home / 'bulwark.db'}")
+    assert not (home / "bulwark.db").exists()

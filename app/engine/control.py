@@ -317,8 +317,9 @@ class ControlServer:
             raise _Refused("connection closed before a complete request line") from None
         try:
             request = json.loads(raw)
-        except ValueError:
-            raise _Refused("request is not JSON") from None
+        except (ValueError, RecursionError):
+            # RecursionError: a line of thousands of nested brackets, well under MAX_LINE.
+            raise _Refused("request is not JSON (or nested too deep)") from None
         if not isinstance(request, dict):
             raise _Refused("request is not a JSON object")
         command, args, mac = request.get("command"), request.get("args"), request.get("mac")
@@ -328,7 +329,7 @@ class ControlServer:
             raise _Refused("request is not authenticated (no 'mac')")
         try:
             expected = _request_mac(self._key, nonce, command, args)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _Refused("request holds values that have no canonical JSON form") from None
         if not hmac.compare_digest(expected.encode("ascii"), mac.encode("utf-8", "replace")):
             raise _Refused("request authentication failed (wrong key or stale nonce)")

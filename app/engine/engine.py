@@ -684,6 +684,10 @@ class Engine:
         if self.trading_state is TradingState.HALTED:
             # Halted while this order waited for its slot: it must not leak out now.
             return self._not_sent(order, self._halted_before_send())
+        # SENT first: its row is queued ahead of order.sent, so the record's durable commit carries it
+        # too, and a restart never finds an order the chain says was sent stored as NEW (which it
+        # would close as never sent); killed before the call, the order settles as UNKNOWN instead.
+        self.oms.mark_sent(order)
         # The invariant: nothing reaches the broker before its audit record is durable.
         refused = await self._durable_order(order, AuditEventType.ORDER_SENT)
         if refused is not None:
@@ -692,7 +696,6 @@ class Engine:
             # Halted while order.sent was being made durable: the call is still not made, and the
             # refusal after order.sent says so.
             return self._not_sent(order, self._halted_before_send())
-        self.oms.mark_sent(order)
         return await self._send(order)
 
     async def _durable_order(self, order: Order, event: AuditEventType) -> SubmitResult | None:

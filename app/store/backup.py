@@ -62,6 +62,7 @@ from .checkpoints import (
     append_checkpoint,
     chain_tail,
     make_checkpoint,
+    read_checkpoints,
 )
 from .db import StoreError, sqlite_path
 from .migrate import current_revision
@@ -527,7 +528,22 @@ def create_backup(
 
 
 def _checkpoint(tail: tuple[int, str, str | None], keys: ChainKeys, moment: dt.datetime,
-                notes: list[str]) -> Checkpoint | None:
+                notes: list[str], *, verified: bool, checkpoints: Path | None) -> Checkpoint | None:
+    """A signed checkpoint of the backed-up tail, unless that would bless a chain that is broken or
+    shorter than a checkpoint already taken (a truncation): the manifest then says why there is none."""
+    if not verified:
+        notes.append("no checkpoint: the chain did not verify")
+        return None
+    if checkpoints is not None and checkpoints.exists():
+        try:
+            newest = max((checkpoint.seq for checkpoint in read_checkpoints(checkpoints)), default=0)
+        except StoreError as exc:
+            notes.append(f"no checkpoint: {exc}")
+            return None
+        if newest > tail[0]:
+            notes.append(f"no checkpoint: the chain ends at record {tail[0]}, before the checkpoint at record {newest} "
+                         f"in {checkpoints.name} (records were removed)")
+            return None
     try:
         return make_checkpoint(*tail, keys, "backup", moment)
     except StoreError as exc:
@@ -582,7 +598,8 @@ def _create_sqlite(db_url: str, backup_dir: Path, created_at: dt.datetime, check
         notes: list[str] = []
         try:
             contents = _read_contents(engine, keys)
-            checkpoint = _checkpoint(chain_tail(engine), keys, created_at, notes)
+            checkpoint = _checkpoint(chain_tail(engine), keys, created_at, notes,
+                                     verified=contents.chain.ok, checkpoints=checkpoints)
         except SQLAlchemyError as exc:
             raise BackupError(f"the snapshot of {source} cannot be read as a Bulwark store: {exc}") from exc
         finally:
@@ -703,7 +720,8 @@ def _create_postgresql(db_url: str, backup_dir: Path, created_at: dt.datetime, c
         verified = not reasons
         notes = ["the chain was verified on the live database when the backup was made, up to the dump's last record"]
         checkpoint = _checkpoint(
-            (dump_last_seq, dump_last_hash or GENESIS_HASH, None if last is None else last[2]), keys, created_at, notes)
+            (dump_last_seq, dump_last_hash or GENESIS_HASH, None if last is None else last[2]), keys, created_at, notes,
+            verified=verified, checkpoints=checkpoints)
         manifest = _manifest(
             data_file=data_file, created_at=created_at, kind="postgresql", source=_describe(db_url),
             db_sha256=None, db_size=None, records=int(count), last_hash=dump_last_hash, verified=verified,

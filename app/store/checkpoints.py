@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from .canonical import GENESIS_HASH, canonical_json
 from .chain_key import ChainKeys, missing_key_message
@@ -288,3 +288,29 @@ def set_aside_after_restore(home: Path, moment: dt.datetime) -> Path | None:
     except OSError as exc:
         raise CheckpointError(f"restored, but the checkpoint file {file} could not be moved aside: {exc.strerror or exc}") from None
     return dest
+
+
+def refuse_rolled_back_store(engine: Engine, home: Path) -> None:
+    """Raise ``StoreError`` when the chain does not reach the newest checkpoint in ``home``, or has another
+    hash there: the store was cut, rolled back to an older copy, or rewritten since that checkpoint.
+
+    A desk must not start on such a store: the state it holds (a HALTED flag, working orders) is not
+    the desk's last. One indexed read, so every start can afford it; ``audit verify`` checks them all.
+    """
+    file = checkpoint_file(home)
+    if not file.exists():
+        return
+    checkpoints = read_checkpoints(file)
+    if not checkpoints:
+        return
+    newest = max(checkpoints, key=lambda checkpoint: checkpoint.seq)
+    with engine.connect() as connection:
+        found = connection.execute(text("SELECT hash FROM audit_log WHERE seq = :seq"), {"seq": newest.seq}).scalar()
+    advice = ("restore the right backup (main.py backup restore, which sets these checkpoints aside), "
+              "and run main.py audit verify")
+    if found is None:
+        raise StoreError(f"the store's audit chain ends before record {newest.seq}, which the {newest.describe()} in "
+                         f"{file.name} pinned: the store was cut or rolled back to an older copy; {advice}")
+    if not _same(str(found), newest.hash):
+        raise StoreError(f"the store's audit record {newest.seq} is not the one the {newest.describe()} in {file.name} "
+                         f"pinned: the chain was rewritten from there (a fork); {advice}")

@@ -137,6 +137,10 @@ def open_store(url: str, *, application_name: str = "bulwark") -> Engine:
             raise StoreError(f"{path} is not a SQLite database (corrupt or overwritten); restore a backup")
     try:
         if path is not None and not path.exists() and _plain_file_url(url):
+            from .checkpoints import refuse_forgotten_store
+
+            # Any command that would create the store (calendar import, rearm...), not only the desk.
+            refuse_forgotten_store(url, path.parent)
             try:
                 _create_sqlite_store(url, path)
             except OSError as exc:

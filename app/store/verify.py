@@ -102,7 +102,10 @@ def _rows(engine: Engine, with_key: bool) -> Iterator[Sequence[Any]]:
     """Batches of raw rows straight from the driver's cursor: no per-row SQLAlchemy objects."""
     key_column = "key_fp" if with_key else "NULL"
     with engine.connect() as connection:
-        cursor = connection.connection.cursor()
+        # PostgreSQL: a named (server-side) cursor, or psycopg would fetch the whole chain into memory
+        # before the first batch. It lives in the connection's open transaction.
+        raw = connection.connection
+        cursor = raw.cursor(name="bulwark_verify") if engine.dialect.name == "postgresql" else raw.cursor()
         try:
             cursor.execute(
                 "SELECT seq, ts_ns, actor, source, event_type, payload, prev_hash, hash, "

@@ -180,8 +180,10 @@ def _no_mac(nonce: bytes) -> bytes:
         (b'{"command":"panic","args":{"reason":"x"},"mac":"zz\xc3\xa9"}\n', "authentication failed"),
         (b'{"command":"panic","args":{"n":NaN},"mac":"00"}\n', "no canonical JSON form"),
         (b"x" * (100 * 1024) + b"\n", "longer than 65536 bytes"),
+        (b"[" * 60_000 + b"\n", "nested too deep"),
+        (b'{"command":"panic","args":{"a":' + b"[" * 60_000 + b']}, "mac":"00"}\n', "nested too deep"),
     ],
-    ids=["text", "array", "no-args", "command-not-string", "no-mac", "bad-mac", "nan", "oversized"],
+    ids=["text", "array", "no-args", "command-not-string", "no-mac", "bad-mac", "nan", "oversized", "deep", "deep-args"],
 )
 async def test_malformed_requests_are_refused(desk: Desk, line: bytes, error: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="app.engine.control")

@@ -7,10 +7,11 @@ import asyncio
 import json
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from app.brokers.base import RateLimits
+from app.brokers.base import PlaceAck, PlaceRequest, RateLimits
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.domain.orders import OrderStatus, Side
 from app.domain.rejections import RejectReason
@@ -105,6 +106,43 @@ async def test_order_sent_is_written_only_for_orders_the_broker_received(tmp_pat
         expected = "order.sent" if result.accepted else "order.throttled"
         assert story[result.client_order_id] == ["order.queued", expected], story[result.client_order_id]
     assert verify_chain(writer.engine).ok
+
+
+class StoreReadingPaper(PaperBroker):
+    """Reads its order's stored row at the moment the broker receives it, on a connection of its own."""
+
+    store_url = ""
+    seen: ClassVar[dict[str, str]] = {}
+
+    async def place(self, request: PlaceRequest) -> PlaceAck:
+        reader = make_engine(self.store_url)
+        try:
+            with reader.connect() as connection:
+                self.seen[request.client_order_id] = connection.exec_driver_sql(
+                    "SELECT status FROM orders WHERE client_order_id = ?", (request.client_order_id,)).scalar_one()
+        finally:
+            reader.dispose()
+        return await super().place(request)
+
+
+async def test_an_order_reaching_the_broker_is_already_stored_as_sent(tmp_path: Path) -> None:
+    """A desk killed between order.sent and the call must not leave the order stored NEW: a restart
+    closes a NEW order as never sent, though the chain says it was sent (and the broker may hold it)."""
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    writer = AuditWriter(open_store(url))
+    writer.start()
+    broker = StoreReadingPaper(PaperConfig(seed=3, tick_interval_ms=None), universe=[RELIANCE])
+    broker.store_url = url
+    broker.seen.clear()
+    engine = Engine(broker, [RELIANCE.instrument], audit=writer, limits=wide_limits([RELIANCE.instrument]))
+    await engine.start()
+    broker.step()
+    await asyncio.sleep(0.01)
+    result = await engine.submit(buy(engine, -40))
+    await engine.stop()
+    writer.close()
+    assert result.accepted and result.client_order_id is not None
+    assert broker.seen == {result.client_order_id: str(OrderStatus.SENT)}
 
 
 async def test_a_cancel_that_finds_the_order_already_filled_is_audited_and_no_broker_error(tmp_path: Path) -> None:

@@ -94,3 +94,25 @@ def test_a_backup_puts_its_checkpoint_in_the_manifest_and_the_data_folder(tmp_pa
     result = verify_chain(engine, keys=keys, hashes_at={recorded.seq})
     assert check_checkpoints(result, [recorded], keys) == ([], [])
     engine.dispose()
+
+
+def test_a_backup_does_not_bless_a_chain_cut_below_an_earlier_checkpoint(tmp_path: Path, keys: ChainKeys) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    url = f"sqlite:///{home}/bulwark.db"
+    writer = fill(url, 5, keys)
+    stop = write_checkpoint(writer, home, now=NOW)
+    # The attacker cuts the tail and puts the append-only triggers back, so the chain alone verifies.
+    with writer.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
+        connection.exec_driver_sql(f"DELETE FROM audit_log WHERE seq > {stop.seq - 2}")
+        connection.exec_driver_sql(
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'x'); END")
+    writer.engine.dispose()
+
+    info = create_backup(url, tmp_path / "backups", now=NOW, checkpoints=home / CHECKPOINT_FILE, keys=keys)
+
+    manifest = json.loads(manifest_path_for(info.path).read_text())
+    assert info.verified and manifest["checkpoint"] is None
+    assert any(f"before the checkpoint at record {stop.seq}" in note for note in manifest["notes"])
+    assert read_checkpoints(home / CHECKPOINT_FILE) == [stop]
