@@ -48,6 +48,7 @@ from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.checkpoints import (
+    chain_tail,
     checkpoint_file,
     refuse_forgotten_store,
     refuse_rolled_back_store,
@@ -225,6 +226,7 @@ class Desk:
         """Build and start everything; ``on_engine`` sees the engine as soon as it exists, before its start
         (a window attaches there, so a kill switch pressed during a long start already reaches it)."""
         options = self.options
+        tail_key: str | None = None
         if options.database_url is not None:
             self._resources.enter_context(DeskLock(options.database_url))
             if options.home is not None:
@@ -234,6 +236,7 @@ class Desk:
                 await asyncio.to_thread(refuse_rolled_back_store, store, options.home)
             # Before this run's own app.start: did the last run record a clean stop?
             self.unclean_end = await asyncio.to_thread(unclean_end, store)
+            tail_key = (await asyncio.to_thread(chain_tail, store))[2]
             # The desk keys the chain (a new key in the OS keyring) when it is not keyed yet.
             self.writer = AuditWriter(store, redactor=Redactor(options.secrets), create_key=True)
             self.writer.start()
@@ -262,6 +265,12 @@ class Desk:
                  "settings": options.settings_summary},
                 actor="system", source=AuditSource.SYSTEM,
             )
+            if tail_key is not None and self.writer.key_fingerprint != tail_key:
+                engine.alert(
+                    AlertLevel.CRITICAL, "audit",
+                    f"the audit chain's key {tail_key} is not in this machine's keyring: the chain goes on under a new "
+                    f"key {self.writer.key_fingerprint}, and the records before it verify only where {tail_key} is",
+                )
             if self.writer.key_fingerprint is None:
                 engine.alert(
                     AlertLevel.WARNING, "audit",

@@ -100,3 +100,18 @@ def test_no_command_recreates_a_store_its_checkpoints_knew(tmp_path: Path) -> No
     with pytest.raises(StoreError, match="shows the store held"):
         open_store(f"sqlite:///{home / 'bulwark.db'}")
     assert not (home / "bulwark.db").exists()
+
+
+def test_a_keyring_that_lost_the_chains_key_is_a_critical_alert_and_the_chain_goes_on_under_a_new_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    simulate(home, keyring_env(tmp_path / "keyring.json"))
+    [first] = audit_records(home, "audit.chain_keyed")
+    old = json.loads(str(first["payload"]))["key"]
+
+    simulate(home, keyring_env(tmp_path / "another-keyring.json"))
+
+    second = audit_records(home, "audit.chain_keyed")[-1]
+    new = json.loads(str(second["payload"]))
+    assert new["previous_key"] == old and new["key"] != old
+    alerts = [json.loads(str(r["payload"])) for r in audit_records(home, "alert.raised")]
+    assert any(a["level"] == "CRITICAL" and f"key {old} is not in this machine's keyring" in a["message"] for a in alerts)
