@@ -16,10 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, inspect, text
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"
 _FIELDS = ("seq", "hash", "time", "key", "reason")
+T = TypeVar("T")
 
 
 class CheckpointError(StoreError):
@@ -141,21 +142,27 @@ def parse_checkpoint(doc: Any) -> Checkpoint:
     return Checkpoint(int(str(seq)), str(digest), str(moment), key, str(reason), signature)
 
 
-def read_checkpoints(path: Path) -> list[Checkpoint]:
-    """Every checkpoint in a file, in order; ``CheckpointError`` naming the first bad line."""
+def _read_lines(path: Path, file_kind: str, what: str, parse: Callable[[Any], T]) -> list[T]:
+    """Every JSON line of ``path`` through ``parse``, in order; ``CheckpointError`` naming an unreadable
+    file or the first line that is not ``what``."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise CheckpointError(f"cannot read the checkpoint file {path}: {exc.strerror or exc}") from None
+        raise CheckpointError(f"cannot read the {file_kind} file {path}: {exc.strerror or exc}") from None
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            found.append(parse_checkpoint(json.loads(line)))
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"{path} line {number} is not a checkpoint: {exc}") from None
+            found.append(parse(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path} line {number} is not a {what}: {exc}") from None
     return found
+
+
+def read_checkpoints(path: Path) -> list[Checkpoint]:
+    """Every checkpoint in a file, in order; ``CheckpointError`` naming the first bad line."""
+    return _read_lines(path, "checkpoint", "checkpoint", parse_checkpoint)
 
 
 def check_checkpoints(result: VerifyResult, checkpoints: Iterable[Checkpoint], keys: ChainKeys) -> tuple[list[str], list[str]]:
@@ -205,24 +212,15 @@ def _same(a: str, b: str) -> bool:
 
 def read_digests(path: Path) -> list[dict[str, Any]]:
     """Day digests written by ``audit verify --write-digests``; ``CheckpointError`` naming a bad line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CheckpointError(f"cannot read the digests file {path}: {exc.strerror or exc}") from None
-    found = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-            entry = {"day": dt.date.fromisoformat(doc["day"]), "last_seq": int(doc["last_seq"]),
-                     "records": int(doc["records"]), "hash": str(doc["hash"])}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{path} line {number} is not a day digest: {exc}") from None
-        found.append(entry)
+    found = _read_lines(path, "digests", "day digest", _parse_digest)
     if not found:
         raise CheckpointError(f"{path} holds no day digests")
     return found
+
+
+def _parse_digest(doc: Any) -> dict[str, Any]:
+    return {"day": dt.date.fromisoformat(doc["day"]), "last_seq": int(doc["last_seq"]),
+            "records": int(doc["records"]), "hash": str(doc["hash"])}
 
 
 def check_digests(result: VerifyResult, digests: Iterable[dict[str, Any]]) -> list[str]:
