@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from app.domain.audit import AuditSource
 from app.store.audit_writer import AuditWriter
 from app.store.chain_key import ChainKeys
+from app.store.db import make_engine
 from app.store.migrate import open_store
 from tests.support.file_keyring import TestFileKeyring
 
@@ -39,3 +41,20 @@ def fill(url: str, count: int, keys: ChainKeys | None, *, create_key: bool = Tru
     finally:
         writer.close()
     return writer
+
+
+def tamper(home: Path, *statements: str, then: Callable[[Path], None] | None = None) -> None:
+    """Drop the append-only triggers, change what the attacker wants, and put the triggers back."""
+    engine = make_engine(f"sqlite:///{home}/bulwark.db")
+    with engine.begin() as c:
+        c.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        c.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
+        for statement in statements:
+            c.exec_driver_sql(statement)
+    if then is not None:
+        then(home)
+    with engine.begin() as c:
+        for action in ("UPDATE", "DELETE"):
+            c.exec_driver_sql(f"CREATE TRIGGER audit_log_no_{action.lower()} BEFORE {action} ON audit_log "
+                              "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+    engine.dispose()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.store.db import make_engine
+from tests.store.chain_fixtures import tamper
 from tests.support.calendar import cover_today
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,18 +49,6 @@ def copy_of(home: Path, tmp_path: Path) -> Path:
     target = tmp_path / "copy"
     shutil.copytree(home, target)
     return target
-
-
-def tamper(home: Path, *statements: str) -> None:
-    engine = make_engine(f"sqlite:///{home}/bulwark.db")
-    with engine.begin() as c:
-        c.exec_driver_sql("DROP TRIGGER audit_log_no_update")
-        c.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
-        for statement in statements:
-            c.exec_driver_sql(statement)
-        c.exec_driver_sql("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'x'); END")
-        c.exec_driver_sql("CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'x'); END")
-    engine.dispose()
 
 
 def test_verify_intact_chain(recorded: Path) -> None:

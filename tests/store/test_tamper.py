@@ -13,7 +13,6 @@ import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from app.store.canonical import GENESIS_HASH, record_bytes
 from app.store.checkpoints import CHECKPOINT_FILE, write_checkpoint
 from app.store.db import make_engine
 from app.store.migrate import open_store
-from tests.store.chain_fixtures import file_keys, fill, keyring_env
+from tests.store.chain_fixtures import file_keys, fill, keyring_env, tamper
 from tests.support.calendar import cover_today
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,23 +46,6 @@ def desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     write_checkpoint(writer.engine, home, keys=keys)
     writer.engine.dispose()
     return home, keyring_file
-
-
-def tamper(home: Path, *statements: str, then: Callable[[Path], None] | None = None) -> None:
-    """Drop the append-only triggers, change what the attacker wants, and put the triggers back."""
-    engine = make_engine(f"sqlite:///{home}/bulwark.db")
-    with engine.begin() as c:
-        c.exec_driver_sql("DROP TRIGGER audit_log_no_update")
-        c.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
-        for statement in statements:
-            c.exec_driver_sql(statement)
-    if then is not None:
-        then(home)
-    with engine.begin() as c:
-        for action in ("UPDATE", "DELETE"):
-            c.exec_driver_sql(f"CREATE TRIGGER audit_log_no_{action.lower()} BEFORE {action} ON audit_log "
-                              "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
-    engine.dispose()
 
 
 def rechain_unkeyed(home: Path, start: int, *, keep_key_column: bool) -> None:
