@@ -27,6 +27,7 @@ from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine
+from app.engine.governor import GovernorConfig
 from app.engine.recorder import ResumeState
 from app.engine.risk.breakers import Breaker
 from app.engine.risk.flatten import slices
@@ -97,7 +98,7 @@ async def test_engage_halts_before_returning_then_cancels_everything_at_the_brok
     assert engine.trading_state is TradingState.HALTED
     # 30 cancels at 20 actions/s, one spacing apart (the first may wait up to one spacing for the
     # last place's slot), plus a round trip: the bound the desk announced at once.
-    spacing = 1.02 / 20
+    spacing = (1 + GovernorConfig().margin) / 20
     assert 29 * spacing <= report.expected_clear_s - engine.round_trip_s() <= 30 * spacing
     refused = await engine.submit(OrderRequest(INSTRUMENTS[0].key, Side.BUY, 1, "100", actor="tom"))
     assert refused.rejection is not None and refused.rejection.reason is RejectReason.TRADING_HALTED
