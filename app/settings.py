@@ -46,18 +46,15 @@ authentication) rather than in ``BULWARK_DB_URL``; if one is there anyway, error
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import os
 import re
 import tempfile
 import tomllib
-import types
-import typing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import annotated_types
 import platformdirs
 import pydantic_settings
 from pydantic import (
@@ -74,6 +71,15 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
+)
+
+from app.validation_messages import (
+    KIB,
+    MIB,
+    Loc,
+    MessageStyle,
+    describe_errors,
+    show_value,
 )
 
 __all__ = [
@@ -93,9 +99,6 @@ HOME_ENV = "BULWARK_HOME"
 SETTINGS_FILE_NAME = "bulwark.toml"
 DATABASE_FILE_NAME = "bulwark.db"
 LOG_DIR_NAME = "logs"
-
-KIB = 1024
-MIB = 1024 * KIB
 
 
 class SettingsError(ValueError):
@@ -468,10 +471,10 @@ def load_settings(*, read_only: bool = False, **overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = [
-            _describe_error(error, overrides=overrides, toml_data=toml_data, toml_path=toml_path)
-            for error in exc.errors(include_url=False)
-        ]
+        def source(loc: Loc) -> str:
+            return _source_of(loc, overrides=overrides, toml_data=toml_data, toml_path=toml_path)
+
+        problems = describe_errors(exc, replace(_STYLE, source=source))
         raise SettingsError(_join_problems(problems), problems) from None
     except pydantic_settings.SettingsError as exc:
         # e.g. BULWARK_PAPER='{not json' for a whole nested model
@@ -533,9 +536,13 @@ def _check_database_folder(settings: Settings) -> None:
         return
     source = "from environment variable BULWARK_DB_URL" if _getenv(f"{ENV_PREFIX}DB_URL") else "in the settings"
     raise SettingsError(
-        f"invalid setting: db_url = {_show_value(settings.db_url, 'db_url')} ({source}): "
+        f"invalid setting: db_url = {show_value(settings.db_url, _VALUE_WIDTH, _mask_db_url)} ({source}): "
         f"the folder {path.parent} does not exist; create it or name another"
     )
+
+
+def _mask_db_url(text: str) -> str:
+    return _mask("db_url", text)
 
 
 def ensure_data_folder(home: Path, *, writable: bool = True) -> Path:
@@ -578,40 +585,6 @@ def _join_problems(problems: list[str]) -> str:
         return f"invalid setting: {problems[0]}"
     lines = "\n".join(f"  - {p}" for p in problems)
     return f"{len(problems)} invalid settings:\n{lines}"
-
-
-def _describe_error(
-    error: Any, *, overrides: dict[str, Any], toml_data: dict[str, Any], toml_path: Path
-) -> str:
-    loc = tuple(error.get("loc", ()))
-    key = ".".join(str(part) for part in loc) or "(settings)"
-    value = error.get("input")
-    kind = error.get("type", "")
-
-    source = _source_of(loc, overrides=overrides, toml_data=toml_data, toml_path=toml_path)
-    shown = _show_value(value, key)
-    head = f"{key} = {shown}" if kind != "missing" else key
-    if source:
-        head += f" ({source})"
-
-    if kind == "extra_forbidden":
-        allowed_keys = _allowed_keys(loc[:-1])
-        text = "unknown setting"
-        if allowed_keys:
-            close = difflib.get_close_matches(str(loc[-1]), allowed_keys, n=1)
-            if close:
-                text += f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)"
-            section = ".".join(map(str, loc[:-1]))
-            where = f"in [{section}]" if section else "at the top level"
-            text += f"; allowed keys {where}: {', '.join(allowed_keys)}"
-        return f"{head}: {text}"
-
-    msg = str(error.get("msg", "invalid value"))
-    msg = msg.removeprefix("Value error, ")
-    allowed = _allowed_for(loc)
-    if allowed and kind != "literal_error":
-        return f"{head}: {msg}; allowed: {allowed}"
-    return f"{head}: {msg}"
 
 
 def _source_of(
@@ -677,109 +650,23 @@ _PASSWORD_IN_URL = re.compile(r"(?P<pre>://[^/@:\s]*:)[^/@\s]*(?P<at>@)")
 _PASSWORD_IN_DB_URL = re.compile(r"(?P<pre>(?:^|://)[^/@:\s]*:)[^/@\s]*(?P<at>@)")
 
 
-def _show_value(value: Any, key: str = "") -> str:
-    if isinstance(value, dict):
-        return "{...}"
-    if isinstance(value, str):
-        pattern = _PASSWORD_IN_DB_URL if key == "db_url" else _PASSWORD_IN_URL
-        value = pattern.sub(r"\g<pre>***\g<at>", value)
-    text = repr(value)
-    if len(text) > 200:
-        text = text[:197] + "..."
-    return text
+# URLs and paths are long: a value is cut at 200 characters (the limits cut at 80).
+_VALUE_WIDTH = 200
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model class that holds the field at ``loc + (field,)``."""
-    model: type[BaseModel] = Settings
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            return None
-    return model
+def _mask(path: str, text: str) -> str:
+    pattern = _PASSWORD_IN_DB_URL if path == "db_url" else _PASSWORD_IN_URL
+    return pattern.sub(r"\g<pre>***\g<at>", text)
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model = _model_at(loc)
-    if model is None:
-        return []
-    keys = list(model.model_fields)
-    if model is Settings:
-        keys.remove("home")  # set by BULWARK_HOME, never in the file
-    return keys
-
-
-def _allowed_for(loc: tuple[Any, ...]) -> str:
-    if not loc:
-        return ""
-    model = _model_at(loc[:-1])
-    if model is None:
-        return ""
-    field = model.model_fields.get(str(loc[-1]))
-    if field is None:
-        return ""
-    return describe_allowed(field)
-
-
-def describe_allowed(field: FieldInfo) -> str:
-    """What a field accepts, in words: ``a number >= 0 and <= 1``, ``one of 'a', 'b'``."""
-    extra = field.json_schema_extra
-    if isinstance(extra, dict) and isinstance(extra.get("allowed"), str):
-        return str(extra["allowed"])
-
-    annotation = field.annotation
-    optional = False
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        non_none = [a for a in args if a is not type(None)]
-        optional = len(non_none) < len(args)
-        annotation = non_none[0] if len(non_none) == 1 else annotation
-
-    if typing.get_origin(annotation) is Literal:
-        text = "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
-    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        text = f"a table of {', '.join(annotation.model_fields)}"
-    else:
-        nouns: dict[Any, str] = {
-            bool: "true or false",
-            int: "an integer",
-            float: "a number",
-            str: "text",
-            Path: "a path",
-        }
-        noun = nouns.get(annotation) or str(getattr(annotation, "__name__", annotation))
-        bounds = []
-        for meta in field.metadata:
-            if isinstance(meta, annotated_types.Ge):
-                bounds.append(f">= {_num(meta.ge)}")
-            elif isinstance(meta, annotated_types.Gt):
-                bounds.append(f"> {_num(meta.gt)}")
-            elif isinstance(meta, annotated_types.Le):
-                bounds.append(f"<= {_num(meta.le)}")
-            elif isinstance(meta, annotated_types.Lt):
-                bounds.append(f"< {_num(meta.lt)}")
-            elif isinstance(meta, annotated_types.Interval):
-                for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-                    bound = getattr(meta, attr)
-                    if bound is not None:
-                        bounds.append(f"{sym} {_num(bound)}")
-        text = noun + (" " + " and ".join(bounds) if bounds else "")
-    if optional:
-        text += " (or unset)"
-    return text
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int) and value >= MIB and value % KIB == 0:
-        unit = "MiB" if value % MIB == 0 else "KiB"
-        return f"{value} ({value // (MIB if unit == 'MiB' else KIB)} {unit})"
-    if isinstance(value, int) and value >= KIB and value % KIB == 0:
-        return f"{value} ({value // KIB} KiB)"
-    return str(value)
+# A setting may come from an override, the environment or the file: an unknown one is shown with
+# its value and source, and a suggestion with its full path. ``home`` is set by BULWARK_HOME only.
+_STYLE = MessageStyle(
+    root=Settings,
+    item="setting",
+    whole="(settings)",
+    value_width=_VALUE_WIDTH,
+    unknown_in_full=True,
+    mask=_mask,
+    hidden=frozenset({"home"}),
+)
