@@ -251,10 +251,10 @@ class Desk:
         if options.home is not None:
             # Before the broker hears anything: a panic after this desk dies must know where its orders are.
             await asyncio.to_thread(record_last_desk, options.home, broker.capabilities.name)
-        fixed_limits = self._fixed_limits(entries)
+        limits = self._limits(entries)
         engine = Engine(
             broker, [e.instrument for e in entries], options.engine, audit=self.writer, clock_ns=self.clock_ns,
-            limits=fixed_limits, calendar=self.calendar,
+            limits=limits if isinstance(limits, RiskLimits) else None, calendar=self.calendar,
         )
         self.engine = engine
         if self.writer is not None:
@@ -280,9 +280,8 @@ class Desk:
         # After app.start, so a kill pressed while the desk opened its store is recorded after it.
         if on_engine is not None:
             on_engine(engine)
-        if fixed_limits is None:
-            assert options.limits_path is not None
-            await engine.load_limits(options.limits_path, DEFAULT_LIMITS)
+        if isinstance(limits, Path):
+            await engine.load_limits(limits, DEFAULT_LIMITS)
         self.calendar_version = await engine.record_calendar(self.calendar_load)
         if options.home is not None:
             # Listening before the start: it may retry the broker's book for a while, and a panic then
@@ -305,15 +304,15 @@ class Desk:
             engine.supervisor.spawn("backup.scheduler", scheduler.run())
         return engine
 
-    def _fixed_limits(self, entries: list[UniverseEntry]) -> RiskLimits | None:
-        """Limits that are not the data folder's versioned ones, or ``None`` to load those."""
+    def _limits(self, entries: list[UniverseEntry]) -> RiskLimits | Path:
+        """Limits that are not the data folder's versioned ones, or the data folder's file to load those from."""
         if self.synthetic:
             futures = [e for e in entries if e.instrument.underlying in self.synthetic and e.instrument.segment is Segment.FUTURES]
             self.limits_source = f"shipped {DEFAULT_LIMITS.name}, with its [defaults] for {len(self.synthetic)} synthetic underlyings"
             return synthetic_limits(self.synthetic, futures)
         if self.writer is not None and self.options.limits_path is not None:
             self.limits_source = f"data folder {self.options.limits_path.name}"
-            return None
+            return self.options.limits_path
         self.limits_source = f"shipped {DEFAULT_LIMITS.name}"
         return load_limits_file(DEFAULT_LIMITS)
 

@@ -217,8 +217,7 @@ async def run_simulation(options: SimulationOptions) -> dict[str, Any]:
                 "last_covered_day": calendar.last_covered_day.isoformat(),
                 "notice": calendar.cover_notice(desk.clock_ns()),
             }
-            assert desk.broker is not None
-            result["broker"] = _broker_report(desk.broker)
+            result["broker"] = _broker_report(engine.broker)
             result["universe"] = {
                 "instruments": len(entries),
                 "synthetic_underlyings": len(desk.synthetic),

@@ -99,3 +99,22 @@ def test_a_relative_sqlite_path_is_in_the_data_folder_not_the_working_directory(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (home / "desk.db").is_file()
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("command, consequence", [
+    (["audit", "verify"], "nothing has been recorded in this data folder"),
+    (["audit", "export"], "nothing has been recorded in this data folder"),
+    (["limits", "history"], "no limits have been stored in this data folder"),
+    (["backup", "create"], "nothing to back up"),
+    (["rearm", "--reason", "r"], "no desk has run in this data folder, so nothing is halted"),
+])
+def test_a_command_that_needs_a_store_names_the_missing_one_and_creates_none(
+    tmp_path: Path, command: list[str], consequence: str,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = run(home, *command)
+    assert proc.returncode == 1
+    prefix = "rearm refused: " if command[0] == "rearm" else ""
+    assert the_error(proc) == f"{prefix}no database at {home / 'bulwark.db'}: {consequence}"
+    assert not (home / "bulwark.db").exists()

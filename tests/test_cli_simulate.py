@@ -110,9 +110,9 @@ def test_simulate_past_the_universe_file_trades_synthetic_instruments(tmp_path: 
 
 def test_synthetic_limits_cover_only_the_synthetic_underlyings() -> None:
     from app.brokers.paper import UniverseEntry
+    from app.desk import DEFAULT_LIMITS, synthetic_limits
     from app.domain.instruments import Exchange, Instrument, Segment
     from app.engine.risk.limits import load_limits_file
-    from app.desk import DEFAULT_LIMITS, synthetic_limits
 
     def cash(symbol: str) -> Instrument:
         return Instrument(f"NSE:{symbol}", Exchange.NSE, symbol, symbol, Segment.CASH, 1, 5, 100_000)
@@ -146,8 +146,8 @@ def test_synthetic_instruments_are_refused_for_a_broker_other_than_paper(tmp_pat
 
     from app.brokers.base import Broker
     from app.brokers.paper.universe import UniverseEntry
-    from app.engine.risk.calendar_data import load_effective
     from app.desk import DeskError
+    from app.engine.risk.calendar_data import load_effective
     from app.simulation import SimulationOptions, run_simulation
 
     built: list[int] = []
@@ -187,3 +187,22 @@ def test_invalid_settings_stop_the_start_naming_key_value_and_range(tmp_path: Pa
     proc = run_main(tmp_path, "simulate", "--seconds", "1", env={"BULWARK_PAPER__LATENCY_MS": "-5"})
     assert proc.returncode == 2
     assert "paper.latency_ms" in proc.stderr and "-5" in proc.stderr and ">= 0" in proc.stderr
+
+
+def test_an_emptied_store_refuses_to_trade_with_exit_1(tmp_path: Path) -> None:
+    home = cover_today(tmp_path / "home")
+    home.mkdir(exist_ok=True)
+    (home / "bulwark.db").touch()
+    proc = run_main(home, "simulate", "--seconds", "1")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "Bulwark refuses to trade: the store is unusable: " in proc.stderr and "is empty (0 bytes)" in proc.stderr
+    assert (home / "bulwark.db").stat().st_size == 0
+
+
+def test_breeze_off_a_loopback_address_is_a_usage_error(tmp_path: Path) -> None:
+    proc = run_main(tmp_path, "simulate", "--seconds", "1", "--broker", "breeze",
+                    env={"BULWARK_BREEZE__API_URL": "https://api.icicidirect.com/breezeapi/api/v1/"})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "simulate: simulate --broker breeze sends a random order flow, so it runs only against a local" in proc.stderr

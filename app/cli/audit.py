@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, first_line, iso_date
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, first_line, iso_date, no_database
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -38,12 +38,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.store.db import StoreError, open_read_only, sqlite_path
+    from app.store.db import StoreError, open_read_only
 
     url = settings.database_url
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        print(f"no database at {path}: nothing has been recorded in this data folder", file=sys.stderr)
+    if (missing := no_database(url, "nothing has been recorded in this data folder")) is not None:
+        print(missing, file=sys.stderr)
         return EXIT_FAILED
     # Read as it is, read-only: verify and export never migrate or otherwise write to the evidence,
     # and run on an auditor's read-only copy.

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import EXIT_FAILED, EXIT_OK
+from .common import EXIT_FAILED, EXIT_OK, no_database
 
 if TYPE_CHECKING:
     from app.domain.audit import AuditEventType
@@ -50,15 +50,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         verify_backup,
     )
     from app.store.checkpoints import checkpoint_file, set_aside_after_restore
-    from app.store.db import StoreError, sqlite_path
+    from app.store.db import StoreError
     from app.store.desk_lock import desk_running
 
     url = settings.database_url
     try:
         if args.backup_command == "create":
-            path = sqlite_path(url)
-            if path is not None and not path.exists():
-                print(f"no database at {path}: nothing to back up", file=sys.stderr)
+            if (missing := no_database(url, "nothing to back up")) is not None:
+                print(missing, file=sys.stderr)
                 return EXIT_FAILED
             info = create_backup(url, settings.backups_dir, checkpoints=checkpoint_file(settings.home))
             _audit(settings, AuditEventType.BACKUP_CREATED, info.audit_payload())

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import EXIT_FAILED, EXIT_OK, first_line, positive_int
+from .common import EXIT_FAILED, EXIT_OK, first_line, no_database, positive_int
 
 if TYPE_CHECKING:
     from app.engine.risk.limits import RiskLimits
@@ -87,12 +87,11 @@ def _history(settings: Settings, limit: int) -> int:
 
     from app.domain.india_time import IST
     from app.store import limit_versions
-    from app.store.db import StoreError, open_read_only, sqlite_path
+    from app.store.db import StoreError, open_read_only
 
     url = settings.database_url
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        print(f"no database at {path}: no limits have been stored in this data folder", file=sys.stderr)
+    if (missing := no_database(url, "no limits have been stored in this data folder")) is not None:
+        print(missing, file=sys.stderr)
         return EXIT_FAILED
     # Read as it is, like `audit verify`: listing the history never migrates or writes, and works
     # on a read-only copy of the data folder.

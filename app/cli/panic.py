@@ -32,7 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .common import BROKERS, EXIT_FAILED, EXIT_OK, positive_float, reason_text
+from .common import (
+    BROKERS,
+    EXIT_FAILED,
+    EXIT_OK,
+    absent_database,
+    positive_float,
+    reason_text,
+)
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -334,11 +341,10 @@ def _cancel_at_broker(settings: Settings, broker: str, route: DirectCancel | Non
 
 def _working_in_store(settings: Settings) -> list[StoredOrder] | None:
     """What the store last showed working (``None`` when it cannot be read); never creates a database."""
-    from app.store.db import make_engine, sqlite_path
+    from app.store.db import make_engine
     from app.store.desk_state import working_orders
 
-    path = sqlite_path(settings.database_url)
-    if path is not None and not path.exists():
+    if absent_database(settings.database_url) is not None:
         return []
     try:
         engine = make_engine(settings.database_url)

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .common import EXIT_FAILED, EXIT_OK, positive_float, reason_text
+from .common import EXIT_FAILED, EXIT_OK, no_database, positive_float, reason_text
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -80,9 +80,8 @@ def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
     from .limits import default_limits_file
 
     url = settings.database_url
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        return _fail(f"no database at {path}: no desk has run in this data folder, so nothing is halted")
+    if (missing := no_database(url, "no desk has run in this data folder, so nothing is halted")) is not None:
+        return _fail(missing)
     target = TradingState(to)
     not_answering = "a desk is running on this database but did not answer on its control channel: re-arm it from that desk"
     with contextlib.ExitStack() as held:
@@ -97,7 +96,7 @@ def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
         except OSError as exc:
             return _fail(f"cannot lock the database against a desk starting: {exc}")
         try:
-            if path is None and desk_running(url):
+            if sqlite_path(url) is None and desk_running(url):
                 return _fail(not_answering)
             store = open_store(url)
             held.callback(store.dispose)

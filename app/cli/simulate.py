@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .common import (
@@ -89,81 +90,93 @@ def breeze_factory(settings: Settings, creds: BreezeCredentials, token: str) -> 
     return make
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
+@dataclass(frozen=True)
+class _Refusal:
+    """How ``simulate`` reports one kind of error: its exit code and the words before the message."""
 
+    kind: type[Exception]
+    exit_code: int
+    prefix: str = "simulate: "
+
+
+def _refusals() -> tuple[_Refusal, ...]:
+    # Imported here, not at the top: the command line must start without the engine, store and brokers.
     from app.brokers.breeze import MasterError
     from app.desk import DeskError
     from app.engine.engine import EngineStartError
-    from app.engine.risk.calendar_data import CalendarError, load_effective
-    from app.logs import redact_in_logs
-    from app.security.vault import VaultError, stored_secrets
-    from app.simulation import SimulationOptions, run_simulation
+    from app.engine.risk.calendar_data import CalendarError
+    from app.security.vault import VaultError
     from app.store.db import StoreError
 
-    from .breeze_profile import (
-        ProfileError,
-        credentials,
-        require_loopback,
-        session_token,
+    from .breeze_profile import ProfileError
+
+    return (
+        # The operator's setup or arguments (no Breeze profile, a flow the desk refuses): usage.
+        _Refusal(ProfileError, EXIT_USAGE),
+        _Refusal(VaultError, EXIT_USAGE),
+        _Refusal(DeskError, EXIT_USAGE),
+        _Refusal(MasterError, EXIT_FAILED),
+        _Refusal(StoreError, EXIT_FAILED, "Bulwark refuses to trade: the store is unusable: "),
+        _Refusal(EngineStartError, EXIT_FAILED),
+        _Refusal(CalendarError, EXIT_FAILED, "simulate: the trading calendar is unusable: "),
     )
 
-    broker = args.broker or settings.broker
-    secrets = stored_secrets()
-    factory = None
-    if broker == "breeze":
-        try:
-            require_loopback(settings)
-            creds = credentials()
-            token = session_token(args.session_token_stdin, creds.api_key)
-            factory = breeze_factory(settings, creds, token)
-        except (ProfileError, VaultError) as exc:
-            print(f"simulate: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        secrets.append(token)
-    seed = args.seed if args.seed is not None else settings.paper.seed
-    redact_in_logs(secrets)
-    paper = paper_config(settings, seed)
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    refusals = _refusals()
     try:
-        options = SimulationOptions(
-            seconds=args.seconds,
-            seed=seed,
-            orders_per_sec=args.orders_per_sec,
-            instruments=args.instruments,
-            paper=paper,
-            engine=engine_config(settings),
-            database_url=settings.database_url,
-            secrets=tuple(secrets),
-            settings_summary=settings.summary(),
-            backups_dir=settings.backups_dir,
-            backup_time=settings.backup_time,
-            kill_at=args.kill_at,
-            limits_path=settings.home / "limits.toml",
-            control_home=settings.home,
-            broker_factory=factory,
-            calendar=load_effective(settings.home),
-        )
-        result = asyncio.run(run_simulation(options))
-    except DeskError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except MasterError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except StoreError as exc:
-        print(f"Bulwark refuses to trade: the store is unusable: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except EngineStartError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except CalendarError as exc:
-        print(f"simulate: the trading calendar is unusable: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        result = _simulate(args, settings)
+    except tuple(refusal.kind for refusal in refusals) as exc:
+        refusal = next(refusal for refusal in refusals if isinstance(exc, refusal.kind))
+        print(f"{refusal.prefix}{exc}", file=sys.stderr)
+        return refusal.exit_code
     if args.json:
         print(json.dumps(result, sort_keys=False))
     else:
         _print_summary(result)
     return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    import asyncio
+
+    from app.engine.risk.calendar_data import load_effective
+    from app.logs import redact_in_logs
+    from app.security.vault import stored_secrets
+    from app.simulation import SimulationOptions, run_simulation
+
+    from .breeze_profile import credentials, require_loopback, session_token
+
+    broker = args.broker or settings.broker
+    secrets = stored_secrets()
+    factory = None
+    if broker == "breeze":
+        require_loopback(settings)
+        creds = credentials()
+        token = session_token(args.session_token_stdin, creds.api_key)
+        factory = breeze_factory(settings, creds, token)
+        secrets.append(token)
+    seed = args.seed if args.seed is not None else settings.paper.seed
+    redact_in_logs(secrets)
+    options = SimulationOptions(
+        seconds=args.seconds,
+        seed=seed,
+        orders_per_sec=args.orders_per_sec,
+        instruments=args.instruments,
+        paper=paper_config(settings, seed),
+        engine=engine_config(settings),
+        database_url=settings.database_url,
+        secrets=tuple(secrets),
+        settings_summary=settings.summary(),
+        backups_dir=settings.backups_dir,
+        backup_time=settings.backup_time,
+        kill_at=args.kill_at,
+        limits_path=settings.home / "limits.toml",
+        control_home=settings.home,
+        broker_factory=factory,
+        calendar=load_effective(settings.home),
+    )
+    return asyncio.run(run_simulation(options))
 
 
 def _print_summary(result: dict[str, Any]) -> None:

@@ -39,7 +39,8 @@ def rupees_to_paise(value: Decimal | float | str) -> int:
     # Exact digit arithmetic: ``amount * 100`` would round to the context's 28 digits, silently
     # accepting "1.000000000000000000000000000001" as 100 paise.
     sign, digits, exponent = amount.as_tuple()
-    assert isinstance(exponent, int)  # finite amounts never carry the 'n'/'N'/'F' markers
+    if not isinstance(exponent, int):  # finite amounts never carry the 'n'/'N'/'F' markers
+        raise MoneyError(f"not a finite price: {value!r}")
     shift = exponent + 2  # paise = coefficient * 10**shift
     if shift < 0:
         if any(digits[shift:]):

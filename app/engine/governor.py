@@ -571,7 +571,9 @@ class Governor:
             timer.handle = None
         timer.at = wake
         if not math.isinf(wake):
-            assert self._loop is not None, "calls queue only inside acquire, which records the loop"
+            if self._loop is None:
+                # Calls queue only inside acquire, which records the loop: a wake without one is a bug.
+                raise RuntimeError("the governor has a call waiting but no event loop to wake it on")
             timer.handle = self._loop.call_later(wake - now, self._on_timer)
 
     def _on_timer(self) -> None:

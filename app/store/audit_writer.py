@@ -82,8 +82,8 @@ class _Append:
 @dataclass(slots=True)
 class _Job:
     work: _Append | Callable[[Connection], Any]
+    # An asyncio future is resolved on its own loop; a concurrent one (the blocking calls) from the writer thread.
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
-    loop: asyncio.AbstractEventLoop | None
 
 
 _STOP = object()
@@ -179,7 +179,7 @@ class AuditWriter:
         """Queue a record; the returned future resolves with the entry once it is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AuditEntry] = loop.create_future()
-        self._put(_Job(self._prepare(event_type, payload, actor, source), future, loop))
+        self._put(_Job(self._prepare(event_type, payload, actor, source), future))
         return future
 
     def append_blocking(
@@ -194,7 +194,7 @@ class AuditWriter:
         future: concurrent.futures.Future[AuditEntry] = concurrent.futures.Future()
         work = self._prepare(event_type, payload, actor, source)
         work.rows = rows
-        self._put(_Job(work, future, None))
+        self._put(_Job(work, future))
         return future.result(timeout)
 
     def execute_blocking(self, work: Callable[[Connection], Any], timeout: float = 30.0) -> Any:
@@ -202,7 +202,7 @@ class AuditWriter:
         if self._thread is None:
             raise StoreError("the audit writer is not running")
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._put(_Job(work, future, None))
+        self._put(_Job(work, future))
         return future.result(timeout)
 
     def execute(self, work: Callable[[Connection], Any]) -> asyncio.Future[Any]:
@@ -211,7 +211,7 @@ class AuditWriter:
             raise StoreError("the audit writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._put(_Job(work, future, loop))
+        self._put(_Job(work, future))
         return future
 
     # -- the thread --------------------------------------------------------------------------------
@@ -380,16 +380,14 @@ class AuditWriter:
     def _settle(self, jobs: list[_Job], results: list[Any], *, failed: bool) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for job, result in zip(jobs, results):
-            if job.loop is None:
-                future = job.future
-                assert isinstance(future, concurrent.futures.Future)
+            future = job.future
+            if isinstance(future, concurrent.futures.Future):
                 if failed:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
             else:
-                assert isinstance(job.future, asyncio.Future)
-                by_loop.setdefault(job.loop, []).append((job.future, result))
+                by_loop.setdefault(future.get_loop(), []).append((future, result))
         # One wake-up per loop and batch, not one per record.
         for loop, pairs in by_loop.items():
             try:

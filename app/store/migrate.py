@@ -52,7 +52,8 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise StoreError(f"the store's migrations in {MIGRATIONS} have no head revision: the installation is incomplete")
     return head
 
 

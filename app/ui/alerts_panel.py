@@ -221,11 +221,13 @@ class AlertsModel(QAbstractListModel):
 
 
 class AlertFilterProxy(QSortFilterProxyModel):
-    """Lets through alerts at or above a level; keeps the model's newest-first order."""
+    """Lets through the alerts of ``alerts`` at or above a level; keeps the model's newest-first order."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, alerts: AlertsModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._alerts = alerts
         self._min_rank = 0
+        self.setSourceModel(alerts)
 
     @property
     def level(self) -> AlertFilter:
@@ -241,9 +243,7 @@ class AlertFilterProxy(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         if not self._min_rank:
             return True
-        model = self.sourceModel()
-        assert isinstance(model, AlertsModel)
-        return _RANK[model.alert(source_row).level] >= self._min_rank
+        return _RANK[self._alerts.alert(source_row).level] >= self._min_rank
 
 
 class AlertDelegate(QStyledItemDelegate):
@@ -439,8 +439,7 @@ class AlertsPanel(QWidget):
         self._insert_timer.setSingleShot(True)
         self._insert_timer.timeout.connect(self.flush)
         self.model = AlertsModel(cap, self)
-        self.proxy = AlertFilterProxy(self)
-        self.proxy.setSourceModel(self.model)
+        self.proxy = AlertFilterProxy(self.model, self)
 
         self.filter_combo = QComboBox()
         for level in AlertFilter:
@@ -596,40 +595,44 @@ class AlertNotifier(QObject):
             self._last_sound = now
             self.sounds += 1
             self._sound()
-        if not self._tray_usable():
+        tray = self._usable_tray()
+        if tray is None:
             self._held, self._held_count = None, 0
             return
-        for alert in notable:
-            held = self._held
-            if held is None or _RANK[alert.level] >= _RANK[held.level]:
-                self._held = alert
+        # The balloon names the latest of the highest level seen since the last one.
+        strongest = max(reversed(notable), key=lambda alert: _RANK[alert.level])
+        held = self._held
+        if held is None or _RANK[strongest.level] >= _RANK[held.level]:
+            held = strongest
+        self._held = held
         self._held_count += len(notable)
         wait = self._last_balloon + BALLOON_INTERVAL_S - now
         if wait <= 0:
-            self._show(now)
+            self._show(now, held, tray)
         elif not self._timer.isActive():
             self._timer.start(max(1, round(wait * 1000)))
 
     def flush(self) -> None:
         """Show the held alerts now if the balloon window is open (the timer calls this when it reopens)."""
         now = self._clock()
-        if self._held is None:
+        held = self._held
+        if held is None:
             return
-        if not self._tray_usable():
+        tray = self._usable_tray()
+        if tray is None:
             self._held, self._held_count = None, 0
             return
         wait = self._last_balloon + BALLOON_INTERVAL_S - now
         if wait <= 0:
-            self._show(now)
+            self._show(now, held, tray)
         elif not self._timer.isActive():
             self._timer.start(max(1, round(wait * 1000)))
 
-    def _tray_usable(self) -> bool:
-        return self._tray is not None and self._tray.isVisible()
+    def _usable_tray(self) -> QSystemTrayIcon | None:
+        return self._tray if self._tray is not None and self._tray.isVisible() else None
 
-    def _show(self, now: float) -> None:
-        alert, more = self._held, self._held_count - 1
-        assert alert is not None and self._tray is not None
+    def _show(self, now: float, alert: Alert, tray: QSystemTrayIcon) -> None:
+        more = self._held_count - 1
         self._held, self._held_count = None, 0
         self._last_balloon = now
         self._timer.stop()
@@ -641,4 +644,4 @@ class AlertNotifier(QObject):
         if more > 0:
             message += f" (+{more} more)"
         self.balloons += 1
-        self._tray.showMessage(title, message, icon, msecs)
+        tray.showMessage(title, message, icon, msecs)

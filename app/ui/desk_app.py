@@ -97,13 +97,14 @@ class DeskRun:
         except Exception as exc:  # noqa: BLE001 - a desk that cannot be described cannot start: say why
             self.fail(f"The desk cannot start: {exc}")
             return False
-        if self.breeze is None:
+        breeze = self.breeze
+        if breeze is None:
             return await self._start_with(options)
-        if self.breeze.stored_token is not None:
+        if breeze.stored_token is not None:
             from app.engine.engine import EngineStartError
 
             try:
-                await self._open(replace(options, broker_factory=self.breeze.factory_for(self.breeze.stored_token)))
+                await self._open(replace(options, broker_factory=breeze.factory_for(breeze.stored_token)))
                 return True
             except EngineStartError as exc:
                 # The broker refused to start with today's stored token (expired, or from another login): ask.
@@ -111,11 +112,9 @@ class DeskRun:
             except Exception as exc:  # noqa: BLE001 - anything else (store, lock, limits) is not the token's fault
                 self.fail(f"The desk did not start: {exc}")
                 return False
-        return await self._login(options)
+        return await self._login(options, breeze)
 
-    async def _login(self, options: DeskOptions) -> bool:
-        assert self.breeze is not None
-        breeze = self.breeze
+    async def _login(self, options: DeskOptions, breeze: BreezeLogin) -> bool:
         outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         async def renew(token: str) -> None:
@@ -206,7 +205,9 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
     # 5 ms switch interval a kill-switch press could wait that long for the GIL between its Qt calls.
     sys.setswitchinterval(0.001)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    assert isinstance(app, QApplication)
+    if not isinstance(app, QApplication):
+        # A QCoreApplication (no widgets) already runs in this process: no window can be shown in it.
+        raise TypeError("the desk window needs a QApplication; this process already runs a QCoreApplication")
     app.setApplicationName("Bulwark")
     app.setQuitOnLastWindowClosed(False)
     window = DeskWindow(settings_path=gui.settings_path, dark=gui.dark, global_hotkey=gui.global_hotkey)

@@ -123,18 +123,18 @@ def load_sdk(endpoints: Endpoints, master_file: Path, work_dir: Path) -> ModuleT
     """The contained ``breeze_connect.breeze_connect`` module, imported once per process; call it
     from a worker thread. Sets the endpoints and the master file for the calls that follow."""
     with _LOCK:
-        if _Sdk.module is None:
+        module, config = _Sdk.module, _Sdk.config
+        if module is None or config is None:
             config = _load_config()
             _Sdk.defaults = {attr: getattr(config, attr) for attr in (*_ENDPOINT_NAMES.values(), "SECURITY_MASTER_URL")}
             _Sdk.config = config
             _apply(config, endpoints, master_file)
-            _Sdk.module = _import_in(work_dir)
+            module = _Sdk.module = _import_in(work_dir)
             _contain_logging(work_dir)
-            _Sdk.module.requests = HttpGuard()  # type: ignore[attr-defined]
-            _contain_handlers(_Sdk.module)
-        assert _Sdk.config is not None
-        _apply(_Sdk.config, endpoints, master_file)
-        return _Sdk.module
+            module.requests = HttpGuard()  # type: ignore[attr-defined]
+            _contain_handlers(module)
+        _apply(config, endpoints, master_file)
+        return module
 
 
 def _load_config() -> ModuleType:
@@ -152,7 +152,8 @@ def _load_config() -> ModuleType:
             )
         return existing
     config_spec = importlib.util.spec_from_file_location("config", path)
-    assert config_spec is not None and config_spec.loader is not None
+    if config_spec is None or config_spec.loader is None:
+        raise BrokerError(BrokerErrorCode.UNAVAILABLE, f"the Breeze SDK's settings ({path}) cannot be loaded")
     config = importlib.util.module_from_spec(config_spec)
     sys.modules["config"] = config
     config_spec.loader.exec_module(config)
