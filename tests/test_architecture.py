@@ -22,6 +22,7 @@ PYPROJECT = REPO / "pyproject.toml"
 DOMAIN = "The domain imports nothing of ours"
 NO_QT = "Engine, brokers and store never touch Qt or the UI"
 LAYERS = "Layers point down: ui, engine, store/brokers, domain"
+RISK = "The risk components never import the engine"
 
 
 def importlinter_config() -> dict:
@@ -82,6 +83,13 @@ def test_contracts_are_declared_as_designed() -> None:
     assert set(no_qt["forbidden_modules"]) >= {"app.ui", "PySide6", "qasync", "pyqtgraph"}
     assert not no_qt.get("allow_indirect_imports"), "indirect imports of Qt count too"
 
+    risk = contracts[RISK]
+    assert risk["type"] == "forbidden"
+    assert risk["source_modules"] == ["app.engine.risk"]
+    assert risk["forbidden_modules"] == ["app.engine.engine"]
+    assert not risk.get("allow_indirect_imports"), "a route through another module closes the cycle too"
+    assert not risk.get("exclude_type_checking_imports"), "an import for type checking is still an import"
+
     layers = contracts[LAYERS]
     assert layers["type"] == "layers"
     assert layers["layers"] == [
@@ -113,6 +121,8 @@ def test_the_code_keeps_every_contract() -> None:
         ("app/brokers/_probe.py", "import pyqtgraph\n", NO_QT),
         ("app/brokers/_probe.py", "import app.engine\n", LAYERS),
         ("app/store/_probe.py", "import app.ui\n", LAYERS),
+        ("app/engine/risk/_probe.py", "import app.engine.engine\n", RISK),
+        ("app/engine/risk/_probe.py", "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from ..engine import Engine\n", RISK),
     ],
 )
 def test_each_contract_bites(tmp_path: Path, where: str, code: str, contract: str) -> None:

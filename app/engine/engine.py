@@ -13,7 +13,7 @@ import enum
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,7 +43,7 @@ from app.domain.fills import Fill
 from app.domain.india_time import IST_OFFSET_S, ist_day, ist_day_number
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
-from app.domain.orders import Order, OrderStatus
+from app.domain.orders import Order
 from app.domain.rejections import Rejection, RejectReason
 from app.domain.requests import OrderRequest, validate_request
 from app.domain.trading_state import TradingState
@@ -56,8 +56,15 @@ from .market_data import MarketData
 from .oms import OrderManager, ReconcileReport
 from .portfolio import Portfolio
 from .recorder import Recorder, audit_source
+from .results import CancelResult, SubmitResult
 from .risk.book import RiskBook
-from .risk.breakers import Breaker, Breakers
+from .risk.breakers import (
+    Breaker,
+    BreakerReadings,
+    Breakers,
+    BreakerTripped,
+    PriceReading,
+)
 from .risk.calendar import TradingCalendar
 from .risk.calendar_data import CalendarLoad
 from .risk.calendar_registry import CalendarVersion, record_version
@@ -118,25 +125,6 @@ class EngineStartError(RuntimeError):
     """The engine could not start (the broker did not connect, say); nothing was traded."""
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    """The answer to ``submit``: accepted by the broker, or refused with a reason."""
-
-    accepted: bool
-    client_order_id: str | None = None
-    rejection: Rejection | None = None
-    status: OrderStatus | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CancelResult:
-    """The answer to ``cancel``: whether the request went out (or is queued until the ack), and why not."""
-
-    ok: bool
-    client_order_id: str
-    message: str
-
-
 class Engine:
     """Wires broker, bus, OMS, portfolio and market data together and owns their lifecycle."""
 
@@ -192,9 +180,11 @@ class Engine:
         )
         self.limits.subscribe(self.gate.set_limits)
         self.governor = self._make_governor({})
-        self.kill_switch = KillSwitch(self)
-        self.breakers = Breakers(self, interval=self.config.breaker_interval)
-        self.flattener = Flattener(self)
+        # The risk components act on the desk only through these ports, never on the engine itself.
+        self.ports = EnginePorts(self)
+        self.kill_switch = KillSwitch(self.ports, self.ports)
+        self.breakers = Breakers(self.ports, interval=self.config.breaker_interval)
+        self.flattener = Flattener(self.ports)
         self.lifecycle = Lifecycle.CREATED
         self.rejections: Counter[RejectReason] = Counter()
         self.submitted = 0
@@ -354,8 +344,9 @@ class Engine:
         self.bus.publish(BrokerStatus(name, True, "connected", self.clock_ns()))
         log.info("engine running with broker %s, %d instruments, state %s", name, len(self.instruments), self.trading_state)
         self._calendar_notices()
-        problem = await self._first_reconcile()
-        if problem is not None:
+        outcome = await self._first_reconcile()
+        if isinstance(outcome, str):
+            problem = outcome
             # Not knowing what is already working at the broker is reason enough not to add to it.
             reason = f"could not read the broker's order book at start: {problem}"
             if unclean is not None:
@@ -365,8 +356,7 @@ class Engine:
             else:
                 self.halt(reason)
             return
-        report = self.start_report
-        assert report is not None
+        report = self.start_report = outcome
         self._start_findings(report)
         payload: dict[str, Any] = {"at": RECONCILED_AT_START, "broker": name, "working": len(self.oms.working()), **report.summary()}
         if unclean is not None:
@@ -405,17 +395,16 @@ class Engine:
                 f"{', ...' if len(report.closed) > 10 else ''}",
             )
 
-    async def _first_reconcile(self) -> str | None:
+    async def _first_reconcile(self) -> ReconcileReport | str:
         """Reconcile at start, retrying a transient failure (a 502, a timeout) with exponential backoff
-        for at most ``config.start_book_retry_s``; ``None`` once read, else why it could not be."""
+        for at most ``config.start_book_retry_s``; the report once read, else why it could not be."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.start_book_retry_s
         delay = self.config.start_book_backoff_s
         attempt = 1
         while True:
             try:
-                self.start_report = await self.reconcile(at_start=True)
-                return None
+                return await self.reconcile(at_start=True)
             except (BrokerError, TimeoutError) as exc:
                 why = f"{exc or type(exc).__name__}"
                 transient = not isinstance(exc, BrokerError) or exc.code in _TRANSIENT
@@ -985,6 +974,129 @@ class Engine:
             name = self.broker.capabilities.name
             self.bus.publish(BrokerStatus(name, False, f"{stream} stream ended", self.clock_ns()))
             self.alert(AlertLevel.CRITICAL, "broker", f"{name} {stream} stream ended unexpectedly")
+
+
+class EnginePorts:
+    """The engine's side of the risk components' ports (``risk.ports``, ``risk.breakers.BreakerOps``).
+
+    It reads the engine's attributes at each call, never caches them: the governor is replaced at
+    resume (and by the benchmarks), the kill switch by tests.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # -- DeskOps ---------------------------------------------------------------------------------
+
+    def halt(self, reason: str, actor: str, *, restate: bool = False) -> None:
+        self._engine.halt(reason, actor, restate=restate)
+
+    def working_orders(self) -> list[Order]:
+        return self._engine.oms.working()
+
+    def order(self, client_order_id: str) -> Order | None:
+        return self._engine.oms.get(client_order_id)
+
+    async def cancel(self, client_order_id: str, *, actor: str, source: AuditSource) -> CancelResult:
+        return await self._engine.cancel(client_order_id, actor=actor, source=source)
+
+    def record(self, event: AuditEventType, payload: dict[str, Any], actor: str, source: AuditSource) -> None:
+        self._engine.record(event, payload, actor, source)
+
+    async def durable_or_log(self, event: AuditEventType, payload: dict[str, Any], actor: str, source: AuditSource) -> None:
+        await self._engine.durable_or_log(event, payload, actor, source)
+
+    # -- SweepOps and CancelPacer ----------------------------------------------------------------
+
+    def clock_ns(self) -> int:
+        return self._engine.clock_ns()
+
+    def publish(self, event: object) -> None:
+        self._engine.bus.publish(event)
+
+    def alert(self, level: AlertLevel, component: str, message: str) -> None:
+        self._engine.alert(level, component, message)
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        return self._engine.supervisor.spawn(name, coro)
+
+    async def wait_started(self) -> bool:
+        return await self._engine.wait_started()
+
+    async def reconcile_working(self) -> int:
+        return await self._engine.reconcile_working()
+
+    def drop_queued(self, reason: str) -> int:
+        return self._engine.governor.drop_pending(reason)
+
+    def expected_seconds(self, cancels: int) -> float:
+        return self._engine.governor.expected_seconds(cancels)
+
+    def round_trip_s(self) -> float:
+        return self._engine.round_trip_s()
+
+    # -- FlattenOps ------------------------------------------------------------------------------
+
+    def reduce_only(self, reason: str, actor: str) -> None:
+        self._engine.reduce_only(reason, actor)
+
+    async def submit(self, request: OrderRequest) -> SubmitResult:
+        return await self._engine.submit(request)
+
+    async def reconcile(self) -> ReconcileReport:
+        return await self._engine.reconcile()
+
+    async def broker_positions(self) -> list[BrokerPosition]:
+        return await self._engine.broker_positions()
+
+    def open_positions(self) -> dict[str, int]:
+        portfolio = self._engine.portfolio
+        return {key: portfolio.position(key) for key in portfolio.open_instruments()}
+
+    def instrument(self, instrument_key: str) -> Instrument | None:
+        return self._engine.instruments.get(instrument_key)
+
+    def max_order_quantity(self, instrument: Instrument) -> int | None:
+        limits = self._engine.gate.limits.for_instrument(instrument)
+        return limits.max_order_quantity if limits is not None else None
+
+    # -- BreakerOps ------------------------------------------------------------------------------
+
+    def breaker_readings(self) -> BreakerReadings:
+        engine = self._engine
+        now = engine.clock_ns()
+        limits = engine.gate.limits
+        pnl = engine.day_pnl.current(now)
+        hours, calendar, market = limits.desk.enforce_trading_hours, engine.gate.calendar, engine.market_data
+        prices = []
+        for key in engine.exposed_instruments():
+            instrument = engine.instruments.get(key)
+            if instrument is None:
+                continue
+            last = market.last(key)
+            prices.append(PriceReading(
+                key, not hours or calendar.is_open(instrument.exchange, now), last.ts_ns if last is not None else None,
+            ))
+        storm_ns = int(limits.breakers.error_storm_seconds * 1_000_000_000)
+        exposure = engine.portfolio.exposure
+        return BreakerReadings(
+            now_ns=now, desk=limits.desk, limits=limits.breakers,
+            halted=engine.trading_state is TradingState.HALTED, pnl=pnl, peak_pnl=engine.day_pnl.peak,
+            broker_down_since_ns=engine.broker_down_since_ns, started_ns=engine.started_ns, prices=tuple(prices),
+            recent_errors=engine.breakers.errors.count_since(now - storm_ns),
+            gross_exposure=exposure.gross, net_exposure=abs(exposure.net),
+            orders_today=engine.risk_book.orders_on(now), open_orders=engine.risk_book.open_orders,
+        )
+
+    def breaker_tripped(self, event: BreakerTripped) -> None:
+        engine = self._engine
+        engine.kill_switch.engage(f"breaker {event.breaker}: {event.detail}", "system", AuditSource.BREAKER)
+        engine.record(
+            AuditEventType.BREAKER_TRIPPED,
+            {"breaker": event.breaker, "detail": event.detail, "value": event.value, "limit": event.limit},
+            "system", AuditSource.BREAKER,
+        )
+        engine.bus.publish(event)
 
 
 def _request_payload(request: OrderRequest) -> dict[str, Any]:

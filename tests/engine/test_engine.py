@@ -25,6 +25,7 @@ from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine, EngineStartError, Lifecycle
+from app.engine.governor import GovernorConfig
 from tests.support.limits import wide_limits
 from tests.support.virtual_time import on_virtual_time
 
@@ -196,7 +197,7 @@ async def test_the_governor_paces_places_so_the_broker_never_refuses() -> None:
     assert RejectReason.BROKER_RATE_LIMITED not in engine.rejections
     # Places may use 8 of the broker's 10 actions a second (2 stay free for cancels): the ninth
     # waits for the first to leave the trailing second, and the last goes five spacings after it.
-    assert elapsed == pytest.approx(1.0 + 5 * 1.02 / 10)
+    assert elapsed == pytest.approx(1.0 + 5 * (1 + GovernorConfig().margin) / 10)
     await engine.stop()
 
 
@@ -419,7 +420,7 @@ async def test_cancel_before_ack_is_sent_once_acked() -> None:
     # A second of desk time is ample; on virtual time it costs nothing when the cancel is lost.
     await asyncio.wait_for(cancelled.wait(), 1.0)
     # The cancel went out in its governor slot (one spacing after the place) and landed a round trip later.
-    assert loop.time() == pytest.approx(placed + 1.02 / 10 + 0.030)
+    assert loop.time() == pytest.approx(placed + (1 + GovernorConfig().margin) / 10 + 0.030)
     await engine.stop()
 
 

@@ -175,7 +175,7 @@ async def test_every_stored_working_order_is_settled_against_a_lasting_book(tmp_
         assert ids["lost"] in critical.message and ids["gone"] in critical.message
         assert engine.trading_state is TradingState.ACTIVE, "a clean history starts in its stored state"
         # The kill switch's sweep still tries to cancel an UNKNOWN order with a broker id.
-        engine.kill_switch = KillSwitch(engine, reconcile_attempts=1, settle_s=0.01)
+        engine.kill_switch = KillSwitch(engine.ports, engine.ports, reconcile_attempts=1, settle_s=0.01)
         report = engine.engage_kill_switch("test", "carol")
         await engine.kill_switch.wait()
         assert any(f.startswith(ids["gone"]) and "No order with id PB77777777" in f for f in report.cancel_failures)

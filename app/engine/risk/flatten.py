@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from app.brokers.base import BrokerError
 from app.domain.actors import Actor, Permission
@@ -21,8 +20,7 @@ from app.domain.audit import AuditEventType, AuditSource
 from app.domain.orders import OrderSource, OrderType, Product, Side
 from app.domain.requests import OrderRequest
 
-if TYPE_CHECKING:
-    from ..engine import Engine
+from .ports import FlattenOps
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +53,10 @@ def slices(quantity: int, lot_size: int, largest: int) -> list[int]:
 
 
 class Flattener:
-    """Runs one flatten at a time."""
+    """Runs one flatten at a time, acting on the desk through ``desk``."""
 
-    def __init__(self, engine: Engine, *, rounds: int = 3, wait_s: float = 5.0) -> None:
-        self._engine = engine
+    def __init__(self, desk: FlattenOps, *, rounds: int = 3, wait_s: float = 5.0) -> None:
+        self._desk = desk
         self._rounds = rounds
         self._wait_s = wait_s
         self.running = False
@@ -70,14 +68,14 @@ class Flattener:
             raise ValueError("flatten closes every position at market: it must be confirmed")
         if self.running:
             raise ValueError("a flatten is already running")
-        engine = self._engine
+        desk = self._desk
         self.running = True
         report = FlattenReport(actor.name)
         try:
-            await engine.durable_or_log(
+            await desk.durable_or_log(
                 AuditEventType.FLATTEN_REQUESTED, {"positions": self._positions()}, actor.name, AuditSource.OPERATOR,
             )
-            engine.reduce_only(f"flatten by {actor.name}", actor.name)
+            desk.reduce_only(f"flatten by {actor.name}", actor.name)
             await self._cancel_working(actor)
             for _ in range(self._rounds):
                 positions = self._positions()
@@ -95,40 +93,39 @@ class Flattener:
                 report.remaining_at_broker = at_broker
             report.verified_flat = at_broker is not None and not report.remaining_at_desk and not at_broker
         finally:
-            engine.halt(f"flatten by {actor.name} finished", actor.name)
+            desk.halt(f"flatten by {actor.name} finished", actor.name)
             self.running = False
-        engine.record(AuditEventType.FLATTEN_DONE, report.summary(), actor.name, AuditSource.OPERATOR)
+        desk.record(AuditEventType.FLATTEN_DONE, report.summary(), actor.name, AuditSource.OPERATOR)
         log.warning("flatten done: %s", report.summary())
         return report
 
     def _positions(self) -> dict[str, int]:
-        portfolio = self._engine.portfolio
-        return {key: portfolio.position(key) for key in sorted(portfolio.open_instruments())}
+        return dict(sorted(self._desk.open_positions().items()))
 
     async def _cancel_working(self, actor: Actor) -> None:
-        engine = self._engine
-        working = engine.oms.working()
+        desk = self._desk
+        working = desk.working_orders()
         if working:
-            await asyncio.gather(*(engine.cancel(o.client_order_id, actor=actor.name, source=AuditSource.OPERATOR) for o in working))
+            await asyncio.gather(*(desk.cancel(o.client_order_id, actor=actor.name, source=AuditSource.OPERATOR) for o in working))
             await asyncio.sleep(0.05)
             try:
-                await engine.reconcile()
+                await desk.reconcile()
             except (BrokerError, TimeoutError) as exc:
                 log.error("flatten: reconcile after cancels failed: %s", exc)
 
     async def _send_round(self, positions: dict[str, int], actor: Actor, report: FlattenReport) -> list[str]:
-        engine = self._engine
+        desk = self._desk
         sent: list[str] = []
         for key, quantity in positions.items():
-            instrument = engine.instruments.get(key)
+            instrument = desk.instrument(key)
             if instrument is None:
                 report.refused.append(f"{key}: not in the desk's instrument list; close it at the broker")
                 continue
-            limits = engine.gate.limits.for_instrument(instrument)
-            largest = min(instrument.freeze_quantity, limits.max_order_quantity if limits is not None else instrument.freeze_quantity)
+            cap = desk.max_order_quantity(instrument)
+            largest = min(instrument.freeze_quantity, cap if cap is not None else instrument.freeze_quantity)
             side = Side.SELL if quantity > 0 else Side.BUY
             for part in slices(abs(quantity), instrument.lot_size, largest):
-                result = await engine.submit(OrderRequest(
+                result = await desk.submit(OrderRequest(
                     key, side, part, None, order_type=OrderType.MARKET,
                     # Positions are netted across products at the desk; INTRADAY is what a closing
                     # order of the day's trading carries.
@@ -143,17 +140,17 @@ class Flattener:
         return sent
 
     async def _wait_for(self, client_ids: list[str]) -> None:
-        engine = self._engine
+        desk = self._desk
         deadline = asyncio.get_running_loop().time() + self._wait_s
         while asyncio.get_running_loop().time() < deadline:
-            orders = [engine.oms.get(cid) for cid in client_ids]
+            orders = [desk.order(cid) for cid in client_ids]
             if all(o is None or not o.status.is_working for o in orders):
                 return
             await asyncio.sleep(0.05)
 
     async def _broker_positions(self) -> dict[str, int] | None:
         try:
-            rows = await self._engine.broker_positions()
+            rows = await self._desk.broker_positions()
         except (BrokerError, TimeoutError) as exc:
             log.error("flatten: could not read the broker's positions: %s", exc)
             return None

@@ -14,14 +14,12 @@ import enum
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import AlertLevel
 from app.domain.orders import OrderStatus
 
-if TYPE_CHECKING:
-    from ..engine import Engine
+from .ports import CancelPacer, SweepOps
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +88,14 @@ class KillSwitchReport:
 
 
 class KillSwitch:
-    """Engages the halt and runs the cancel sweep; at most one sweep runs at a time."""
+    """Engages the halt and runs the cancel sweep; at most one sweep runs at a time.
 
-    def __init__(self, engine: Engine, *, reconcile_attempts: int = 20, settle_s: float = 0.05) -> None:
-        self._engine = engine
+    It acts on the desk through ``desk`` and paces itself by ``pacer`` (the rate governor).
+    """
+
+    def __init__(self, desk: SweepOps, pacer: CancelPacer, *, reconcile_attempts: int = 20, settle_s: float = 0.05) -> None:
+        self._desk = desk
+        self._pacer = pacer
         self._reconcile_attempts = reconcile_attempts
         self._settle_s = settle_s
         self.last: KillSwitchReport | None = None
@@ -106,16 +108,16 @@ class KillSwitch:
 
     def engage(self, reason: str, actor: str, source: AuditSource = AuditSource.OPERATOR) -> KillSwitchReport:
         """HALT synchronously, then start (or extend) the cancel sweep. Returns the live report."""
-        engine = self._engine
+        desk, pacer = self._desk, self._pacer
         started = time.perf_counter_ns()
-        engine.halt(f"kill switch: {reason}", actor, restate=True)
+        desk.halt(f"kill switch: {reason}", actor, restate=True)
         halted_in_us = (time.perf_counter_ns() - started) / 1_000
-        dropped = engine.governor.drop_pending(f"kill switch engaged: {reason}")
-        working = engine.oms.working()
-        expected = engine.governor.expected_seconds(len(working)) + engine.round_trip_s()
-        now = engine.clock_ns()
-        engine.bus.publish(KillSwitchEngaged(reason, actor, source, len(working), expected, now))
-        engine.alert(
+        dropped = pacer.drop_queued(f"kill switch engaged: {reason}")
+        working = desk.working_orders()
+        expected = pacer.expected_seconds(len(working)) + pacer.round_trip_s()
+        now = desk.clock_ns()
+        desk.publish(KillSwitchEngaged(reason, actor, source, len(working), expected, now))
+        desk.alert(
             AlertLevel.CRITICAL, "kill_switch",
             f"kill switch engaged by {actor}: {reason}; cancelling {len(working)} working orders, expected clear in {expected:.1f} s",
         )
@@ -123,12 +125,12 @@ class KillSwitch:
             # A second press while sweeping: the running sweep picks up whatever is working now.
             self._again = True
             self.last.dropped_queued += dropped
-            engine.record(AuditEventType.KILL_SWITCH_ENGAGED, {"reason": reason, "working": len(working), "repeat": True}, actor, source)
+            desk.record(AuditEventType.KILL_SWITCH_ENGAGED, {"reason": reason, "working": len(working), "repeat": True}, actor, source)
             return self.last
         report = KillSwitchReport(reason, actor, source, now, halted_in_us, len(working), expected, dropped_queued=dropped)
         self.last = report
         engaged = {o.client_order_id for o in working}
-        self._sweep = engine.supervisor.spawn("kill_switch.sweep", self._run(report, started, engaged))
+        self._sweep = desk.spawn("kill_switch.sweep", self._run(report, started, engaged))
         return report
 
     async def wait(self) -> KillSwitchReport | None:
@@ -138,8 +140,8 @@ class KillSwitch:
         return self.last
 
     async def _run(self, report: KillSwitchReport, started_ns: int, engaged: set[str]) -> KillSwitchReport:
-        engine = self._engine
-        await engine.durable_or_log(
+        desk = self._desk
+        await desk.durable_or_log(
             AuditEventType.KILL_SWITCH_ENGAGED,
             {"reason": report.reason, "working": report.working_at_engage, "expected_clear_s": round(report.expected_clear_s, 3),
              "halted_in_us": round(report.halted_in_us, 1)},
@@ -148,14 +150,14 @@ class KillSwitch:
         attempted: set[str] = set()
         # Engaged during the start (a panic while it reads the broker's book): the orders it restores
         # and adopts are only known once it is over, and a desk that did not start cancels nothing.
-        attempts = self._reconcile_attempts if await engine.wait_started() else 0
+        attempts = self._reconcile_attempts if await desk.wait_started() else 0
         for attempt in range(attempts):
             self._again = False
-            targets = [o for o in engine.oms.working() if o.client_order_id not in attempted or not o.cancel_requested]
+            targets = [o for o in desk.working_orders() if o.client_order_id not in attempted or not o.cancel_requested]
             if targets:
                 attempted.update(o.client_order_id for o in targets)
                 results = await asyncio.gather(*(
-                    engine.cancel(o.client_order_id, actor=report.actor, source=report.source) for o in targets
+                    desk.cancel(o.client_order_id, actor=report.actor, source=report.source) for o in targets
                 ))
                 for result in results:
                     if result.ok:
@@ -164,30 +166,30 @@ class KillSwitch:
                         report.cancel_failures.append(f"{result.client_order_id}: {result.message}")
             await asyncio.sleep(self._settle_s * (1 + attempt))
             try:
-                broker_working = await engine.reconcile_working()
+                broker_working = await desk.reconcile_working()
                 report.reconciles += 1
             except Exception as exc:  # noqa: BLE001 - keep trying: the sweep must not give up on one bad read
                 log.error("kill switch: reading the broker's order book failed (%s); retrying", exc)
                 continue
-            if broker_working == 0 and not engine.oms.working() and not self._again:
+            if broker_working == 0 and not desk.working_orders() and not self._again:
                 report.cleared_in_ms = (time.perf_counter_ns() - started_ns) / 1e6
                 break
         # Every order working at the press gets an outcome, also one that filled or was cancelled
         # before the sweep reached it (it was never attempted).
         for client_id in attempted | engaged:
-            order = engine.oms.get(client_id)
+            order = desk.order(client_id)
             if order is None:
                 continue
             report.outcomes[client_id] = _outcome(order.status)
-        report.working_after = len(engine.oms.working())
+        report.working_after = len(desk.working_orders())
         report.done = True
         if report.working_after:
-            engine.alert(
+            desk.alert(
                 AlertLevel.CRITICAL, "kill_switch",
                 f"kill switch: {report.working_after} orders still working after the sweep; cancel them at the broker",
             )
-        engine.record(AuditEventType.CANCEL_SWEEP_DONE, report.summary(), report.actor, report.source)
-        engine.bus.publish(report)
+        desk.record(AuditEventType.CANCEL_SWEEP_DONE, report.summary(), report.actor, report.source)
+        desk.publish(report)
         log.warning("kill switch sweep done: %s", report.summary())
         return report
 
