@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from decimal import Decimal
+from typing import Any
 
 from app.brokers.base import RateLimits
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
@@ -29,11 +29,13 @@ from app.engine.engine import Engine
 from app.engine.governor import Governor
 from tests.support.limits import wide_limits
 
+from .machine import finish
+
 TARGET_HALT_US = 1_000
 TARGET_RATIO = 1.1
 
 
-async def run(orders: int, latency_ms: float, cap: int) -> dict[str, object]:
+async def run(orders: int, latency_ms: float, cap: int) -> dict[str, Any]:
     entries = load_universe()[:10]
     instruments = [e.instrument for e in entries]
     generous = RateLimits(100_000, 10_000_000, 100_000_000)
@@ -71,6 +73,7 @@ async def run(orders: int, latency_ms: float, cap: int) -> dict[str, object]:
     bound = orders / cap + rtt
     await engine.stop()
     return {
+        "bench": "kill_switch",
         "orders": orders,
         "working_at_broker_before": working_before,
         "latency_ms": latency_ms,
@@ -85,7 +88,6 @@ async def run(orders: int, latency_ms: float, cap: int) -> dict[str, object]:
         "cancels": report.cancels_sent,
         "working_after": report.working_after,
         "cancel_failures": len(report.cancel_failures),
-        "targets": {"halted_in_us": TARGET_HALT_US, "ratio": TARGET_RATIO},
     }
 
 
@@ -96,15 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if min(args.orders, args.cap) < 1 or args.latency_ms < 0:
+        parser.error("--orders and --cap must be at least 1, --latency-ms not negative")
     result = asyncio.run(run(args.orders, args.latency_ms, args.cap))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key}: {value}")
-    ok = result["halted_in_us"] < TARGET_HALT_US and result["ratio"] <= TARGET_RATIO and result["working_after"] == 0  # type: ignore[operator]
-    return 0 if ok else 1
-
+    misses = []
+    if result["halted_in_us"] >= TARGET_HALT_US:
+        misses.append(f"HALTED in {result['halted_in_us']} us >= {TARGET_HALT_US} us")
+    if result["ratio"] > TARGET_RATIO:
+        misses.append(f"broker clear {result['ratio']}x the bound > {TARGET_RATIO}x")
+    if result["working_after"]:
+        misses.append(f"{result['working_after']} orders still working after the sweep")
+    targets = {"halted_in_us_below": TARGET_HALT_US, "clear_to_bound_ratio_at_most": TARGET_RATIO, "working_after": 0}
+    return finish(result, targets, misses, as_json=args.json)
 
 if __name__ == "__main__":
     sys.exit(main())

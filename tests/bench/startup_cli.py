@@ -6,24 +6,23 @@ already created and migrated (created once, untimed, before the runs), with no d
 time is from starting the process to the line saying the HALTED flag is written. Median, p99 and
 max over ``--runs`` runs (default 5). Targets: ``--help`` <= 0.3 s, panic to the flag <= 1 s.
 Exit 1 when a median misses its target.
-Run: ``python -m tests.bench.startup_cli --json`` (``--home DIR`` puts the data folder under DIR, to
-measure another filesystem).
+Run: ``python -m tests.bench.startup_cli --json`` (the data folder is made under the user's cache
+folder; ``--home DIR`` or ``--data-folder DIR`` puts it under DIR, to measure another filesystem).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from app.store.migrate import open_store
+
+from .machine import finish, scratch_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET_HELP_S = 0.3
@@ -70,60 +69,34 @@ def summary(samples: list[float]) -> dict[str, object]:
             "runs_s": [round(s, 3) for s in samples]}
 
 
-def filesystem(path: Path) -> str:
-    """The filesystem type of the mount holding ``path`` (Linux ``/proc/self/mounts``), else ``unknown``."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    resolved, best, kind = str(path.resolve()), "", "unknown"
-    for line in mounts:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ")
-        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > len(best):
-            best, kind = point, fields[2]
-    return kind
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="cold runs of each command (default 5)")
-    parser.add_argument("--home", type=Path, default=None, help="folder to make the data folder in (default: a temp folder)")
+    parser.add_argument("--home", "--data-folder", type=Path, default=None,
+                        help="folder to make the data folder in (default: the user's cache folder, never /tmp)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    with tempfile.TemporaryDirectory(dir=args.home) as folder:
-        home = Path(folder) / "home"
+    with scratch_folder(args.home, "bulwark-bench-cli-") as folder:
+        home = folder / "home"
         home.mkdir()
         open_store(f"sqlite:///{home}/bulwark.db").dispose()
         helps = [time_help(home) for _ in range(args.runs)]
         panics = [time_panic(home) for _ in range(args.runs)]
-        fs = filesystem(home)
-    result: dict[str, object] = {
-        "help": summary(helps),
-        "panic_to_halted_written": summary(panics),
-        "targets": {"help_median_s": TARGET_HELP_S, "panic_to_halted_written_median_s": TARGET_PANIC_S},
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "data_folder_filesystem": fs},
-        "cold": "a new interpreter per run; bytecode and OS file caches as earlier runs left them",
-    }
-    met = statistics.median(helps) <= TARGET_HELP_S and statistics.median(panics) <= TARGET_PANIC_S
-    result["targets_met"] = met
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for name in ("help", "panic_to_halted_written"):
-            s = result[name]
-            assert isinstance(s, dict)
-            print(f"{name}: median {s['median_s']} s, p99 {s['p99_s']} s, max {s['max_s']} s ({s['runs_s']})")
-        print(f"machine: {result['machine']}")
-        print(f"targets: --help <= {TARGET_HELP_S} s, panic <= {TARGET_PANIC_S} s: {'met' if met else 'NOT met'}")
-    return 0 if met else 1
-
+        result: dict[str, object] = {
+            "bench": "startup_cli",
+            "help": summary(helps),
+            "panic_to_halted_written": summary(panics),
+            "cold": "a new interpreter per run; bytecode and OS file caches as earlier runs left them",
+        }
+        misses = []
+        if statistics.median(helps) > TARGET_HELP_S:
+            misses.append(f"--help median {statistics.median(helps):.3f} s > {TARGET_HELP_S} s")
+        if statistics.median(panics) > TARGET_PANIC_S:
+            misses.append(f"panic to the flag median {statistics.median(panics):.3f} s > {TARGET_PANIC_S} s")
+        targets = {"help_median_s_at_most": TARGET_HELP_S, "panic_to_halted_written_median_s_at_most": TARGET_PANIC_S}
+        return finish(result, targets, misses, as_json=args.json, data_folder=home)
 
 if __name__ == "__main__":
     sys.exit(main())
