@@ -1,177 +1,215 @@
-"""Per-order latency of NautilusTrader's pre-trade ``RiskEngine.execute``: the yardstick for our gate.
+"""NautilusTrader's pre-trade risk engine, wired to replay the gate benchmark's order flow: the yardstick.
 
 Wired the way Nautilus's own risk-engine tests wire it (tests/unit_tests/risk/test_engine.py):
-TestClock, MessageBus, Cache, Portfolio, ExecutionEngine with a ``MockExecutionClient`` for the venue,
-and a cash account of 1,000,000 USD. Equities (500 by default) on one venue each hold a quote and a max notional
-per order. Limit orders (1-3 lots, within a few ticks of the quote; a few percent sized to break the
-max notional) are built beforehand, then each ``execute`` is timed on its own. A forwarded order pays
-for the checks plus the execution engine caching it and handing it to the client; a denied one pays
-for the OrderDenied event going through the execution engine and out to its bus subscribers.
-Run: ``python -m tests.bench.nautilus_risk --json`` (needs the ``bench`` extra).
+TestClock, MessageBus, Cache (no database), Portfolio, ExecutionEngine with a ``MockExecutionClient``
+for the venue. Every check its ``RiskEngine`` offers is switched on:
+
+- ``RiskEngineConfig``: ``bypass=False``; ``max_order_submit_rate`` and ``max_order_modify_rate``
+  (the throttlers; 100,000 a second so the flow never reaches them: until then a throttler only
+  counts, as our per-source rate check only counts); ``max_notional_per_order`` for every
+  instrument (the same cap as our maximum order value); ``debug`` off (it only adds logging).
+- the instrument: ``Equity`` with ``max_quantity`` (our maximum order quantity) and ``min_quantity``;
+  price and size precision and a positive price are checked on every order. ``Equity`` carries no
+  instrument-level min/max notional, so those two checks find nothing to compare.
+- the order: GTD with an expiry in the future, so the expiry check runs; not reduce-only (that check
+  needs a reduce-only order against a position, which our flow has no counterpart for).
+- the account: a cash account in INR (for margin accounts ``RiskEngine`` skips the balance checks), so
+  the free-balance and cumulative-notional checks run.
+- the trading state (ACTIVE; HALTED and REDUCING are read on every order).
+
+``pipeline`` times ``RiskEngine.execute(SubmitOrder)``: the checks, the throttler, and the hand-off
+through the message bus to the execution engine, which caches the order and hands it to the client.
+``check`` times the pre-trade checks alone: ``Cache.instrument``, ``RiskEngine._check_order`` and
+``_check_orders_risk`` (cpdef methods, so reachable from Python; calling them from Python costs a
+little more than Nautilus's own Cython-to-Cython calls) and the trading-state read; an order that
+passes is then executed outside the timer, so the state evolves exactly as in the pipeline run.
+Run alone: ``python -m tests.bench.nautilus_risk --json`` (needs the ``bench`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import importlib.util
 import json
-import random
 import statistics
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-# TestEventStubs.cash_account_state() books its balance to account SIM-000, and the risk engine looks
-# accounts up by venue, so every instrument lives on SIM.
-VENUE = "SIM"
-LOT = 100  # TestInstrumentProvider.equity's lot size, in shares
-MAX_NOTIONAL_LOTS = 5  # cap per order: 5 lots at the mid, so 1-3 lots a few ticks off always pass
-VIOLATION_RATE = 0.03
-VIOLATION_LOTS = (6, 8)  # 6 lots even 3 ticks under the mid still exceeds the 5-lot cap
-TICKS_AWAY = 3
-WARMUP = 500
-# 100,000 submits a second: a warm-up plus timed run never reaches the limit, so the throttler passes
-# every order on rather than dropping (denying) the overflow, and the TestClock never needs advancing.
-# Until `limit` orders have gone through, the throttler only counts; its timestamp check is not paid.
+from .gate_flow import (
+    MAX_ORDER_QUANTITY,
+    MAX_ORDER_VALUE_INR,
+    TICK_PAISE,
+    Spec,
+    last_price,
+    plan,
+)
+
+VENUE = "NSE"
+# 100,000 a second: the flow (at most ~11,000 orders, all at one TestClock instant) never reaches it.
 MAX_ORDER_SUBMIT_RATE = "100000/00:00:01"
-MAX_ORDER_MODIFY_RATE = "100000/00:00:01"  # only modifies use it; set so every check is configured
+MAX_ORDER_MODIFY_RATE = "100000/00:00:01"
+FREE_BALANCE_INR = 1_000_000_000  # ample: the balance checks run and pass, as our desk caps do
+GTD_EXPIRY = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
 
 def nautilus_available() -> bool:
     return importlib.util.find_spec("nautilus_trader") is not None
 
 
-@dataclass
-class _Rig:
-    risk_engine: Any
-    exec_client: Any
-    commands: list[Any]  # SubmitOrder, warm-up first
-    violators: set[int]  # indexes into commands sized to break the max notional
+def _rupees(paise: int) -> str:
+    return f"{paise // 100}.{paise % 100:02d}"
 
 
-def _build(instruments: int, orders: int, seed: int) -> _Rig:
-    from nautilus_trader.cache.cache import Cache
-    from nautilus_trader.common.component import MessageBus, TestClock
-    from nautilus_trader.common.factories import OrderFactory
-    from nautilus_trader.config import ExecEngineConfig, RiskEngineConfig
-    from nautilus_trader.core.uuid import UUID4
-    from nautilus_trader.execution.engine import ExecutionEngine
-    from nautilus_trader.execution.messages import SubmitOrder
-    from nautilus_trader.model.currencies import USD
-    from nautilus_trader.model.data import QuoteTick
-    from nautilus_trader.model.enums import AccountType, OrderSide
-    from nautilus_trader.model.identifiers import ClientId, StrategyId, Venue
-    from nautilus_trader.model.objects import Price, Quantity
-    from nautilus_trader.portfolio.portfolio import Portfolio
-    from nautilus_trader.risk.engine import RiskEngine
-    from nautilus_trader.test_kit.mocks.exec_clients import MockExecutionClient
-    from nautilus_trader.test_kit.providers import TestInstrumentProvider
-    from nautilus_trader.test_kit.stubs.events import TestEventStubs
-    from nautilus_trader.test_kit.stubs.identifiers import TestIdStubs
+class NautilusRig:
+    """A started RiskEngine with its cache, execution engine and client, and one SubmitOrder per spec."""
 
-    rng = random.Random(seed)
-    clock = TestClock()
-    trader_id = TestIdStubs.trader_id()
-    msgbus = MessageBus(trader_id=trader_id, clock=clock)
-    cache = Cache(database=None)
-    portfolio = Portfolio(msgbus=msgbus, cache=cache, clock=clock)
-    exec_engine = ExecutionEngine(msgbus=msgbus, cache=cache, clock=clock, config=ExecEngineConfig())
-    exec_client = MockExecutionClient(
-        client_id=ClientId(VENUE), venue=Venue(VENUE), account_type=AccountType.CASH, base_currency=USD,
-        msgbus=msgbus, cache=cache, clock=clock,
-    )
-    # A cash account: RiskEngine skips the balance checks entirely for margin accounts.
-    portfolio.update_account(TestEventStubs.cash_account_state())
-    exec_engine.register_client(exec_client)
+    def __init__(self, instruments: int, specs: Sequence[Spec]) -> None:
+        from nautilus_trader.cache.cache import Cache
+        from nautilus_trader.common.component import MessageBus, TestClock
+        from nautilus_trader.common.factories import OrderFactory
+        from nautilus_trader.config import ExecEngineConfig, RiskEngineConfig
+        from nautilus_trader.core.uuid import UUID4
+        from nautilus_trader.execution.engine import ExecutionEngine
+        from nautilus_trader.execution.messages import SubmitOrder
+        from nautilus_trader.model.currencies import INR
+        from nautilus_trader.model.data import QuoteTick
+        from nautilus_trader.model.enums import (
+            AccountType,
+            OrderSide,
+            TimeInForce,
+            TradingState,
+        )
+        from nautilus_trader.model.events import AccountState
+        from nautilus_trader.model.identifiers import (
+            AccountId,
+            ClientId,
+            InstrumentId,
+            StrategyId,
+            Symbol,
+            TraderId,
+            Venue,
+        )
+        from nautilus_trader.model.instruments import Equity
+        from nautilus_trader.model.objects import AccountBalance, Money, Price, Quantity
+        from nautilus_trader.portfolio.portfolio import Portfolio
+        from nautilus_trader.risk.engine import RiskEngine
+        from nautilus_trader.test_kit.mocks.exec_clients import MockExecutionClient
 
-    equities = []
-    mids_cents = []
-    for i in range(instruments):
-        equity = TestInstrumentProvider.equity(f"SYN{i:04d}", VENUE)
-        mid = rng.randrange(2_000, 50_000)  # $20-$500: the worst violator stays inside free balance
-        cache.add_instrument(equity)
-        # A limit order is checked at its own price; the quote is there as a live cache would hold it.
-        cache.add_quote_tick(QuoteTick(
-            instrument_id=equity.id, bid_price=Price(mid / 100, 2), ask_price=Price((mid + 1) / 100, 2),
-            bid_size=Quantity.from_int(10 * LOT), ask_size=Quantity.from_int(10 * LOT), ts_event=0, ts_init=0,
+        clock = TestClock()
+        trader_id = TraderId("TRADER-001")
+        msgbus = MessageBus(trader_id=trader_id, clock=clock)
+        cache = Cache(database=None)
+        portfolio = Portfolio(msgbus=msgbus, cache=cache, clock=clock)
+        exec_engine = ExecutionEngine(msgbus=msgbus, cache=cache, clock=clock, config=ExecEngineConfig())
+        self.exec_client = MockExecutionClient(
+            client_id=ClientId(VENUE), venue=Venue(VENUE), account_type=AccountType.CASH, base_currency=INR,
+            msgbus=msgbus, cache=cache, clock=clock,
+        )
+        portfolio.update_account(AccountState(
+            account_id=AccountId(f"{VENUE}-001"), account_type=AccountType.CASH, base_currency=INR, reported=True,
+            balances=[AccountBalance(Money(FREE_BALANCE_INR, INR), Money(0, INR), Money(FREE_BALANCE_INR, INR))],
+            margins=[], info={}, event_id=UUID4(), ts_event=0, ts_init=0,
         ))
-        equities.append(equity)
-        mids_cents.append(mid)
+        exec_engine.register_client(self.exec_client)
 
-    risk_engine = RiskEngine(
-        portfolio=portfolio, msgbus=msgbus, cache=cache, clock=clock,
-        config=RiskEngineConfig(
-            bypass=False,
-            max_order_submit_rate=MAX_ORDER_SUBMIT_RATE,
-            max_order_modify_rate=MAX_ORDER_MODIFY_RATE,
-            # MAX_NOTIONAL_LOTS * LOT shares at the mid, in dollars: mid is in cents, LOT is 100.
-            max_notional_per_order={str(e.id): MAX_NOTIONAL_LOTS * m for e, m in zip(equities, mids_cents, strict=True)},
-        ),
-    )
-    exec_engine.start()
-    risk_engine.start()
+        equities = []
+        for i in range(instruments):
+            symbol = f"SYN{i:04d}"
+            equity = Equity(
+                instrument_id=InstrumentId(Symbol(symbol), Venue(VENUE)), raw_symbol=Symbol(symbol), currency=INR,
+                price_precision=2, price_increment=Price.from_str(_rupees(TICK_PAISE)), lot_size=Quantity.from_int(1),
+                ts_event=0, ts_init=0, max_quantity=Quantity.from_int(MAX_ORDER_QUANTITY), min_quantity=Quantity.from_int(1),
+            )
+            cache.add_instrument(equity)
+            mid = last_price(i)
+            cache.add_quote_tick(QuoteTick(
+                instrument_id=equity.id, bid_price=Price.from_str(_rupees(mid)),
+                ask_price=Price.from_str(_rupees(mid + TICK_PAISE)),
+                bid_size=Quantity.from_int(1_000), ask_size=Quantity.from_int(1_000), ts_event=0, ts_init=0,
+            ))
+            equities.append(equity)
 
-    factory = OrderFactory(trader_id=trader_id, strategy_id=StrategyId("BENCH-001"), clock=clock)
-    commands = []
-    violators = set()
-    for n in range(WARMUP + orders):
-        k = rng.randrange(instruments)
-        side = rng.choice((OrderSide.BUY, OrderSide.SELL))
-        if rng.random() < VIOLATION_RATE:
-            lots = rng.randint(*VIOLATION_LOTS)
-            violators.add(n)
-        else:
-            lots = rng.randint(1, 3)
-        touch = mids_cents[k] + (1 if side == OrderSide.BUY else 0)  # ask for buys, bid for sells
-        price = Price((touch + rng.randint(-TICKS_AWAY, TICKS_AWAY)) / 100, 2)
-        order = factory.limit(equities[k].id, side, Quantity.from_int(lots * LOT), price)
-        commands.append(SubmitOrder(
-            trader_id=trader_id, strategy_id=order.strategy_id, order=order, command_id=UUID4(),
-            ts_init=clock.timestamp_ns(),
-        ))
-    return _Rig(risk_engine, exec_client, commands, violators)
+        self.risk_engine = RiskEngine(
+            portfolio=portfolio, msgbus=msgbus, cache=cache, clock=clock,
+            config=RiskEngineConfig(
+                bypass=False,
+                max_order_submit_rate=MAX_ORDER_SUBMIT_RATE,
+                max_order_modify_rate=MAX_ORDER_MODIFY_RATE,
+                max_notional_per_order={str(e.id): MAX_ORDER_VALUE_INR for e in equities},
+                debug=False,
+            ),
+        )
+        exec_engine.start()
+        self.risk_engine.start()
+        self.cache = cache
+        self._halted = TradingState.HALTED
+        factory = OrderFactory(trader_id=trader_id, strategy_id=StrategyId("BENCH-001"), clock=clock)
+        self.commands: list[Any] = []
+        for spec in specs:
+            order = factory.limit(
+                equities[spec.instrument].id, OrderSide.BUY if spec.buy else OrderSide.SELL,
+                Quantity.from_int(spec.quantity), Price.from_str(_rupees(spec.price)),
+                time_in_force=TimeInForce.GTD, expire_time=GTD_EXPIRY,
+            )
+            self.commands.append(SubmitOrder(
+                trader_id=trader_id, strategy_id=order.strategy_id, order=order, command_id=UUID4(),
+                ts_init=clock.timestamp_ns(),
+            ))
 
-
-def time_nautilus_risk_engine(instruments: int = 500, orders: int = 10_000, seed: int = 1) -> dict[str, float | str]:
-    import nautilus_trader
-    from nautilus_trader.model.enums import OrderStatus
-
-    rig = _build(instruments, orders, seed)
-    execute = rig.risk_engine.execute
-    for command in rig.commands[:WARMUP]:
-        execute(command)
-    timed = rig.commands[WARMUP:]
-    per_order_ns: list[int] = []
-    clock_ns = time.perf_counter_ns
-    gc.collect()
-    gc.disable()
-    try:
-        for command in timed:
-            t0 = clock_ns()
+    def pipeline(self, indexes: range, samples: list[int]) -> None:
+        """Time ``RiskEngine.execute`` for each command in ``indexes``."""
+        execute = self.risk_engine.execute
+        commands = self.commands
+        clock = time.perf_counter_ns
+        for i in indexes:
+            command = commands[i]
+            started = clock()
             execute(command)
-            per_order_ns.append(clock_ns() - t0)
-    finally:
-        gc.enable()
+            samples.append(clock() - started)
 
-    # Outcomes are read afterwards so that counting them costs nothing inside the timed loop.
-    denied = {n for n, c in enumerate(rig.commands) if c.order.status == OrderStatus.DENIED}
-    forwarded = len(rig.exec_client.commands)
-    assert denied == rig.violators, "RiskEngine denied a different set of orders than the ones built to violate"
-    assert forwarded + len(denied) == len(rig.commands), "some orders were neither forwarded nor denied"
-    timed_denied = sum(1 for n in denied if n >= WARMUP)
+    def passes_checks(self, i: int) -> bool:
+        """The pre-trade checks alone for command ``i`` (an order that fails them is denied)."""
+        engine = self.risk_engine
+        order = self.commands[i].order
+        instrument = self.cache.instrument(order.instrument_id)
+        return (
+            instrument is not None
+            and engine._check_order(instrument, order)
+            and engine._check_orders_risk(instrument, [order])
+            and engine.trading_state != self._halted
+        )
 
-    per_order_ns.sort()
-    p99 = per_order_ns[min(len(per_order_ns) - 1, int(0.99 * len(per_order_ns)))]
-    return {
-        "median_us": round(statistics.median(per_order_ns) / 1e3, 3),
-        "p99_us": round(p99 / 1e3, 3),
-        "mean_us": round(statistics.fmean(per_order_ns) / 1e3, 3),
-        "orders": len(timed),
-        "forwarded": len(timed) - timed_denied,
-        "denied": timed_denied,
-        "version": nautilus_trader.__version__,
-    }
+    def check(self, indexes: range, samples: list[int]) -> None:
+        """Time the checks alone for each command in ``indexes``; execute the ones that pass, untimed."""
+        execute = self.risk_engine.execute
+        passes = self.passes_checks
+        commands = self.commands
+        clock = time.perf_counter_ns
+        for i in indexes:
+            started = clock()
+            passed = passes(i)
+            samples.append(clock() - started)
+            if passed:
+                execute(commands[i])
+
+    def denied(self) -> set[int]:
+        """Indexes of the commands whose order the risk engine denied."""
+        from nautilus_trader.model.enums import OrderStatus
+
+        return {n for n, c in enumerate(self.commands) if c.order.status == OrderStatus.DENIED}
+
+    def forwarded(self) -> int:
+        """How many commands reached the execution client."""
+        return len(self.exec_client.commands)
+
+
+def version() -> str:
+    import nautilus_trader
+
+    return str(nautilus_trader.__version__)
 
 
 def main() -> None:
@@ -183,12 +221,21 @@ def main() -> None:
     args = parser.parse_args()
     if not nautilus_available():
         parser.exit(1, "nautilus_trader is not installed: pip install -e '.[bench]'\n")
-    result = time_nautilus_risk_engine(args.instruments, args.orders, args.seed)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key}: {value}")
+    rig = NautilusRig(args.instruments, plan(args.instruments, args.orders, args.seed))
+    samples: list[int] = []
+    gc.collect()
+    gc.disable()
+    try:
+        rig.pipeline(range(len(rig.commands)), samples)
+    finally:
+        gc.enable()
+    samples.sort()
+    result = {
+        "median_us": round(statistics.median(samples) / 1e3, 3),
+        "p99_us": round(samples[int(0.99 * len(samples))] / 1e3, 3),
+        "orders": len(samples), "forwarded": rig.forwarded(), "denied": len(rig.denied()), "version": version(),
+    }
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ orders, last prices, trading state, today's P&L) and nothing else: no I/O, no ``
 decision cannot interleave with another and takes microseconds. A refusal names a stable
 ``RejectReason``, the offending value and the limit. Cancels never come here: they always pass.
 
+``check`` first runs a fast path that only establishes "every check passes": it reads one record
+per instrument (records.py), builds nothing but the duplicate-window key, and returns the price.
+At the first doubt it hands the order to the checks below, which run in order and name the
+refusal; they are the reference, and a property test holds the fast path to them.
+
 Which orders count as risk-reducing: a sell against a long (or a buy against a short) no larger
 than what is left of the position once the working orders on the same side have filled. Such an
 order passes REDUCING and the daily/trailing loss limits; it cannot grow a position or exposure, so
@@ -30,10 +35,17 @@ from app.domain.trading_state import TradingState
 
 from ..market_data import MarketData
 from ..portfolio import Portfolio
-from .book import RiskBook, growth
+from .book import Pending, PendingTotals, RiskBook, growth
 from .calendar import TradingCalendar
 from .day_pnl import DayPnl
-from .limits import InstrumentLimits, RiskLimits
+from .limits import InstrumentLimits, RiskLimits, UnderlyingLimits
+from .records import InstrumentRecord, InstrumentRecords
+
+# Enum members read through their class cost about 0.1 us each on Python 3.11: the fast path reads these.
+_ACTIVE = TradingState.ACTIVE
+_FLATTEN = OrderSource.FLATTEN
+_MARKET = OrderType.MARKET
+_BUY = Side.BUY
 
 # -- context ---------------------------------------------------------------------------------------
 
@@ -48,6 +60,8 @@ class Decision:
     halt_reason: str
     limits: RiskLimits
     instrument_limits: InstrumentLimits | None
+    underlying_caps: UnderlyingLimits | None
+    pending_group: PendingTotals
     position: int
     same_side: int
     reducing: bool
@@ -67,6 +81,16 @@ def _reference_ok(d: Decision) -> bool:
 
 def _money(paise: int) -> str:
     return format_inr(paise)
+
+
+def _no_limits(d: Decision) -> Rejection:
+    # Only reachable if a check ran before check_limit_exists refused: refuse rather than guess.
+    return Rejection(RejectReason.NO_LIMIT, f"no risk limits cover {d.order.instrument.key}", d.order.instrument.key, "none")
+
+
+def _no_price(d: Decision) -> Rejection:
+    # Only reachable if a check ran before check_reference_price refused: refuse rather than guess.
+    return Rejection(RejectReason.STALE_PRICE, f"no price to check {d.order.instrument.key} against", "none", "a price")
 
 
 # -- the checks, in the order they run ---------------------------------------------------------------
@@ -200,7 +224,8 @@ def check_duplicate(d: Decision, gate: RiskGate) -> Rejection | None:
 
 
 def check_order_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
-    assert d.instrument_limits is not None
+    if d.instrument_limits is None:
+        return _no_limits(d)
     cap = d.instrument_limits.max_order_quantity
     if d.order.quantity > cap:
         return Rejection(RejectReason.ORDER_QUANTITY_LIMIT, f"quantity above the maximum order size for {d.order.instrument.key}", str(d.order.quantity), str(cap))
@@ -221,7 +246,10 @@ def check_reference_price(d: Decision, gate: RiskGate) -> Rejection | None:
 
 
 def check_collar(d: Decision, gate: RiskGate) -> Rejection | None:
-    assert d.instrument_limits is not None and d.reference is not None and d.price is not None
+    if d.instrument_limits is None:
+        return _no_limits(d)
+    if d.reference is None or d.price is None:
+        return _no_price(d)
     reference = d.reference.price
     bps = d.instrument_limits.price_collar_bps
     if abs(d.price - reference) * 10_000 > bps * reference:
@@ -233,7 +261,10 @@ def check_collar(d: Decision, gate: RiskGate) -> Rejection | None:
 
 
 def check_order_value(d: Decision, gate: RiskGate) -> Rejection | None:
-    assert d.instrument_limits is not None and d.price is not None
+    if d.instrument_limits is None:
+        return _no_limits(d)
+    if d.price is None:
+        return _no_price(d)
     value = d.order.quantity * d.price
     cap = d.instrument_limits.max_order_value
     if value > cap:
@@ -242,7 +273,8 @@ def check_order_value(d: Decision, gate: RiskGate) -> Rejection | None:
 
 
 def check_position_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
-    assert d.instrument_limits is not None
+    if d.instrument_limits is None:
+        return _no_limits(d)
     before, after = d.worst_before, d.worst_after
     cap = d.instrument_limits.max_position_quantity
     if after > cap and after > before:
@@ -254,7 +286,10 @@ def check_position_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
 
 
 def check_position_value(d: Decision, gate: RiskGate) -> Rejection | None:
-    assert d.instrument_limits is not None and d.reference is not None
+    if d.instrument_limits is None:
+        return _no_limits(d)
+    if d.reference is None:
+        return _no_price(d)
     before, after = d.worst_before, d.worst_after
     value = after * d.reference.price
     cap = d.instrument_limits.max_position_value
@@ -266,11 +301,9 @@ def check_position_value(d: Decision, gate: RiskGate) -> Rejection | None:
     return None
 
 
-def _net_after(net: int, pending_buys: int, pending_sells: int, d: Decision) -> tuple[int, int] | None:
-    """The net exposure bound this order pushes out (upper for a buy, lower for a sell), before and after."""
-    assert d.price is not None
-    value = d.order.quantity * d.price
-    if d.order.side is Side.BUY:
+def _net_after(net: int, pending_buys: int, pending_sells: int, side: Side, value: int) -> tuple[int, int]:
+    """The net exposure bound an order of ``value`` paise pushes out (upper for a buy, lower for a sell), before and after."""
+    if side is Side.BUY:
         before = net + pending_buys
         return abs(before), abs(before + value) if before + value > 0 else 0
     before = net - pending_sells
@@ -279,22 +312,24 @@ def _net_after(net: int, pending_buys: int, pending_sells: int, d: Decision) -> 
 
 def check_underlying_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
     underlying = d.order.instrument.underlying
-    caps = d.limits.for_underlying(underlying)
+    caps = d.underlying_caps
     if caps is None:
         return None
+    if d.price is None:
+        return _no_price(d)
     exposure = gate.portfolio.underlying_totals(underlying)
-    pending = gate.book.underlying(underlying)
+    pending = d.pending_group
     gross = exposure.gross if exposure is not None else 0
     net = exposure.net if exposure is not None else 0
     if d.growth > 0:
-        projected = gross + (pending.growth_value if pending is not None else 0) + d.growth
+        projected = gross + pending.growth_value + d.growth
         if projected > caps.max_gross_exposure:
             return Rejection(
                 RejectReason.UNDERLYING_GROSS_LIMIT, f"gross exposure in {underlying} with working orders would be {_money(projected)}",
                 _money(projected), _money(caps.max_gross_exposure),
             )
-    bound = _net_after(net, pending.buy_value if pending else 0, pending.sell_value if pending else 0, d)
-    if bound is not None and bound[1] > caps.max_net_exposure and bound[1] > bound[0]:
+    bound = _net_after(net, pending.buy_value, pending.sell_value, d.order.side, d.order.quantity * d.price)
+    if bound[1] > caps.max_net_exposure and bound[1] > bound[0]:
         return Rejection(
             RejectReason.UNDERLYING_NET_LIMIT, f"net exposure in {underlying} with working orders could reach {_money(bound[1])}",
             _money(bound[1]), _money(caps.max_net_exposure),
@@ -303,6 +338,8 @@ def check_underlying_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
 
 
 def check_desk_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
+    if d.price is None:
+        return _no_price(d)
     desk = d.limits.desk
     exposure = gate.portfolio.exposure
     pending = gate.book.desk
@@ -313,8 +350,8 @@ def check_desk_exposure(d: Decision, gate: RiskGate) -> Rejection | None:
                 RejectReason.GROSS_EXPOSURE_LIMIT, f"the desk's gross exposure with working orders would be {_money(projected)}",
                 _money(projected), _money(desk.max_gross_exposure),
             )
-    bound = _net_after(exposure.net, pending.buy_value, pending.sell_value, d)
-    if bound is not None and bound[1] > desk.max_net_exposure and bound[1] > bound[0]:
+    bound = _net_after(exposure.net, pending.buy_value, pending.sell_value, d.order.side, d.order.quantity * d.price)
+    if bound[1] > desk.max_net_exposure and bound[1] > bound[0]:
         return Rejection(
             RejectReason.NET_EXPOSURE_LIMIT, f"the desk's net exposure with working orders could reach {_money(bound[1])}",
             _money(bound[1]), _money(desk.max_net_exposure),
@@ -385,7 +422,6 @@ class RiskGate:
         state: Callable[[], tuple[TradingState, str]],
         protection_bps: int,
     ) -> None:
-        self.limits = limits
         self.book = book
         self.portfolio = portfolio
         self.market_data = market_data
@@ -394,12 +430,28 @@ class RiskGate:
         self._state = state
         self.protection_bps = protection_bps
         self.decisions = 0
+        self.set_limits(limits)
+        # The duplicate-window key the last passing fast-path decision built, for ``accepted`` to reuse.
+        self._last_order: NewOrder | None = None
+        self._last_key: tuple[str, Side, int, int | None] | None = None
+
+    @property
+    def limits(self) -> RiskLimits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: RiskLimits) -> None:
+        # Through set_limits, so the records of the old version can never be read with the new one.
+        self.set_limits(limits)
 
     def set_limits(self, limits: RiskLimits, _version: int | None = None) -> None:
-        self.limits = limits
+        self._limits = limits
+        self._records = InstrumentRecords(limits, self.book)
+        self._rates = dict(limits.desk.max_orders_per_second)  # a plain dict: cheaper to read than the mapping proxy
 
     def _decision(self, order: NewOrder, now_ns: int) -> Decision:
-        limits = self.limits
+        limits = self._limits
+        record = self._records.get(order.instrument)
         state, why = self._state()
         key = order.instrument.key
         position = self.portfolio.position(key)
@@ -409,23 +461,19 @@ class RiskGate:
             price = None
             if reference is not None:
                 price = marketable_price(order.instrument, order.side, reference.price, self.protection_bps)
-        pending = self.book.pending(key)
+        pending = record.pending
         buy = order.side is Side.BUY
-        same_side = 0 if pending is None else (pending.buy_quantity if buy else pending.sell_quantity)
+        same_side = pending.buy_quantity if buy else pending.sell_quantity
         # The worst case on this order's side: the position plus every same-side working order filling.
         before = position + same_side if buy else position - same_side
         after = before + order.quantity if buy else before - order.quantity
-        added = 0
-        if price is not None:
-            # Paise this order adds to the worst-case gross exposure of its instrument.
-            if pending is None:
-                added = max(0, abs(position + order.side.sign * order.quantity) - abs(position)) * price
-            else:
-                added = growth(position, pending, order.side, order.quantity, price) - pending.growth_value
+        # Paise this order adds to the worst-case gross exposure of its instrument.
+        added = 0 if price is None else growth(position, pending, order.side, order.quantity, price) - pending.growth_value
         pnl = self.day_pnl.current(now_ns)
         return Decision(
             order=order, now_ns=now_ns, state=state, halt_reason=why, limits=limits,
-            instrument_limits=limits.for_instrument(order.instrument), position=position, same_side=same_side,
+            instrument_limits=record.limits, underlying_caps=record.underlying_caps, pending_group=record.group,
+            position=position, same_side=same_side,
             reducing=position != 0 and (position > 0) != buy and order.quantity <= abs(position) - same_side,
             worst_before=abs(before), worst_after=abs(after), reference=reference, price=price, growth=added,
             day_pnl=pnl, peak_pnl=self.day_pnl.peak,
@@ -434,13 +482,115 @@ class RiskGate:
     def check(self, order: NewOrder, now_ns: int) -> Rejection | int:
         """The first refusal, or the limit price to send (a market order's protected price)."""
         self.decisions += 1
+        price = self._passes(order, now_ns)
+        if price is not None:
+            return price
+        return self._first_refusal(order, now_ns)
+
+    def _first_refusal(self, order: NewOrder, now_ns: int) -> Rejection | int:
+        """Every check in order, stopping at the first refusal: the reference the fast path must agree with."""
         d = self._decision(order, now_ns)
         for check, _needs_limits, _needs_price in CHECKS:
             rejection = check(d, self)
             if rejection is not None:
                 return rejection
-        assert d.price is not None
+        if d.price is None:
+            # Every check passed without a price to send: impossible while check_reference_price
+            # stands before the price checks; if it ever happens, refuse the order rather than send it unpriced.
+            return Rejection(RejectReason.STALE_PRICE, f"no price to send the order in {order.instrument.key} at", "none", "a price")
         return d.price
+
+    def _passes(self, order: NewOrder, now_ns: int) -> int | None:
+        """The price to send when every check passes for certain; None at the first doubt (the checks then decide).
+
+        The same conditions as the checks, read from the instrument's record with nothing built
+        but the duplicate-window key; ``day_pnl.current`` is called as ``_decision`` calls it (it
+        moves the peak), and every book query it makes is safe to repeat at the same instant.
+        """
+        instrument = order.instrument
+        record: InstrumentRecord = self._records.get(instrument)
+        caps = record.limits
+        if caps is None or caps.restricted or self._state()[0] is not _ACTIVE:
+            return None
+        desk = self._limits.desk
+        if order.order_type not in desk.allowed_order_types or order.product not in desk.allowed_products:
+            return None
+        if now_ns >= record.expired_from_ns:
+            return None
+        if desk.enforce_trading_hours and not self.calendar.status(instrument.exchange, now_ns).open:
+            return None
+        day_pnl = self.day_pnl
+        pnl = day_pnl.current(now_ns)
+        if pnl <= -desk.daily_loss_limit:
+            return None
+        trailing = desk.trailing_loss_limit
+        if trailing is not None and day_pnl.peak - pnl >= trailing:
+            return None
+        book = self.book
+        source = order.source
+        if source is not _FLATTEN and (
+            book.source_rate(source, now_ns) >= self._rates[source]
+            or book.orders_on(now_ns) >= desk.max_orders_per_day
+        ):
+            return None
+        if book.open_orders >= desk.max_open_orders:
+            return None
+        quantity = order.quantity
+        side = order.side
+        dup_key = None
+        window = desk.duplicate_window_ns
+        if window > 0:
+            dup_key = (instrument.key, side, quantity, order.price)
+            if book.is_duplicate(dup_key, now_ns, window):
+                return None
+        if quantity > caps.max_order_quantity:
+            return None
+        reference = self.market_data.last(instrument.key)
+        if reference is None or now_ns - reference.ts_ns > desk.reference_max_age_ns:
+            return None
+        mark = reference.price
+        if order.order_type is _MARKET:
+            price = marketable_price(instrument, side, mark, self.protection_bps)
+        elif order.price is None:
+            return None
+        else:
+            price = order.price
+        if abs(price - mark) * 10_000 > caps.price_collar_bps * mark:
+            return None
+        value = quantity * price
+        if value > caps.max_order_value:
+            return None
+        position = self.portfolio.position(instrument.key)
+        pending: Pending = record.pending
+        buy = side is _BUY
+        if buy:
+            before = abs(position + pending.buy_quantity)
+            after = abs(position + pending.buy_quantity + quantity)
+        else:
+            before = abs(position - pending.sell_quantity)
+            after = abs(position - pending.sell_quantity - quantity)
+        if after > before and (after > caps.max_position_quantity or after * mark > caps.max_position_value):
+            return None
+        added = growth(position, pending, side, quantity, price) - pending.growth_value
+        under = record.underlying_caps
+        if under is not None:
+            exposure = self.portfolio.underlying_totals(instrument.underlying)
+            group = record.group
+            gross = exposure.gross if exposure is not None else 0
+            net = exposure.net if exposure is not None else 0
+            if added > 0 and gross + group.growth_value + added > under.max_gross_exposure:
+                return None
+            if _net_breaks(net, group.buy_value, group.sell_value, buy, value, under.max_net_exposure):
+                return None
+        totals = self.portfolio.exposure
+        group = book.desk
+        if added > 0 and totals.gross + group.growth_value + added > desk.max_gross_exposure:
+            return None
+        if _net_breaks(totals.net, group.buy_value, group.sell_value, buy, value, desk.max_net_exposure):
+            return None
+        self._last_order = order
+        self._last_key = dup_key
+        return price
 
     def preview(self, order: NewOrder, now_ns: int) -> list[Rejection]:
         """Every check that would refuse ``order`` now, without submitting or counting it."""
@@ -458,4 +608,21 @@ class RiskGate:
 
     def accepted(self, order: NewOrder, now_ns: int) -> None:
         """Count an order that passed (and is going to the broker)."""
-        self.book.accepted(order.source, duplicate_key(order), now_ns)
+        key = self._last_key if order is self._last_order and self._last_key is not None else duplicate_key(order)
+        self._last_order = self._last_key = None
+        self.book.accepted(order.source, key, now_ns)
+
+
+def _net_breaks(net: int, pending_buys: int, pending_sells: int, buy: bool, value: int, cap: int) -> bool:
+    """Whether the net bound an order pushes out (see ``_net_after``) would exceed ``cap`` and grow.
+
+    ``_net_after`` clamps a bound that does not cross zero to 0; against a cap of 0 or more the
+    clamp changes no verdict, so it is left out here.
+    """
+    if buy:
+        before = net + pending_buys
+        after = before + value
+    else:
+        before = net - pending_sells
+        after = value - before
+    return after > cap and after > abs(before)
