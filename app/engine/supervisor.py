@@ -47,5 +47,5 @@ class Supervisor:
             task.cancel()
         if not tasks:
             return []
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
         return sorted(task.get_name() for task in pending)

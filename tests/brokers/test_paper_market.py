@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 
@@ -71,7 +72,7 @@ def test_moves_are_a_few_basis_points_and_cheap_contracts_still_move() -> None:
     history = _run(market, 2_000)
     for key in ("NSE:RELIANCE", "NFO:NIFTY:2026-12-29:FUT", "NFO:NIFTY:2026-12-29:26000:CE"):
         prices = [tick.price for step in history for tick in step if tick.instrument_key == key]
-        moves_bp = [abs(b - a) / a * 10_000 for a, b in zip(prices, prices[1:], strict=False)]
+        moves_bp = [abs(b - a) / a * 10_000 for a, b in itertools.pairwise(prices)]
         assert 0.8 <= statistics.fmean(moves_bp) <= 3.0, key
         assert len(set(prices)) > 20, key
 

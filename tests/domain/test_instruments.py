@@ -20,50 +20,50 @@ EXPIRY = date(2026, 12, 29)
 
 
 def cash(**overrides: Any) -> Instrument:
-    fields: dict[str, Any] = dict(
-        key="NSE:RELIANCE",
-        exchange=Exchange.NSE,
-        symbol="RELIANCE",
-        underlying="RELIANCE",
-        segment=Segment.CASH,
-        lot_size=1,
-        tick_size=10,
-        freeze_quantity=100_000,
-    )
+    fields: dict[str, Any] = {
+        "key": "NSE:RELIANCE",
+        "exchange": Exchange.NSE,
+        "symbol": "RELIANCE",
+        "underlying": "RELIANCE",
+        "segment": Segment.CASH,
+        "lot_size": 1,
+        "tick_size": 10,
+        "freeze_quantity": 100_000,
+    }
     fields.update(overrides)
     return Instrument(**fields)
 
 
 def future(**overrides: Any) -> Instrument:
-    fields: dict[str, Any] = dict(
-        key="NFO:NIFTY:2026-12-29:FUT",
-        exchange=Exchange.NFO,
-        symbol="NIFTY",
-        underlying="NIFTY",
-        segment=Segment.FUTURES,
-        lot_size=65,
-        tick_size=10,
-        freeze_quantity=1_755,
-        expiry=EXPIRY,
-    )
+    fields: dict[str, Any] = {
+        "key": "NFO:NIFTY:2026-12-29:FUT",
+        "exchange": Exchange.NFO,
+        "symbol": "NIFTY",
+        "underlying": "NIFTY",
+        "segment": Segment.FUTURES,
+        "lot_size": 65,
+        "tick_size": 10,
+        "freeze_quantity": 1_755,
+        "expiry": EXPIRY,
+    }
     fields.update(overrides)
     return Instrument(**fields)
 
 
 def option(**overrides: Any) -> Instrument:
-    fields: dict[str, Any] = dict(
-        key="NFO:NIFTY:2026-12-29:CE:2600000",
-        exchange=Exchange.NFO,
-        symbol="NIFTY",
-        underlying="NIFTY",
-        segment=Segment.OPTIONS,
-        lot_size=65,
-        tick_size=5,
-        freeze_quantity=1_755,
-        expiry=EXPIRY,
-        strike=2_600_000,  # ₹26,000
-        right=OptionRight.CALL,
-    )
+    fields: dict[str, Any] = {
+        "key": "NFO:NIFTY:2026-12-29:CE:2600000",
+        "exchange": Exchange.NFO,
+        "symbol": "NIFTY",
+        "underlying": "NIFTY",
+        "segment": Segment.OPTIONS,
+        "lot_size": 65,
+        "tick_size": 5,
+        "freeze_quantity": 1_755,
+        "expiry": EXPIRY,
+        "strike": 2_600_000,  # ₹26,000
+        "right": OptionRight.CALL,
+    }
     fields.update(overrides)
     return Instrument(**fields)
 

@@ -39,7 +39,7 @@ def test_simulate_writes_no_secret_anywhere_in_the_data_folder(tmp_path: Path) -
     )
     proc = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), "simulate", "--seconds", "2", "--orders-per-sec", "6", "--json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=env, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)

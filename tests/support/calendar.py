@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from app.desk import session_clock
 from app.domain.india_time import IST, ist_day
 from app.domain.instruments import Exchange
 from app.engine.risk.calendar import TradingCalendar
@@ -20,7 +21,6 @@ from app.engine.risk.calendar_data import (
     merge,
     render,
 )
-from app.desk import session_clock
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

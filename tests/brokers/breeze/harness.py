@@ -20,11 +20,11 @@ from app.brokers.breeze import (
     Endpoints,
     MasterCache,
 )
+from app.desk import session_clock
 from app.domain.audit import AuditEventType
 from app.domain.events import Alert
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine
-from app.desk import session_clock
 from app.store.audit_writer import AuditWriter
 from app.store.migrate import open_store
 from app.store.models import AuditRecord
