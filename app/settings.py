@@ -654,7 +654,14 @@ _PASSWORD_IN_DB_URL = re.compile(r"(?P<pre>(?:^|://)[^/@:\s]*:)[^/@\s]*(?P<at>@)
 _VALUE_WIDTH = 200
 
 
+# Credentials live in the keyring, never in settings; one pasted into the file by mistake (an
+# unknown ``api_secret``, say) must not come back in the error that refuses it.
+_SECRET_NAME = re.compile(r"secret|token|passw|pwd|api_?key|session|credential", re.IGNORECASE)
+
+
 def _mask(path: str, text: str) -> str:
+    if _SECRET_NAME.search(path.rsplit(".", 1)[-1]):
+        return "***"
     pattern = _PASSWORD_IN_DB_URL if path == "db_url" else _PASSWORD_IN_URL
     return pattern.sub(r"\g<pre>***\g<at>", text)
 

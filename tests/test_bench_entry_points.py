@@ -58,3 +58,11 @@ def test_a_bench_reports_its_machine_targets_and_misses_and_exits_on_a_miss(name
         assert report["machine"]["filesystem"]
     # The folder it made is gone again.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_benchmark_with_an_entry_point_is_run_here() -> None:
+    # A benchmark added without a line above would never be checked for its machine, targets and exit status.
+    bench = Path(__file__).resolve().parent / "bench"
+    runnable = {path.stem for path in bench.glob("*.py") if 'if __name__ == "__main__":' in path.read_text(encoding="utf-8")}
+    helpers = {"breeze_peer"}  # the emulator's own process for breeze.py, not a benchmark
+    assert runnable - helpers == set(BENCHES)

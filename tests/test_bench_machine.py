@@ -55,8 +55,8 @@ def test_the_scratch_folder_is_made_under_the_parent_given_and_removed(tmp_path:
 
 def test_percentile_is_nearest_rank() -> None:
     samples = [float(n) for n in range(1, 101)]
-    assert percentile(samples, 50) == 51.0
-    assert percentile(samples, 99) == 100.0
+    assert percentile(samples, 50) == 50.0
+    assert percentile(samples, 99) == 99.0
     assert percentile(samples, 100) == 100.0
     assert percentile([7.0], 99) == 7.0
 

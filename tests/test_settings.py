@@ -421,3 +421,22 @@ def test_no_secret_fields() -> None:
         names |= set(model.model_fields)  # type: ignore[union-attr]
     for forbidden in ("key", "secret", "token", "password"):
         assert not [n for n in names if forbidden in n], "credentials come from the keyring only"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[breeze]\napi_secret = "S3CRETvalue"\n', '[breeze]\nsession_token = "S3CRETvalue"\n', 'api_key = "S3CRETvalue"\n',
+     '[paper]\npassword = "S3CRETvalue"\n'],
+)
+def test_a_credential_pasted_into_the_settings_is_refused_without_echoing_it(home: Path, text: str) -> None:
+    write_toml(home, text)
+    message = settings_error()
+    assert "unknown setting" in message and "***" in message, message
+    assert "S3CRET" not in message
+
+
+def test_a_section_given_a_value_says_it_must_be_a_table(home: Path) -> None:
+    write_toml(home, "paper = 5\n")
+    message = settings_error()
+    assert "paper = 5" in message and "must be a table ([paper])" in message, message
+    assert "\n" not in message.strip()

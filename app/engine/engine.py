@@ -1026,6 +1026,9 @@ class EnginePorts:
     async def reconcile_working(self) -> int:
         return await self._engine.reconcile_working()
 
+    def entries_waiting(self) -> int:
+        return self._engine.governor.entries_waiting
+
     def drop_queued(self, reason: str) -> int:
         return self._engine.governor.drop_pending(reason)
 
@@ -1068,8 +1071,10 @@ class EnginePorts:
         limits = engine.gate.limits
         pnl = engine.day_pnl.current(now)
         hours, calendar, market = limits.desk.enforce_trading_hours, engine.gate.calendar, engine.market_data
+        halted = engine.trading_state is TradingState.HALTED
         prices = []
-        for key in engine.exposed_instruments():
+        # A halted desk trips nothing: its price ages are not read (nor can a failing read stop the breakers).
+        for key in () if halted else engine.exposed_instruments():
             instrument = engine.instruments.get(key)
             if instrument is None:
                 continue
@@ -1081,7 +1086,7 @@ class EnginePorts:
         exposure = engine.portfolio.exposure
         return BreakerReadings(
             now_ns=now, desk=limits.desk, limits=limits.breakers,
-            halted=engine.trading_state is TradingState.HALTED, pnl=pnl, peak_pnl=engine.day_pnl.peak,
+            halted=halted, pnl=pnl, peak_pnl=engine.day_pnl.peak,
             broker_down_since_ns=engine.broker_down_since_ns, started_ns=engine.started_ns, prices=tuple(prices),
             recent_errors=engine.breakers.errors.count_since(now - storm_ns),
             gross_exposure=exposure.gross, net_exposure=abs(exposure.net),

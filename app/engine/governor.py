@@ -216,6 +216,11 @@ class Schedule:
         return len(self._cancels) + len(self._reads) + len(self._entries)
 
     @property
+    def entries_waiting(self) -> int:
+        """Places and modifies waiting: what a halt drops."""
+        return len(self._entries)
+
+    @property
     def stats(self) -> GovernorStats:
         return GovernorStats(dict(self._released), self._throttled, self._dropped, self._max_wait)
 
@@ -475,6 +480,11 @@ class Governor:
     @property
     def queued(self) -> int:
         return self._schedule.queued
+
+    @property
+    def entries_waiting(self) -> int:
+        """Places and modifies waiting for a slot: what a halt drops."""
+        return self._schedule.entries_waiting
 
     @property
     def stats(self) -> GovernorStats:

@@ -8,6 +8,7 @@ object (or a readable list) and gives the exit status: non-zero when any target 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from app.settings import resolve_home
 
 # File systems where fsync costs nothing or is not what a desk's disk does: durable-write figures
 # measured on them flatter the store.
@@ -79,13 +82,18 @@ def machine(data_folder: str | os.PathLike[str] | None = None) -> dict[str, obje
     if data_folder is not None:
         found["data_folder"] = os.fspath(data_folder)
         found["filesystem"] = filesystem(data_folder)
+        # The desk's own data folder (BULWARK_HOME or its default): a figure on another file system
+        # than the desk writes to says so here.
+        home = resolve_home()
+        found["desk_data_folder"] = os.fspath(home)
+        found["desk_data_filesystem"] = filesystem(home)
     return found
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
     """The nearest-rank percentile ``q`` (0-100) of ``samples``."""
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, int(q / 100 * len(ordered))))]
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def finish(result: Mapping[str, Any], targets: Mapping[str, Any], misses: Sequence[str], *, as_json: bool,

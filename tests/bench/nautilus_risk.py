@@ -28,12 +28,8 @@ Run alone: ``python -m tests.bench.nautilus_risk --json`` (needs the ``bench`` e
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import gc
 import importlib.util
-import json
-import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -44,7 +40,6 @@ from .gate_flow import (
     TICK_PAISE,
     Spec,
     last_price,
-    plan,
 )
 
 VENUE = "NSE"
@@ -210,33 +205,3 @@ def version() -> str:
     import nautilus_trader
 
     return str(nautilus_trader.__version__)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--instruments", type=int, default=500)
-    parser.add_argument("--orders", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    if not nautilus_available():
-        parser.exit(1, "nautilus_trader is not installed: pip install -e '.[bench]'\n")
-    rig = NautilusRig(args.instruments, plan(args.instruments, args.orders, args.seed))
-    samples: list[int] = []
-    gc.collect()
-    gc.disable()
-    try:
-        rig.pipeline(range(len(rig.commands)), samples)
-    finally:
-        gc.enable()
-    samples.sort()
-    result = {
-        "median_us": round(statistics.median(samples) / 1e3, 3),
-        "p99_us": round(samples[int(0.99 * len(samples))] / 1e3, 3),
-        "orders": len(samples), "forwarded": rig.forwarded(), "denied": len(rig.denied()), "version": version(),
-    }
-    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
-
-
-if __name__ == "__main__":
-    main()

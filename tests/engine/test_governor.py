@@ -275,7 +275,15 @@ def test_expected_seconds_is_when_the_last_cancel_goes(
         assert expected == pytest.approx(last.released - start, abs=1e-9)
 
 
-def test_a_long_cancel_run_uses_98_percent_of_the_action_rate() -> None:
+def test_the_shipped_margin_keeps_a_200_order_sweep_within_the_kill_switch_bound() -> None:
+    # The kill-switch bound: 200 working orders at 10/s in at most 1.1 x 20 s (before round trips),
+    # with the margin the desk ships, whatever it is.
+    schedule = Schedule(RateLimits(10, 1_000_000, 1_000_000), GovernorConfig())
+    assert schedule.expected_seconds(200, 0.0) == pytest.approx(199 * (1 + GovernorConfig().margin) / 10)
+    assert schedule.expected_seconds(200, 0.0) <= 1.1 * 200 / 10
+
+
+def test_a_long_cancel_run_uses_98_percent_of_the_action_rate_at_a_2_percent_margin() -> None:
     schedule = Schedule(RateLimits(10, 1_000_000, 1_000_000), hand_config())
     assert schedule.cancel_rate == pytest.approx(10 / 1.02)
     # The kill-switch bound: 200 working orders at 10/s in at most 1.1 x 20 s (before round trips).

@@ -70,15 +70,20 @@ async def test_store_failure_halts_and_sends_nothing(tmp_path: Path) -> None:
     with writer.engine.connect() as c:
         pages = c.exec_driver_sql("PRAGMA page_count").scalar()
 
-    @event.listens_for(writer.engine, "connect")
     def cap(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
         dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
 
-    # The writer keeps one connection for its thread's life: cap that one, then drop the pool's idle
-    # ones so any other connection (the writer's after a failure) is a new, capped one. Disposing only
-    # once the writer is idle: the pool is not thread-safe against a checkout on the writer's thread.
-    await writer.execute(lambda connection: connection.exec_driver_sql(f"PRAGMA max_page_count = {pages}"))
-    writer.engine.dispose()
+    def cap_the_store(connection):  # type: ignore[no-untyped-def]
+        # On the writer's thread, between its batches: SQLAlchemy's listener lists and its pool are not
+        # safe to change while another thread uses them (found: "deque mutated during iteration" when
+        # the listener was added from the test's thread while the writer committed a record).
+        event.listen(writer.engine, "connect", cap)
+        # The writer keeps this connection for its thread's life: cap it, then drop the pool's idle
+        # ones so any other connection (the writer's after a failure) is a new, capped one.
+        connection.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+        writer.engine.dispose()
+
+    await writer.execute(cap_the_store)
     big = OrderRequest("NSE:RELIANCE", Side.BUY, 1, "1000", actor="x" * 100, tag="t" * 100_000)
     result = await engine.submit(big)
     assert not result.accepted

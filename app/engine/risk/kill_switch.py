@@ -109,10 +109,14 @@ class KillSwitch:
     def engage(self, reason: str, actor: str, source: AuditSource = AuditSource.OPERATOR) -> KillSwitchReport:
         """HALT synchronously, then start (or extend) the cancel sweep. Returns the live report."""
         desk, pacer = self._desk, self._pacer
+        # Counted before the halt, which itself drops every queued place: the report says how many
+        # never went out whichever of the two dropped them.
+        waiting = pacer.entries_waiting()
         started = time.perf_counter_ns()
         desk.halt(f"kill switch: {reason}", actor, restate=True)
         halted_in_us = (time.perf_counter_ns() - started) / 1_000
-        dropped = pacer.drop_queued(f"kill switch engaged: {reason}")
+        pacer.drop_queued(f"kill switch engaged: {reason}")
+        dropped = waiting - pacer.entries_waiting()
         working = desk.working_orders()
         expected = pacer.expected_seconds(len(working)) + pacer.round_trip_s()
         now = desk.clock_ns()

@@ -88,6 +88,10 @@ class SweepOps(DeskOps, Protocol):
 class CancelPacer(Protocol):
     """The rate governor as the kill switch sees it: what is queued, and how long cancels take."""
 
+    def entries_waiting(self) -> int:
+        """Places and modifies waiting for the broker (cancels and reads are not counted)."""
+        ...
+
     def drop_queued(self, reason: str) -> int:
         """Refuse every order still queued for the broker (they never go out); how many there were."""
         ...

@@ -131,6 +131,9 @@ class FakeDesk:
 
     # -- CancelPacer -----------------------------------------------------------------------------
 
+    def entries_waiting(self) -> int:
+        return self.queued
+
     def drop_queued(self, reason: str) -> int:
         self.calls.append("drop_queued")
         dropped, self.queued = self.queued, 0

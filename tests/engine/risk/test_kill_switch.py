@@ -27,7 +27,7 @@ from app.domain.requests import OrderRequest
 from app.domain.trading_state import TradingState
 from app.engine.config import EngineConfig
 from app.engine.engine import Engine
-from app.engine.governor import GovernorConfig
+from app.engine.governor import Governor, GovernorConfig
 from app.engine.recorder import ResumeState
 from app.engine.risk.breakers import Breaker
 from app.engine.risk.flatten import slices
@@ -381,3 +381,28 @@ async def test_a_panic_while_the_start_reads_the_store_outranks_a_stored_reducin
         await engine.stop()
     finally:
         writer.close()
+
+
+@on_virtual_time
+async def test_the_kill_switch_drops_what_waits_in_the_governor_the_engine_has_now() -> None:
+    # The engine replaces its governor when it resumes today's counts; the kill switch's pacer must
+    # be that one, or places queued in it would still go out after the halt.
+    engine, broker = await started(cap=50)
+    engine.governor = Governor(RateLimits(2, 1_000, 100_000), GovernorConfig(action_reserve=0, max_wait=30.0), wall_ns=engine.clock_ns)
+    inst = INSTRUMENTS[0]
+    last = engine.market_data.last_price(inst.key)
+    assert last is not None
+    prices = [(last * (80 + i)) // 100 // inst.tick_size * inst.tick_size for i in range(5)]
+    submits = [asyncio.create_task(engine.submit(OrderRequest(inst.key, Side.BUY, inst.lot_size, Decimal(p) / 100, actor="tom")))
+               for p in prices]
+    await asyncio.sleep(0)
+    queued = engine.governor.queued
+    assert queued >= 3, queued  # one or two went at once; the rest wait for slots at 2 a second
+    report = engine.engage_kill_switch("test", "rita")
+    assert report.dropped_queued == queued and engine.governor.queued == 0
+    results = await asyncio.gather(*submits)
+    refused = [r for r in results if not r.accepted]
+    assert len(refused) == queued
+    await engine.kill_switch.wait()
+    assert not [row for row in await broker.order_book() if row.status.is_working]
+    await engine.stop()
