@@ -20,6 +20,8 @@ distribution of those differences (median, p90, p99, max), not a difference of t
 which can hide a slow adapter call behind a slow SDK call elsewhere in the run. Against the SDK as
 shipped, ``adapter - bare_sdk`` (negative when pooled connections save more than the hop costs).
 Target: the per-call difference against the pooled SDK <= 2 ms at the p99; exits 1 when missed.
+``empty_thread_hop_ms`` times a call that does nothing on the same pool: the part of the adapter's
+cost that is the machine's thread wake-ups (the SDK blocks, so its calls cannot run on the loop).
 The emulator's rate limits are off: this measures latency, not the broker's pacing.
 Run: ``python -m tests.bench.breeze --json``.
 """
@@ -99,13 +101,24 @@ async def run(orders: int, in_process: bool) -> dict[str, Any]:
                     bare(req)
                 return time.perf_counter_ns() - started
 
+            pool = broker._pool
+            loop = asyncio.get_running_loop()
+
+            async def hop() -> int:
+                # What any blocking call costs the loop before it does anything: to the SDK's pool and back.
+                started = time.perf_counter_ns()
+                await loop.run_in_executor(pool, int)
+                return time.perf_counter_ns() - started
+
             samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+            hops: list[float] = []
             for call in range(orders):
                 # The same request three ways, back to back, in an order that turns each call: no variant
                 # always goes first (a warm connection) or last.
                 turn = VARIANTS[call % 3 :] + VARIANTS[: call % 3]
                 for variant in turn:
                     samples[variant].append(await timed(variant) / 1e6)
+                hops.append(await hop() / 1e6)
         finally:
             await broker.disconnect()
     adapter = samples["adapter"]
@@ -115,6 +128,8 @@ async def run(orders: int, in_process: bool) -> dict[str, Any]:
         "emulator": "a thread of this process" if in_process else "a process of its own, on loopback",
         "pairing": "each adapter call against the SDK calls of the same request made right beside it, turn by turn",
         **{name: spread(values) for name, values in samples.items()},
+        # The floor under the adapter's own cost on this machine: a thread hop with nothing to do.
+        "empty_thread_hop_ms": spread(hops),
         "per_call_overhead_ms": {
             "adapter_minus_sdk_pooled": spread([a - b for a, b in zip(adapter, samples["sdk_pooled"], strict=True)]),
             "adapter_minus_bare_sdk": spread([a - b for a, b in zip(adapter, samples["bare_sdk"], strict=True)]),
