@@ -6,10 +6,11 @@ orders, last prices, trading state, today's P&L) and nothing else: no I/O, no ``
 decision cannot interleave with another and takes microseconds. A refusal names a stable
 ``RejectReason``, the offending value and the limit. Cancels never come here: they always pass.
 
-``check`` first runs a fast path that only establishes "every check passes": it reads one record
-per instrument (records.py), builds nothing but the duplicate-window key, and returns the price.
-At the first doubt it hands the order to the checks below, which run in order and name the
-refusal; they are the reference, and a property test holds the fast path to them.
+``check`` first runs a fast path that establishes "every check passes": it reads one record per
+instrument (records.py), builds nothing but the duplicate-window key, and returns the price; it
+also names the three refusals it can be sure are the first (order size, collar, order value). At
+any other doubt it hands the order to the checks below, which run in order and name the refusal;
+they are the reference, and a property test holds the fast path to them.
 
 Which orders count as risk-reducing: a sell against a long (or a buy against a short) no larger
 than what is left of the position once the working orders on the same side have filled. Such an
@@ -228,8 +229,12 @@ def check_order_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
         return _no_limits(d)
     cap = d.instrument_limits.max_order_quantity
     if d.order.quantity > cap:
-        return Rejection(RejectReason.ORDER_QUANTITY_LIMIT, f"quantity above the maximum order size for {d.order.instrument.key}", str(d.order.quantity), str(cap))
+        return _quantity_refusal(d.order.instrument.key, d.order.quantity, cap)
     return None
+
+
+def _quantity_refusal(key: str, quantity: int, cap: int) -> Rejection:
+    return Rejection(RejectReason.ORDER_QUANTITY_LIMIT, f"quantity above the maximum order size for {key}", str(quantity), str(cap))
 
 
 def check_reference_price(d: Decision, gate: RiskGate) -> Rejection | None:
@@ -253,11 +258,15 @@ def check_collar(d: Decision, gate: RiskGate) -> Rejection | None:
     reference = d.reference.price
     bps = d.instrument_limits.price_collar_bps
     if abs(d.price - reference) * 10_000 > bps * reference:
-        return Rejection(
-            RejectReason.PRICE_COLLAR, f"price is more than {bps / 100:g}% away from the last price {_money(reference)}",
-            _money(d.price), f"{_money(reference * (10_000 - bps) // 10_000)} to {_money(reference * (10_000 + bps) // 10_000)}",
-        )
+        return _collar_refusal(d.price, reference, bps)
     return None
+
+
+def _collar_refusal(price: int, reference: int, bps: int) -> Rejection:
+    return Rejection(
+        RejectReason.PRICE_COLLAR, f"price is more than {bps / 100:g}% away from the last price {_money(reference)}",
+        _money(price), f"{_money(reference * (10_000 - bps) // 10_000)} to {_money(reference * (10_000 + bps) // 10_000)}",
+    )
 
 
 def check_order_value(d: Decision, gate: RiskGate) -> Rejection | None:
@@ -268,8 +277,12 @@ def check_order_value(d: Decision, gate: RiskGate) -> Rejection | None:
     value = d.order.quantity * d.price
     cap = d.instrument_limits.max_order_value
     if value > cap:
-        return Rejection(RejectReason.ORDER_VALUE_LIMIT, "order value above the maximum order value", _money(value), _money(cap))
+        return _value_refusal(value, cap)
     return None
+
+
+def _value_refusal(value: int, cap: int) -> Rejection:
+    return Rejection(RejectReason.ORDER_VALUE_LIMIT, "order value above the maximum order value", _money(value), _money(cap))
 
 
 def check_position_quantity(d: Decision, gate: RiskGate) -> Rejection | None:
@@ -482,9 +495,9 @@ class RiskGate:
     def check(self, order: NewOrder, now_ns: int) -> Rejection | int:
         """The first refusal, or the limit price to send (a market order's protected price)."""
         self.decisions += 1
-        price = self._passes(order, now_ns)
-        if price is not None:
-            return price
+        known = self._passes(order, now_ns)
+        if known is not None:
+            return known
         return self._first_refusal(order, now_ns)
 
     def _first_refusal(self, order: NewOrder, now_ns: int) -> Rejection | int:
@@ -500,8 +513,12 @@ class RiskGate:
             return Rejection(RejectReason.STALE_PRICE, f"no price to send the order in {order.instrument.key} at", "none", "a price")
         return d.price
 
-    def _passes(self, order: NewOrder, now_ns: int) -> int | None:
+    def _passes(self, order: NewOrder, now_ns: int) -> int | Rejection | None:
         """The price to send when every check passes for certain; None at the first doubt (the checks then decide).
+
+        Past every check before it, an order too large, outside the collar or above the value cap is
+        refused here with the check's own refusal: those are the refusals a busy desk sees most, and
+        the ordered checks would only build a decision to say the same.
 
         The same conditions as the checks, read from the instrument's record with nothing built
         but the duplicate-window key; ``day_pnl.current`` is called as ``_decision`` calls it (it
@@ -544,7 +561,7 @@ class RiskGate:
             if book.is_duplicate(dup_key, now_ns, window):
                 return None
         if quantity > caps.max_order_quantity:
-            return None
+            return _quantity_refusal(instrument.key, quantity, caps.max_order_quantity)
         reference = self.market_data.last(instrument.key)
         if reference is None or now_ns - reference.ts_ns > desk.reference_max_age_ns:
             return None
@@ -556,10 +573,10 @@ class RiskGate:
         else:
             price = order.price
         if abs(price - mark) * 10_000 > caps.price_collar_bps * mark:
-            return None
+            return _collar_refusal(price, mark, caps.price_collar_bps)
         value = quantity * price
         if value > caps.max_order_value:
-            return None
+            return _value_refusal(value, caps.max_order_value)
         position = self.portfolio.position(instrument.key)
         pending: Pending = record.pending
         buy = side is _BUY
