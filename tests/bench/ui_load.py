@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import cProfile
 import io
-import math
 import os
 import pstats
 import resource
@@ -44,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .machine import finish, scratch_folder
+from .machine import finish, percentile, scratch_folder
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -56,19 +55,12 @@ PROBE_MS = 10
 BENCH_USER = "bench"
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (as ``LoopLagMonitor``); 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
 def stats(values: list[float], digits: int = 3) -> dict[str, float]:
-    return {
-        "p50": round(percentile(values, 50), digits), "p99": round(percentile(values, 99), digits),
-        "max": round(max(values, default=0.0), digits), "samples": len(values),
-    }
+    """Nearest-rank p50 and p99 (as ``LoopLagMonitor``), max and count; 0.0 for no values."""
+    def at(q: float) -> float:
+        return round(percentile(values, q), digits) if values else 0.0
+
+    return {"p50": at(50), "p99": at(99), "max": round(max(values, default=0.0), digits), "samples": len(values)}
 
 
 def rss_mb_now() -> float | None:
