@@ -146,13 +146,13 @@ def desk() -> Iterator[Desk]:
 
 @pytest.fixture
 def dark(qapp: QApplication) -> Iterator[None]:
-    """The desk's dark theme (Fusion, palette) for the test, then the application as it was."""
-    previous_palette, previous_style = qapp.palette(), qapp.style().name()
-    qapp.setStyle("Fusion")
-    qapp.setPalette(theme.palette(True))
+    """The desk's dark theme (Fusion, palette, style sheet) for the test, then the application as it was."""
+    previous_palette, previous_style, previous_sheet = qapp.palette(), qapp.style().name(), qapp.styleSheet()
+    theme.apply(qapp, True)
     try:
         yield
     finally:
+        qapp.setStyleSheet(previous_sheet)
         qapp.setPalette(previous_palette)
         qapp.setStyle(previous_style)
 
@@ -493,7 +493,7 @@ def test_status_bar_screenshot(qtbot: Any, dark: None, tmp_path: Path) -> None:
         assert bars[0].texts()["broker"] == "Breeze ● connected" and bars[0].texts()["audit"] == "audit 0"
         assert bars[1].texts()["broker"] == "Breeze ● disconnected 12 s" and bars[1].texts()["audit"] == "audit 240"
         frame.grab().save(str(OUTPUT / "status_bar.png"))
-        QApplication.instance().setPalette(theme.palette(False))  # type: ignore[union-attr]
+        theme.apply(QApplication.instance(), False)  # type: ignore[arg-type]  # as the desk's View > Dark theme does
         QApplication.processEvents()
         frame.grab().save(str(OUTPUT / "status_bar_light.png"))
     finally:
@@ -785,6 +785,6 @@ def test_alerts_panel_screenshot(qtbot: Any, dark: None) -> None:
     QApplication.processEvents()
     assert panel.proxy.rowCount() == 16 and panel.unseen_critical == 1
     panel.grab().save(str(OUTPUT / "alerts_panel.png"))
-    QApplication.instance().setPalette(theme.palette(False))  # type: ignore[union-attr]
+    theme.apply(QApplication.instance(), False)  # type: ignore[arg-type]  # as the desk's View > Dark theme does
     QApplication.processEvents()
     panel.grab().save(str(OUTPUT / "alerts_panel_light.png"))
