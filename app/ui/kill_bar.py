@@ -7,6 +7,7 @@ hide or cover it. It only shows; the window connects its buttons to the engine.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -22,6 +23,21 @@ from app.ui.formatting import ist_hms
 def _set(label: QLabel, text: str) -> None:
     if label.text() != text:
         label.setText(text)
+
+
+class ElidedLabel(QLabel):
+    """One line that ends in "…" when it is wider than its room, instead of being cut mid-word.
+
+    ``text()`` keeps the whole text (the bar also puts it in the tooltip); only the painting elides.
+    """
+
+    def elided(self) -> str:
+        """The text as painted now."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.drawText(self.contentsRect(), int(self.alignment()), self.elided())
 
 
 class KillSwitchBar(QFrame):
@@ -43,8 +59,9 @@ class KillSwitchBar(QFrame):
         self.state_banner = QLabel("STARTING")
         self.state_banner.setObjectName("stateBanner")
         self.state_banner.setProperty("state", "STARTING")
-        self.state_detail = QLabel("")
-        self.state_detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Ignored width: a long halt reason must not push the buttons off; it elides, whole in the tooltip.
+        self.state_detail = ElidedLabel("")
+        self.state_detail.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.state_detail.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.rearm_button = QPushButton("Re-arm…")
         self.rearm_button.setToolTip("Leave HALTED or REDUCING: a reason is required and recorded")

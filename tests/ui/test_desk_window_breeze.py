@@ -138,6 +138,10 @@ def test_a_session_ending_mid_day_opens_the_login_once_and_a_new_token_renews_it
     qtbot.waitUntil(lambda: window.kill_bar.state_banner.text() == "HALTED", timeout=2000)
     assert "session expired" in window.kill_bar.state_detail.text()
     assert "by broker" in window.kill_bar.state_detail.text()
+    # The whole reason is wider than the bar leaves it: it ends in "…" rather than cut mid-word, whole in the tooltip.
+    detail = window.kill_bar.state_detail
+    assert detail.elided().endswith("…") and detail.text().startswith(detail.elided()[:-1])
+    assert detail.toolTip() == detail.text()
     qtbot.waitUntil(lambda: bool(_listed(window, AlertLevel.CRITICAL, "broker", "session ended")), timeout=5000)
     assert window.fault_banner.isVisible() and "session ended" in window.fault_banner.text()
 
