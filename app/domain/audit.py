@@ -23,9 +23,21 @@ class AuditEventType(enum.StrEnum):
 
     APP_START = "app.start"
     APP_STOP = "app.stop"
+    # Operators and their sessions. login.locked: the account is locked out after failed attempts;
+    # login.unlocked: an administrator lifted that lockout. screen.*: the desk's lock screen
+    # (idle or asked for), which leaves the engine, the breakers and the kill switch running.
     LOGIN_OK = "login.ok"
     LOGIN_FAILED = "login.failed"
     LOGIN_LOCKED = "login.locked"
+    LOGIN_UNLOCKED = "login.unlocked"
+    LOGOUT = "logout"
+    SCREEN_LOCKED = "screen.locked"
+    SCREEN_UNLOCKED = "screen.unlocked"
+    PASSWORD_CHANGED = "password.changed"
+    PASSWORD_RESET = "operator.password_reset"
+    OPERATOR_ADDED = "operator.added"
+    OPERATOR_DISABLED = "operator.disabled"
+    OPERATOR_ENABLED = "operator.enabled"
     ORDER_PROPOSED = "order.proposed"
     GATE_ACCEPTED = "gate.accepted"
     GATE_REJECTED = "gate.rejected"
