@@ -13,6 +13,8 @@ class RejectReason(enum.StrEnum):
     """
 
     UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    NOT_AUTHORISED = "NOT_AUTHORISED"
+    NOT_MODIFIABLE = "NOT_MODIFIABLE"
     INVALID_SIDE = "INVALID_SIDE"
     INVALID_ORDER_TYPE = "INVALID_ORDER_TYPE"
     INVALID_PRODUCT = "INVALID_PRODUCT"
@@ -58,6 +60,14 @@ class RejectReason(enum.StrEnum):
 
 REASON_TEXT: dict[RejectReason, str] = {
     RejectReason.UNKNOWN_INSTRUMENT: "the instrument is not in the desk's instrument list",
+    RejectReason.NOT_AUTHORISED: (
+        "the operator may not do this: a ticket order needs a signed-in operator who may trade, in their own name; "
+        "a modify, the order's own trader"
+    ),
+    RejectReason.NOT_MODIFIABLE: (
+        "the order cannot be modified now: it is unknown, already final, not yet acknowledged by the broker, "
+        "being cancelled or modified, or the modify changes nothing"
+    ),
     RejectReason.INVALID_SIDE: "side is not BUY or SELL",
     RejectReason.INVALID_ORDER_TYPE: "order type is not LIMIT or MARKET",
     RejectReason.INVALID_PRODUCT: "product is not DELIVERY, INTRADAY or CARRY, or does not fit the segment",

@@ -9,12 +9,14 @@ governor, so the desk never bursts past the broker's limits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,9 +45,10 @@ from app.domain.fills import Fill
 from app.domain.india_time import IST_OFFSET_S, ist_day, ist_day_number
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
-from app.domain.orders import Order
+from app.domain.money import format_inr
+from app.domain.orders import Order, OrderSource, OrderStatus, OrderType
 from app.domain.rejections import Rejection, RejectReason
-from app.domain.requests import OrderRequest, validate_request
+from app.domain.requests import NewOrder, OrderRequest, validate_request
 from app.domain.trading_state import TradingState
 
 from .bus import EventBus
@@ -53,10 +56,11 @@ from .config import EngineConfig
 from .governor import CallKind, Governor, Throttled
 from .loop_lag import LoopLagMonitor
 from .market_data import MarketData
-from .oms import OrderManager, ReconcileReport
+from .oms import OrderManager, ReconcileReport, snapshot
 from .portfolio import Portfolio
 from .recorder import Recorder, audit_source
-from .results import CancelResult, SubmitResult
+from .request_problems import request_problems
+from .results import CancelResult, ModifyResult, OrderPreview, SubmitResult
 from .risk.book import RiskBook
 from .risk.breakers import (
     Breaker,
@@ -109,6 +113,18 @@ class _FinalAnswer:
     message: str
     actor: str
     source: AuditSource
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A modify that may go ahead: the whole new quantity and price, and what the gate checks in the
+    order's place (the quantity still to fill, at the new limit price). ``shrink``: it only lowers the quantity."""
+
+    broker_order_id: str
+    quantity: int
+    price: int
+    checked: NewOrder
+    shrink: bool
 
 
 class Lifecycle(enum.StrEnum):
@@ -206,6 +222,8 @@ class Engine:
         # Cancels the broker refused as already final, waiting for the order's real state (see _settle_final).
         self._final_answers: dict[str, _FinalAnswer] = {}
         self._final_settler: asyncio.Task[None] | None = None
+        # Orders with a modify on its way to the broker: a second one waits for the first's answer.
+        self._modifying: set[str] = set()
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
         recorder = self.recorder
@@ -644,10 +662,19 @@ class Engine:
 
     # -- orders ----------------------------------------------------------------------------------
 
-    async def submit(self, request: OrderRequest) -> SubmitResult:
-        """The one path to the broker: validate, risk gate, durable audit, governor, send. Never raises."""
+    async def submit(self, request: OrderRequest, *, operator: Actor | None = None) -> SubmitResult:
+        """The one path to the broker: validate, risk gate, durable audit, governor, send. Never raises.
+
+        A ticket order needs ``operator``, the signed-in operator, allowed to TRADE and named as the
+        request's actor. Other sources are not asked here yet: flatten and the kill switch carry
+        their own authority, and the local API's clients get theirs in a later issue.
+        """
         self.submitted += 1
         self._audit(AuditEventType.ORDER_PROPOSED, _request_payload(request), request)
+        if request.source is OrderSource.TICKET:
+            refusal = _ticket_authority(request, operator)
+            if refusal is not None:
+                return self._refuse(request, refusal)
         if self.lifecycle is not Lifecycle.RUNNING:
             return self._refuse(request, Rejection(RejectReason.ENGINE_NOT_RUNNING, f"engine is {self.lifecycle}"))
         key = request.instrument_key if isinstance(request.instrument_key, str) else None
@@ -705,13 +732,21 @@ class Engine:
     def _halted_before_send(self) -> Rejection:
         return Rejection(RejectReason.TRADING_HALTED, f"trading halted before the order went out: {self.halt_reason}")
 
-    def preview(self, request: OrderRequest) -> list[Rejection]:
-        """Every reason ``request`` would be refused now (for the order ticket); submits nothing."""
+    def preview(self, request: OrderRequest) -> OrderPreview:
+        """What ``request`` would meet now, for the order ticket while it is typed; submits nothing.
+
+        Every field problem at once (each one for its field); when the fields are sound, every check
+        of the gate that would refuse it (code, value, limit), the price it would go out at (a
+        market order's protected limit), its value and the headroom left on each limit it moves.
+        Synchronous, no I/O, and nothing is counted: a preview never makes the submit after it a
+        duplicate or spends the source's rate. The first refusal listed is the one ``submit`` gives,
+        but for the operator's authority, which the ticket checks against the signed-in operator.
+        """
         key = request.instrument_key if isinstance(request.instrument_key, str) else None
-        checked = validate_request(request, self.instruments.get(key) if key is not None else None)
-        if isinstance(checked, Rejection):
-            return [checked]
-        return self.gate.preview(checked, self.clock_ns())
+        problems, checked = request_problems(request, self.instruments.get(key) if key is not None else None)
+        if checked is None:
+            return OrderPreview(tuple(problems), 0)
+        return self.gate.review(checked, self.clock_ns())
 
     def _not_sent(self, order: Order, rejection: Rejection) -> SubmitResult:
         self.oms.mark_rejected(order, rejection.message)
@@ -794,11 +829,29 @@ class Engine:
         self.bus.publish(OrderRejected(order.instrument_key, order.source, order.actor, rejection, order.client_order_id))
         return SubmitResult(False, order.client_order_id, rejection, order.status)
 
-    async def cancel(self, client_order_id: str, *, actor: str = "system", source: AuditSource = AuditSource.SYSTEM) -> CancelResult:
-        """Ask the broker to cancel a working order. Allowed in every trading state; cancels jump the governor's queue."""
+    async def cancel(
+        self, client_order_id: str, *, actor: str = "system", source: AuditSource = AuditSource.SYSTEM,
+        operator: Actor | None = None,
+    ) -> CancelResult:
+        """Ask the broker to cancel a working order. Allowed in every trading state; cancels jump the governor's queue.
+
+        With ``operator`` (a person at the desk) the permission table decides: CANCEL_ANY, or
+        CANCEL_OWN for the operator's own order; a refusal is audited. Without one (the kill switch,
+        flatten, the system) the cancel is not asked for authority: taking risk off is never blocked.
+        """
         order = self.oms.get(client_order_id)
         if order is None:
             return CancelResult(False, client_order_id, "no such order")
+        if operator is not None:
+            actor = operator.name
+            refused = _cancel_refusal(operator, order)
+            if refused is not None:
+                log.warning("cancel of %s refused: %s", client_order_id, refused)
+                self.record(
+                    AuditEventType.CANCEL_REQUESTED,
+                    {"client_order_id": client_order_id, "order_actor": order.actor, "refused": refused}, actor, source,
+                )
+                return CancelResult(False, client_order_id, refused)
         if not order.status.is_working:
             return CancelResult(False, client_order_id, f"order is {order.status}, not working")
         if self.lifecycle not in (Lifecycle.RUNNING, Lifecycle.STOPPING):
@@ -825,6 +878,211 @@ class Engine:
             order.cancel_requested = False
             return CancelResult(False, client_order_id, f"no answer from the broker within {self.config.broker_call_timeout}s")
         return CancelResult(True, client_order_id, "cancel sent")
+
+    async def modify(
+        self, client_order_id: str, *, quantity: int | None = None, price: Decimal | str | None = None, operator: Actor,
+    ) -> ModifyResult:
+        """Change a working order's quantity (units, the whole order's, filled part included) or price (rupees).
+
+        Only the order's own trader (TRADE, and the order's actor): a risk officer cancels, never
+        re-prices. The order must be acknowledged, not UNKNOWN, not being cancelled or modified. The
+        new terms pass the risk gate with the order's working contribution replaced by the new one
+        (``RiskGate.check_modify``: HALTED refuses every modify, REDUCING only one that reduces).
+        Then, as a new order goes: the rate governor (MODIFY), the durable ``order.modify`` record,
+        the broker call under a timeout. The OMS order and the risk book take the new terms only
+        once the broker accepts them; while the call is out the book counts the larger of the old
+        and the new terms. Never raises.
+        """
+        order = self.oms.get(client_order_id)
+        if order is None:
+            return self._modify_refused(
+                client_order_id, None, operator, Rejection(RejectReason.NOT_MODIFIABLE, "no such order", client_order_id),
+            )
+        change = self._modify_change(order, quantity, price, operator)
+        if isinstance(change, Rejection):
+            return self._modify_refused(client_order_id, order, operator, change)
+        with self.risk_book.without(client_order_id):
+            refusal = self.gate.check_modify(change.checked, self.clock_ns(), shrink=change.shrink)
+        if refusal is not None:
+            return self._modify_refused(client_order_id, order, operator, refusal)
+        self._modifying.add(client_order_id)
+        try:
+            return await self._send_modify(order, change.broker_order_id, change.quantity, change.price, operator)
+        finally:
+            self._modifying.discard(client_order_id)
+
+    def preview_modify(
+        self, client_order_id: str, *, quantity: int | None = None, price: Decimal | str | None = None,
+        operator: Actor | None = None,
+    ) -> OrderPreview:
+        """What ``modify`` would meet now, for the modify dialog while it is typed; sends and counts nothing.
+
+        The order's own state and the new terms first (the first problem only); then every check of
+        the gate the new terms would fail, with the order's working contribution replaced as
+        ``modify`` replaces it, the price, the value of the whole new order and the headroom after it.
+        With ``operator`` the permission to modify is checked too.
+        """
+        order = self.oms.get(client_order_id)
+        if order is None:
+            return OrderPreview((Rejection(RejectReason.NOT_MODIFIABLE, "no such order", client_order_id),), 0)
+        change = self._modify_change(order, quantity, price, operator)
+        if isinstance(change, Rejection):
+            return OrderPreview((change,), 0)
+        with self.risk_book.without(client_order_id):
+            review = self.gate.review_modify(change.checked, self.clock_ns(), shrink=change.shrink)
+        return dataclasses.replace(review, order_value=change.quantity * change.price)
+
+    def _modify_change(
+        self, order: Order, quantity: int | None, price: Decimal | str | None, operator: Actor | None,
+    ) -> _Change | Rejection:
+        """The first reason ``order`` cannot take these terms now, or the change to check and send."""
+        rejection = self._modify_precheck(order, operator)
+        if rejection is not None:
+            return rejection
+        broker_id = order.broker_order_id
+        if broker_id is None:
+            return Rejection(RejectReason.NOT_MODIFIABLE, "the broker has not acknowledged the order yet", str(order.status))
+        terms = self._modify_terms(order, quantity, price)
+        if isinstance(terms, Rejection):
+            return terms
+        new_quantity, new_price = terms
+        checked = NewOrder(
+            instrument=self.instruments[order.instrument_key], side=order.side, quantity=new_quantity - order.filled_quantity,
+            price=new_price, order_type=OrderType.LIMIT, product=order.product, validity=order.validity,
+            source=order.source, actor=order.actor,
+        )
+        return _Change(broker_id, new_quantity, new_price, checked, new_price == order.price and new_quantity < order.quantity)
+
+    def _modify_precheck(self, order: Order, operator: Actor | None) -> Rejection | None:
+        """Who may modify (when ``operator`` is given), and whether the order can be modified at all now."""
+        if operator is not None and (not operator.can(Permission.TRADE) or order.actor != operator.name):
+            return Rejection(
+                RejectReason.NOT_AUTHORISED,
+                f"{operator.name} may not modify {order.client_order_id}: only its own trader may (it is {order.actor}'s)",
+                operator.name, f"{order.actor} with the {Permission.TRADE} permission",
+            )
+        if self.lifecycle is not Lifecycle.RUNNING:
+            return Rejection(RejectReason.ENGINE_NOT_RUNNING, f"engine is {self.lifecycle}")
+        why = None
+        if not order.status.is_working:
+            why = f"the order is {order.status}, not working"
+        elif order.status is OrderStatus.UNKNOWN:
+            why = "the order's state at the broker is UNKNOWN: check it at the broker or cancel it"
+        elif order.cancel_requested:
+            why = "a cancel of the order is under way"
+        elif order.client_order_id in self._modifying:
+            why = "another modify of the order is under way"
+        if why is not None:
+            return Rejection(RejectReason.NOT_MODIFIABLE, why, str(order.status))
+        return None
+
+    def _modify_terms(self, order: Order, quantity: int | None, price: Decimal | str | None) -> tuple[int, int] | Rejection:
+        """The new quantity and price (paise), validated as a new order's fields would be, or the refusal."""
+        request = OrderRequest(
+            order.instrument_key, order.side, order.quantity if quantity is None else quantity,
+            Decimal(order.price) / 100 if price is None else price,
+        )
+        checked = validate_request(request, self.instruments.get(order.instrument_key))
+        if isinstance(checked, Rejection):
+            return checked
+        if checked.price is None:
+            return Rejection(RejectReason.INVALID_PRICE, "a limit price is needed", "None")
+        if checked.quantity <= order.filled_quantity:
+            return Rejection(
+                RejectReason.INVALID_QUANTITY, f"the new quantity must be above the {order.filled_quantity} already filled",
+                str(checked.quantity), f"> {order.filled_quantity}",
+            )
+        if checked.quantity == order.quantity and checked.price == order.price:
+            return Rejection(RejectReason.NOT_MODIFIABLE, "the modify changes nothing", f"{checked.quantity} @ {checked.price}")
+        return checked.quantity, checked.price
+
+    async def _send_modify(self, order: Order, broker_id: str, quantity: int, price: int, operator: Actor) -> ModifyResult:
+        cid = order.client_order_id
+        # While the call is out the order may already work on either terms: count the larger of both.
+        held = max(order.quantity, quantity) - order.filled_quantity
+        self.risk_book.track(dataclasses.replace(snapshot(order), quantity=order.filled_quantity + held,
+                                                 price=max(order.price, price)))
+        try:
+            await self.governor.acquire(CallKind.MODIFY, self.broker.capabilities.calls(BrokerCall.MODIFY))
+        except Throttled as exc:
+            return self._modify_undone(order, operator, Rejection(RejectReason.THROTTLED, str(exc)))
+        if self._halted():
+            return self._modify_undone(order, operator, self._halted_before_send())
+        payload = {**_order_payload(order), "quantity_to": quantity, "price_paise_to": price,
+                   "filled_quantity": order.filled_quantity}
+        # The invariant: nothing reaches the broker before its audit record is durable.
+        if self.recorder is not None:
+            try:
+                await self.recorder.durable(AuditEventType.ORDER_MODIFY, payload, actor=operator.name,
+                                            source=AuditSource.TICKET)
+            except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
+                return self._modify_undone(
+                    order, operator, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"),
+                )
+        if self._halted() or order.cancel_requested or not order.status.is_working:
+            # Halted, cancelled or ended while the record was made durable: the call is not made.
+            why = self._halted_before_send() if self._halted() else Rejection(
+                RejectReason.NOT_MODIFIABLE, f"the order is {order.status}{', being cancelled' if order.cancel_requested else ''}",
+            )
+            return self._modify_undone(order, operator, why)
+        try:
+            await self._call(self.broker.modify(broker_id, quantity=quantity, price=price), None)
+        except BrokerError as exc:
+            return self._modify_broker_error(order, operator, exc)
+        except TimeoutError:
+            return self._modify_unknown(order, f"no answer from the broker within {self.config.broker_call_timeout}s")
+        except Exception as exc:
+            log.exception("broker modify raised unexpectedly for %s", cid)
+            self.halt(f"broker adapter failed on modify: {type(exc).__name__}")
+            return self._modify_unknown(order, f"broker adapter failed: {type(exc).__name__}")
+        self.record(
+            AuditEventType.BROKER_ACK,
+            {"client_order_id": cid, "broker_order_id": broker_id, "modify": True, "quantity": quantity, "price_paise": price},
+            operator.name, AuditSource.BROKER,
+        )
+        # Published as an order event: the risk book, the store and the blotter take the new terms.
+        self.oms.modified(order, quantity, price)
+        return ModifyResult(True, cid, f"modified: {quantity} @ {format_inr(price)}")
+
+    def _modify_broker_error(self, order: Order, operator: Actor, exc: BrokerError) -> ModifyResult:
+        if exc.code in _UNKNOWN_OUTCOME:
+            self._broker_error(exc)
+            return self._modify_unknown(order, exc.message)
+        if exc.code is BrokerErrorCode.ALREADY_FINAL:
+            # The order's own update closes it at the desk; the answer is not a broker fault.
+            rejection = Rejection(RejectReason.NOT_MODIFIABLE, f"nothing to modify: the order already ended at the broker ({exc.message})")
+        else:
+            self._broker_error(exc)
+            rejection = Rejection(_BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE), exc.message)
+        self.record(
+            AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, "modify": True, **_rejection_payload(rejection)},
+            operator.name, AuditSource.BROKER,
+        )
+        self.risk_book.track(snapshot(order))
+        return ModifyResult(False, order.client_order_id, rejection.message, rejection)
+
+    def _modify_unknown(self, order: Order, message: str) -> ModifyResult:
+        """The modify may or may not have reached the broker: the book keeps counting the larger terms."""
+        self.alert(AlertLevel.CRITICAL, "broker", f"modify of {order.client_order_id}: {message}; its terms at the broker are "
+                   "unknown: check the order at the broker")
+        self.supervisor.spawn(f"reconcile.{order.client_order_id}", self.reconcile())
+        rejection = Rejection(RejectReason.BROKER_TIMEOUT, f"{message}; the modify may or may not have been made")
+        return ModifyResult(False, order.client_order_id, rejection.message, rejection)
+
+    def _modify_undone(self, order: Order, operator: Actor, rejection: Rejection) -> ModifyResult:
+        """Refused after the gate passed it (throttled, halted, store failed): the book counts the old terms again."""
+        self.risk_book.track(snapshot(order))
+        return self._modify_refused(order.client_order_id, order, operator, rejection)
+
+    def _modify_refused(self, client_order_id: str, order: Order | None, operator: Actor, rejection: Rejection) -> ModifyResult:
+        log.info("modify of %s refused: %s", client_order_id, rejection.message)
+        self.record(
+            AuditEventType.ORDER_MODIFY,
+            {"client_order_id": client_order_id, "order_actor": order.actor if order is not None else None,
+             "refused": True, **_rejection_payload(rejection)},
+            operator.name, AuditSource.TICKET,
+        )
+        return ModifyResult(False, client_order_id, rejection.message, rejection)
 
     def _already_final(self, order: Order, message: str, actor: str, source: AuditSource) -> CancelResult:
         """The broker refused the cancel because the order already ended: the cancel's answer, not a
@@ -1132,3 +1390,31 @@ def _order_payload(order: Order) -> dict[str, Any]:
 
 def _rejection_payload(rejection: Rejection) -> dict[str, Any]:
     return {"reason": rejection.reason, "message": rejection.message, "value": rejection.value, "limit": rejection.limit}
+
+
+def _ticket_authority(request: OrderRequest, operator: Actor | None) -> Rejection | None:
+    """A ticket order goes out in the name of the operator signed in at the desk, who must be allowed to trade."""
+    if operator is None:
+        return Rejection(RejectReason.NOT_AUTHORISED, "nobody is signed in: sign in to send orders", "nobody", str(Permission.TRADE))
+    if not operator.can(Permission.TRADE):
+        role = operator.role or "no role"
+        return Rejection(
+            RejectReason.NOT_AUTHORISED, f"{operator.name} ({role}) may not trade", operator.name, str(Permission.TRADE),
+        )
+    if operator.name != request.actor:
+        return Rejection(
+            RejectReason.NOT_AUTHORISED, f"{operator.name} may not send an order in the name of {request.actor}",
+            str(request.actor), operator.name,
+        )
+    return None
+
+
+def _cancel_refusal(operator: Actor, order: Order) -> str | None:
+    """Why ``operator`` may not cancel ``order``; None when the permission table allows it."""
+    if operator.can(Permission.CANCEL_ANY):
+        return None
+    if operator.can(Permission.CANCEL_OWN):
+        if order.actor == operator.name:
+            return None
+        return f"{operator.name} may cancel only their own orders; {order.client_order_id} is {order.actor}'s"
+    return f"{operator.name} ({operator.role or 'no role'}) may not cancel orders"

@@ -246,6 +246,13 @@ class OrderManager:
         for update in self._orphans.pop(broker_order_id, []):
             self.apply_update(update)
 
+    def modified(self, order: Order, quantity: int, price: int) -> None:
+        """The broker accepted a modify: the order's new terms, published like any other change of the order."""
+        order.quantity = quantity
+        order.price = price
+        order.updated_ns = self._clock_ns()
+        self._publish(order, order.status)
+
     def _move(self, order: Order, target: OrderStatus) -> None:
         previous = order.status
         order.transition(target, self._clock_ns())

@@ -10,7 +10,8 @@ both slip under a limit.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from app.domain.events import OrderEvent, OrderSnapshot
@@ -139,7 +140,8 @@ class RiskBook:
         """Count (or stop counting) one order's open quantity; orders restored at start come here too."""
         remaining = order.quantity - order.filled_quantity if order.status in _OPEN else 0
         previous = self._open.get(order.client_order_id)
-        if previous is not None and previous.remaining == remaining:
+        # The price matters too: a modify can move it without changing the quantity.
+        if previous is not None and previous.remaining == remaining and previous.price == order.price:
             return
         key = order.instrument_key
         slot = self._slots.get(key)
@@ -151,6 +153,28 @@ class RiskBook:
             self._open[order.client_order_id] = _Open(key, order.side, remaining, order.price)
             self._add(pending, group, order.side, remaining, order.price)
         self._regrow(key, pending, group)
+
+    @contextmanager
+    def without(self, client_order_id: str) -> Iterator[None]:
+        """The book as if one working order were not there, for as long as the block runs (no await in it).
+
+        A modify is checked with the order's working contribution replaced by the new one, not added
+        to it: the gate runs inside this block with the new terms as if they were a new order.
+        """
+        entry = self._open.pop(client_order_id, None)
+        if entry is None:
+            yield
+            return
+        key = entry.instrument_key
+        pending, group = self._slot(key)
+        self._add(pending, group, entry.side, -entry.remaining, entry.price)
+        self._regrow(key, pending, group)
+        try:
+            yield
+        finally:
+            self._open[client_order_id] = entry
+            self._add(pending, group, entry.side, entry.remaining, entry.price)
+            self._regrow(key, pending, group)
 
     def on_fill(self, fill: Fill) -> None:
         # The position moved, so how far the working orders could push it moved too.

@@ -6,6 +6,9 @@ orders, last prices, trading state, today's P&L) and nothing else: no I/O, no ``
 decision cannot interleave with another and takes microseconds. A refusal names a stable
 ``RejectReason``, the offending value and the limit. Cancels never come here: they always pass.
 
+``review`` runs every check for the order ticket and reports each refusal and the headroom left;
+``check_modify`` runs them on a working order's new terms.
+
 ``check`` first runs a fast path that establishes "every check passes": it reads one record per
 instrument (records.py), builds nothing but the duplicate-window key, and returns the price; it
 also names the three refusals it can be sure are the first (order size, collar, order value). At
@@ -36,6 +39,7 @@ from app.domain.trading_state import TradingState
 
 from ..market_data import MarketData
 from ..portfolio import Portfolio
+from ..results import Headroom, OrderPreview
 from .book import Pending, PendingTotals, RiskBook, growth
 from .calendar import TradingCalendar
 from .day_pnl import DayPnl
@@ -399,6 +403,15 @@ CHECKS: tuple[tuple[Check, bool, bool], ...] = (
 )
 
 
+# What a modify is not checked for (see ``RiskGate.check_modify``).
+_MODIFY_SKIPS: frozenset[Check] = frozenset({
+    check_source_rate, check_orders_per_day, check_duplicate, check_order_type, check_product,
+})
+_SHRINK_SKIPS: frozenset[Check] = frozenset(check for check, _, _ in CHECKS) - {
+    check_trading_state, check_limit_exists, check_trading_hours, check_contract_expiry,
+}
+
+
 def duplicate_key(order: NewOrder) -> tuple[str, Side, int, int | None]:
     return (order.instrument.key, order.side, order.quantity, order.price)
 
@@ -417,7 +430,7 @@ def marketable_price(instrument: Instrument, side: Side, reference: int, protect
 
 
 class RiskGate:
-    """Runs the checks; ``check`` stops at the first refusal, ``preview`` reports every one.
+    """Runs the checks; ``check`` stops at the first refusal, ``review`` (and ``preview``) reports every one.
 
     ``state`` returns the trading state and why; the engine owns it. ``limits`` is swapped whole
     when a new version comes into force, so a decision always reads one consistent version.
@@ -611,23 +624,112 @@ class RiskGate:
 
     def preview(self, order: NewOrder, now_ns: int) -> list[Rejection]:
         """Every check that would refuse ``order`` now, without submitting or counting it."""
-        d = self._decision(order, now_ns)
+        return list(self.review(order, now_ns).rejections)
+
+    def review(self, order: NewOrder, now_ns: int) -> OrderPreview:
+        """What the order ticket shows while an order is typed: every refusal (code, value, limit), the
+        price it would go out at, its value, and the headroom left on each limit it moves.
+
+        Counts nothing: the per-source rate, the daily count and the duplicate window are only read
+        (``accepted`` is what counts an order), so a preview never refuses the submit that follows it.
+        A check that needs instrument limits or a fresh price is left out when there are none: the
+        check that says so (``check_limit_exists``, ``check_reference_price``) is in the list already.
+        """
+        return self._review(self._decision(order, now_ns), frozenset())
+
+    def _review(self, d: Decision, skip: frozenset[Check]) -> OrderPreview:
+        order = d.order
         found: list[Rejection] = []
+        ran = 0
+        price_ok = d.price is not None and _reference_ok(d)
         for check, needs_limits, needs_price in CHECKS:
-            if needs_limits and d.instrument_limits is None:
+            if check in skip or (needs_limits and d.instrument_limits is None) or (needs_price and not price_ok):
                 continue
-            if needs_price and (d.price is None or not _reference_ok(d)):
-                continue
+            ran += 1
             rejection = check(d, self)
             if rejection is not None:
                 found.append(rejection)
-        return found
+        value = d.price * order.quantity if d.price is not None else None
+        return OrderPreview(tuple(found), ran, d.price, value, self._headroom(d))
+
+    def _headroom(self, d: Decision) -> tuple[Headroom, ...]:
+        """The limits the order moves, each with the worst case after it (working orders filling, as the checks count)."""
+        order = d.order
+        key = order.instrument.key
+        caps = d.instrument_limits
+        rows: list[Headroom] = []
+        if caps is not None:
+            rows.append(Headroom("order quantity", order.quantity, caps.max_order_quantity, "units"))
+            if d.price is not None:
+                rows.append(Headroom("order value", order.quantity * d.price, caps.max_order_value))
+            rows.append(Headroom(f"position {key}", d.worst_after, caps.max_position_quantity, "units"))
+            if d.reference is not None:
+                rows.append(Headroom(f"position value {key}", d.worst_after * d.reference.price, caps.max_position_value))
+        if d.price is None:
+            return tuple(rows)
+        value = order.quantity * d.price
+        under = d.underlying_caps
+        if under is not None:
+            underlying = order.instrument.underlying
+            exposure = self.portfolio.underlying_totals(underlying)
+            group = d.pending_group
+            gross = exposure.gross if exposure is not None else 0
+            net = exposure.net if exposure is not None else 0
+            rows.append(Headroom(f"{underlying} gross", gross + group.growth_value + d.growth, under.max_gross_exposure))
+            rows.append(Headroom(f"{underlying} net", _net_bound(net, group, order.side, value), under.max_net_exposure))
+        desk = d.limits.desk
+        totals = self.portfolio.exposure
+        pending = self.book.desk
+        rows.append(Headroom("desk gross", totals.gross + pending.growth_value + d.growth, desk.max_gross_exposure))
+        rows.append(Headroom("desk net", _net_bound(totals.net, pending, order.side, value), desk.max_net_exposure))
+        return tuple(rows)
+
+    def check_modify(self, order: NewOrder, now_ns: int, *, shrink: bool) -> Rejection | None:
+        """The first refusal of a working order's new terms, ``None`` when they pass.
+
+        The caller runs this inside ``book.without(the order)``, so the order's old working
+        contribution is out of the book and ``order`` (its new terms, the quantity still to fill, at
+        its resting limit price) is checked in its place. A modify is not a new order: the new-order
+        counters (source rate, daily count, duplicate window) do not apply, nor do the order type
+        and product checks (a modify changes neither). ``shrink``, a modify that only lowers the
+        quantity at the same price, takes risk off like a partial cancel: it is checked only for
+        what any action on the desk needs (not HALTED, limits exist, the market open, the contract
+        alive) and passes REDUCING. HALTED refuses every modify: cancels are how risk comes off
+        then, and a modify must not race the kill switch's sweep of the same order.
+        """
+        d = self._modify_decision(order, now_ns, shrink)
+        skip = _SHRINK_SKIPS if shrink else _MODIFY_SKIPS
+        for check, _needs_limits, _needs_price in CHECKS:
+            if check in skip:
+                continue
+            rejection = check(d, self)
+            if rejection is not None:
+                return rejection
+        return None
+
+    def review_modify(self, order: NewOrder, now_ns: int, *, shrink: bool) -> OrderPreview:
+        """``review`` for a modify's new terms: every refusal ``check_modify`` would meet (the first is
+        the one it gives), with the headroom after them; run inside ``book.without`` as it is."""
+        return self._review(self._modify_decision(order, now_ns, shrink), _SHRINK_SKIPS if shrink else _MODIFY_SKIPS)
+
+    def _modify_decision(self, order: NewOrder, now_ns: int, shrink: bool) -> Decision:
+        d = self._decision(order, now_ns)
+        if shrink:
+            d.reducing = True
+        return d
 
     def accepted(self, order: NewOrder, now_ns: int) -> None:
         """Count an order that passed (and is going to the broker)."""
         key = self._last_key if order is self._last_order and self._last_key is not None else duplicate_key(order)
         self._last_order = self._last_key = None
         self.book.accepted(order.source, key, now_ns)
+
+
+def _net_bound(net: int, pending: PendingTotals, side: Side, value: int) -> int:
+    """The signed net exposure the order pushes out on its own side, its side's working orders filling too."""
+    if side is Side.BUY:
+        return net + pending.buy_value + value
+    return net - pending.sell_value - value
 
 
 def _net_breaks(net: int, pending_buys: int, pending_sells: int, buy: bool, value: int, cap: int) -> bool:
