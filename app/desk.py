@@ -45,6 +45,7 @@ from app.engine.risk.calendar import TradingCalendar
 from app.engine.risk.calendar_data import CalendarLoad, load_effective
 from app.engine.risk.calendar_registry import CalendarVersion
 from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
+from app.security.operators import AuthError, OperatorDirectory
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.checkpoints import (
@@ -192,6 +193,8 @@ class Desk:
         self.broker: Broker | None = None
         self.engine: Engine | None = None
         self.writer: AuditWriter | None = None
+        self._operators: OperatorDirectory | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.limits_source = ""
         self.calendar_version: CalendarVersion | None = None
         self._control_handlers = control_handlers
@@ -240,6 +243,8 @@ class Desk:
             # The desk keys the chain (a new key in the OS keyring) when it is not keyed yet.
             self.writer = AuditWriter(store, redactor=Redactor(options.secrets), create_key=True)
             self.writer.start()
+            self._loop = asyncio.get_running_loop()
+            self._operators = OperatorDirectory(store, self._record_operator_event)
         entries = self.entries
         broker: Broker
         if options.broker_factory is None:
@@ -286,7 +291,10 @@ class Desk:
         if options.home is not None:
             # Listening before the start: it may retry the broker's book for a while, and a panic then
             # must reach this engine, which halts at once and sweeps once the start is over.
-            handlers: dict[str, ControlHandler] = {"panic": lambda args: panic_handler(engine, args), "rearm": lambda args: rearm_handler(engine, args)}
+            handlers: dict[str, ControlHandler] = {
+                "panic": lambda args: panic_handler(engine, args),
+                "rearm": lambda args: rearm_handler(engine, args, self._operators),
+            }
             if self._control_handlers is not None:
                 handlers.update(self._control_handlers(engine))
             self._control = ControlServer(options.home, handlers)
@@ -303,6 +311,29 @@ class Desk:
             )
             engine.supervisor.spawn("backup.scheduler", scheduler.run())
         return engine
+
+    @property
+    def operators(self) -> OperatorDirectory:
+        """The operator accounts, once ``start`` has opened the store (a desk without a store has none)."""
+        if self._operators is None:
+            raise RuntimeError("the desk has no store open, so no operator accounts")
+        return self._operators
+
+    def _record_operator_event(self, event: AuditEventType, payload: dict[str, Any], actor: str, source: AuditSource) -> None:
+        """The operators' audit sink. A sign-in runs in a worker thread (argon2 blocks), and the engine's
+        recorder lives on the loop: its records go there, in order; before the engine exists, the writer's."""
+        engine, loop = self.engine, self._loop
+        if engine is not None and engine.recorder is not None and loop is not None:
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                on_loop = False
+            if on_loop:
+                engine.record(event, payload, actor, source)
+            else:
+                loop.call_soon_threadsafe(engine.record, event, payload, actor, source)
+        elif self.writer is not None:
+            self.writer.append_blocking(event, payload, actor=actor, source=source)
 
     def _limits(self, entries: list[UniverseEntry]) -> RiskLimits | Path:
         """Limits that are not the data folder's versioned ones, or the data folder's file to load those from."""
@@ -417,15 +448,31 @@ async def panic_handler(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def rearm_handler(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
-    """The running desk's answer to `main.py rearm`: ``Engine.rearm`` with all its checks, or why not."""
+async def rearm_handler(engine: Engine, args: dict[str, Any], operators: OperatorDirectory | None = None) -> dict[str, Any]:
+    """The running desk's answer to `main.py rearm`: ``Engine.rearm`` with all its checks, or why not.
+
+    Once the desk has operators, the request must carry an operator's name and password
+    (``operator``, ``password``), checked here like a sign-in; the engine then asks the permission
+    table whether that operator's role may re-arm. A request without them is answered
+    ``operator_required``, so the command asks for them.
+    """
     reason, actor, to = args.get("reason"), args.get("actor"), args.get("to", str(TradingState.ACTIVE))
     if not isinstance(reason, str) or not isinstance(actor, str) or to not in (TradingState.ACTIVE, TradingState.REDUCING):
         return {"ok": False, "error": "rearm needs a reason, an actor and a state to go to (ACTIVE or REDUCING)",
                 "state": str(engine.trading_state)}
+    # Until operators exist, the actor is the desk's OS user: only that user can read the control key.
+    who = Actor(actor, frozenset({Permission.REARM}))
+    if operators is not None and await asyncio.to_thread(operators.has_operators):
+        name, password = args.get("operator"), args.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            return {"ok": False, "operator_required": True, "state": str(engine.trading_state),
+                    "error": "this desk has operators: a re-arm needs an operator's name and password"}
+        try:
+            who = await asyncio.to_thread(operators.authenticate, name, password, purpose="authorise")
+        except AuthError as exc:
+            return {"ok": False, "error": str(exc), "state": str(engine.trading_state)}
     try:
-        # Only the desk's OS user can read the control key: until operators exist, that user is the operator.
-        await engine.rearm(Actor(actor, frozenset({Permission.REARM})), reason, to=TradingState(to))
+        await engine.rearm(who, reason, to=TradingState(to))
     except (ValueError, PermissionError) as exc:
         return {"ok": False, "error": str(exc), "state": str(engine.trading_state)}
     return {"ok": True, "state": str(engine.trading_state)}

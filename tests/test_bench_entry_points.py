@@ -26,6 +26,7 @@ BENCHES: dict[str, tuple[list[str], bool]] = {
     "breeze": (["--orders", "3"], False),
     "governor": (["--acquires", "100", "--cancels", "3", "--cap", "1000"], False),
     "kill_switch": (["--orders", "3", "--latency-ms", "1", "--cap", "100"], False),
+    "login": (["--verifies", "3", "--lag-verifies", "2"], False),
     "risk_gate": (["--instruments", "20", "--orders", "300", "--rounds", "2"], False),
     "startup": (["--runs", "1"], True),
     "startup_cli": (["--runs", "1"], True),

@@ -240,3 +240,46 @@ def test_rearm_asks_the_running_desk_which_applies_its_own_checks(tmp_path: Path
     [rearmed] = audit_records(home, AuditEventType.REARMED)
     assert rearmed["actor"] == user and rearmed["source"] == "operator"
     assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "back from lunch"}
+
+
+def test_a_running_desk_with_operators_checks_the_operator_itself(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_main(home, "panic", "--reason", "lunch").returncode == 0
+    staff = [("asha", "admin", "admin pass phrase 1"), ("tom", "trader", "trader pass phrase 2"),
+             ("rita", "risk_officer", "risk pass phrase 3")]
+    for name, role, password in staff:
+        authority = [] if name == "asha" else ["--as", "asha"]
+        stdin = f"{password}\n" if name == "asha" else f"admin pass phrase 1\n{password}\n"
+        added = run_main(home, "operator", "add", name, "--role", role, *authority, "--password-stdin", stdin=stdin)
+        assert added.returncode == 0, added.stderr
+    with desk(home) as running:
+        unnamed = run_main(home, "rearm", "--reason", "back from lunch")
+        assert unnamed.returncode == 1
+        # The desk answered that it needs an operator; with no terminal to ask at, the command says how.
+        assert "no desk answered" not in unnamed.stdout
+        assert "this desk has operators: name one with --operator NAME" in unnamed.stderr
+        trader = run_main(home, "rearm", "--reason", "back from lunch", "--operator", "tom", "--password-stdin",
+                          stdin="trader pass phrase 2\n")
+        assert trader.returncode == 1
+        assert "the running desk refused: tom may not re-arm the desk (needs the rearm permission)" in trader.stderr
+        wrong = run_main(home, "rearm", "--reason", "back from lunch", "--operator", "rita", "--password-stdin",
+                         stdin="not her password\n")
+        assert wrong.returncode == 1 and "the running desk refused: wrong name or password" in wrong.stderr
+        risk = run_main(home, "rearm", "--reason", "back from lunch", "--operator", "rita", "--password-stdin",
+                        stdin="risk pass phrase 3\n")
+        assert risk.returncode == 0, risk.stdout + risk.stderr
+        assert "done: the running desk re-armed; trading is ACTIVE" in risk.stdout
+        log = running.output()
+    log += (home / "logs" / "bulwark.log").read_text()
+    for _, _, password in staff:
+        assert password not in log
+    rearmed = audit_records(home, AuditEventType.REARMED)
+    assert [(r["actor"], json.loads(str(r["payload"])).get("refused")) for r in rearmed] == [
+        ("tom", "no rearm permission"), ("rita", None)]
+    # The desk audited each check of the password (through the engine's recorder).
+    failed = [json.loads(str(r["payload"])) for r in audit_records(home, AuditEventType.LOGIN_FAILED)]
+    assert [(p["name"], p["purpose"], p["reason"]) for p in failed] == [("rita", "authorise", "wrong password")]
+    ok = [json.loads(str(r["payload"]))["name"] for r in audit_records(home, AuditEventType.LOGIN_OK)]
+    assert ok[-2:] == ["tom", "rita"]
+    everything = json.dumps(audit_records(home, AuditEventType.LOGIN_OK) + audit_records(home, AuditEventType.LOGIN_FAILED))
+    assert all(password not in everything for _, _, password in staff)

@@ -1,4 +1,9 @@
-"""`main.py backup create|list|verify PATH|restore PATH`."""
+"""`main.py backup create|list|verify PATH|restore PATH`.
+
+``restore`` replaces the whole store: once the desk has operators it needs an administrator's
+authority (``--operator NAME`` and the password, see ``app.cli.authority``), checked against the
+store being replaced; the restore's audit record then names that operator.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .authority import AuthorityRefused, add_arguments
 from .common import EXIT_FAILED, EXIT_OK, no_database
 
 if TYPE_CHECKING:
@@ -25,9 +31,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     restore = actions.add_parser("restore", help="replace the store with a backup (the current one is kept first)")
     restore.add_argument("path", type=Path)
     restore.add_argument("--force", action="store_true", help="restore even though the backup's audit chain is broken")
+    add_arguments(restore)
 
 
-def _audit(settings: Settings, event: AuditEventType, payload: dict[str, object]) -> None:
+def _audit(settings: Settings, event: AuditEventType, payload: dict[str, object], actor: str = "operator") -> None:
     from app.domain.audit import AuditSource
     from app.store.audit_writer import AuditWriter
     from app.store.migrate import open_store
@@ -35,9 +42,35 @@ def _audit(settings: Settings, event: AuditEventType, payload: dict[str, object]
     writer = AuditWriter(open_store(settings.database_url))
     writer.start()
     try:
-        writer.append_blocking(event, payload, actor="operator", source=AuditSource.OPERATOR)
+        writer.append_blocking(event, payload, actor=actor, source=AuditSource.OPERATOR)
     finally:
         writer.close()
+
+
+def _restorer(args: argparse.Namespace, settings: Settings) -> str | None:
+    """The administrator authorising the restore, checked against the current store; ``None`` when that
+    store has no operators (or there is none: a lost store must still be restorable). Raises ``AuthorityRefused``."""
+    from app.domain.actors import Permission
+    from app.store.audit_writer import AuditWriter
+    from app.store.migrate import open_store
+
+    from .authority import authenticate, lacks
+
+    if no_database(settings.database_url, "") is not None:
+        return None
+    store = open_store(settings.database_url)
+    writer = AuditWriter(store)
+    writer.start()
+    try:
+        operator = authenticate(store, writer, args)
+    finally:
+        writer.close()
+        store.dispose()
+    if operator is None:
+        return None
+    if (missing := lacks(operator, Permission.RESTORE_BACKUP)) is not None:
+        raise AuthorityRefused(f"{missing}: only an administrator restores a backup")
+    return operator.name
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,14 +116,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 return EXIT_FAILED
             print(f"verified backup {args.path}: {check.records} audit records intact")
             return EXIT_OK
+        restorer = _restorer(args, settings)
         result = restore_backup(args.path, url, desk_running=lambda: desk_running(url), force=args.force)
         aside = set_aside_after_restore(settings.home, result.restored_at)
         _audit(settings, AuditEventType.BACKUP_RESTORED,
-               {**result.audit_payload(), "checkpoints_set_aside": None if aside is None else str(aside)})
+               {**result.audit_payload(), "checkpoints_set_aside": None if aside is None else str(aside)},
+               actor=restorer or "operator")
         print(f"restored {args.path} ({result.records} audit records); the previous database is kept at {result.safety_copy}")
         if aside is not None:
             print(f"the checkpoints of the previous chain are kept at {aside}")
         return EXIT_OK
+    except AuthorityRefused as exc:
+        print(f"backup {args.backup_command} refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (BackupError, StoreError, OSError) as exc:
         print(f"backup {args.backup_command}: {exc}", file=sys.stderr)
         return EXIT_FAILED

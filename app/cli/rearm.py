@@ -7,7 +7,10 @@ can and cannot make) and writes the re-arm to the store, so the next start is AC
 a refusal by those checks is audited as the engine audits one (``rearmed`` with ``refused``).
 
 The actor is the OS user until the desk has operators: whoever can read the data folder's control
-key or write its store already acts as that user. Exit 0 once re-armed, 1 when refused.
+key or write its store already acts as that user. Once operators exist, an operator with the re-arm
+permission must name themselves and give their password (``app.cli.authority``): a running desk
+checks it itself (it answers ``operator_required`` to a request without one, and the command then
+asks); with none running, the command checks it against the store. Exit 0 once re-armed, 1 when refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from .authority import (
+    AuthorityRefused,
+    Credentials,
+    add_arguments,
+    ask_credentials,
+    given_credentials,
+)
 from .common import EXIT_FAILED, EXIT_OK, no_database, positive_float, reason_text
 
 if TYPE_CHECKING:
@@ -37,6 +47,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rearm.add_argument(
         "--timeout", type=positive_float, default=5.0, help="seconds to wait for a running desk to answer (default 5)"
     )
+    add_arguments(rearm)
     rearm.set_defaults(run=run)
 
 
@@ -52,22 +63,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         user = getpass.getuser()
     except (OSError, KeyError):  # no login name in the environment nor the password database
         return _fail("cannot tell who you are (no OS login name): a re-arm must name who did it")
-    print(f"RE-ARM to {args.to} by {user}: {args.reason}", flush=True)
     try:
-        reply = send_command(settings.home, "rearm", {"reason": args.reason, "actor": user, "to": args.to},
-                             timeout=args.timeout)
+        credentials = given_credentials(args)
+    except AuthorityRefused as exc:
+        return _fail(str(exc))
+    print(f"RE-ARM to {args.to} by {user if credentials is None else credentials.name}: {args.reason}", flush=True)
+    request: dict[str, str] = {"reason": args.reason, "actor": user, "to": args.to}
+    try:
+        reply = send_command(settings.home, "rearm", {**request, **_signed(credentials)}, timeout=args.timeout)
+        if reply.get("operator_required") is True and credentials is None:
+            # The desk has operators: ask who, then ask again with their password.
+            credentials = ask_credentials(args)
+            reply = send_command(settings.home, "rearm", {**request, **_signed(credentials)}, timeout=args.timeout)
+    except AuthorityRefused as exc:
+        return _fail(str(exc))
     except ControlUnavailable as exc:
         print(f"no desk answered ({exc.reason}): checking the store", flush=True)
-        return _offline(settings, args.reason, args.to, user)
+        return _offline(settings, args, user, credentials)
     if reply.get("ok") is True:
         print(f"done: the running desk re-armed; trading is {reply.get('state')}", flush=True)
         return EXIT_OK
     return _fail(f"the running desk refused: {reply.get('error') or reply}")
 
 
-def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
+def _signed(credentials: Credentials | None) -> dict[str, str]:
+    """The operator's name and password for the desk to check (over the authenticated local channel)."""
+    return {} if credentials is None else {"operator": credentials.name, "password": credentials.password}
+
+
+def _offline(settings: Settings, args: argparse.Namespace, user: str, credentials: Credentials | None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from app.domain.actors import Permission
     from app.domain.money import format_inr
     from app.domain.trading_state import TradingState
     from app.engine.offline_rearm import RearmRefused, check_offline_rearm
@@ -77,8 +104,10 @@ def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
     from app.store.halt_flag import persist_rearm, record_refused_rearm
     from app.store.migrate import open_store
 
+    from .authority import authenticate, lacks
     from .limits import default_limits_file
 
+    reason, to = args.reason, args.to
     url = settings.database_url
     if (missing := no_database(url, "no desk has run in this data folder, so nothing is halted")) is not None:
         return _fail(missing)
@@ -103,6 +132,17 @@ def _offline(settings: Settings, reason: str, to: str, user: str) -> int:
             writer = AuditWriter(store)
             writer.start()
             held.callback(writer.close, timeout=1.0)
+            try:
+                operator = authenticate(store, writer, args, credentials)
+            except AuthorityRefused as exc:
+                return _fail(str(exc))
+            if operator is not None:
+                user = operator.name
+                if (missing := lacks(operator, Permission.REARM)) is not None:
+                    # Audited as the engine audits a re-arm by someone without the permission.
+                    record_refused_rearm(writer, target, "no rearm permission", reason, user, timeout=STORE_TIMEOUT_S)
+                    return _fail(f"{missing}: a risk officer or an administrator re-arms the desk")
+                print(f"authorised: {operator.name} ({operator.role})", flush=True)
             try:
                 found = check_offline_rearm(store, target, now_ns=time.time_ns(), limits_file=default_limits_file(settings))
             except RearmRefused as exc:

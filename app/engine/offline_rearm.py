@@ -17,9 +17,10 @@ store speaks, so this module applies what of ``Engine.rearm``'s checks the store
 What it cannot check: unrealised P&L (no prices without a desk; a running desk counts it, so a
 re-arm it would refuse for an open position's loss can pass here, and the desk's loss breaker
 engages again at its first tick), the trailing loss limit (it needs the day's peak, which is not
-stored), fills the broker made after the desk stopped (the desk reconciles them at its next
-start), and the permission of the person re-arming (there are no operators yet: the OS user is
-the actor).
+stored), and fills the broker made after the desk stopped (the desk reconciles them at its next
+start). Who re-arms is not this module's question: ``main.py rearm`` checks the operator's password
+and re-arm permission against the store first (``app.cli.authority``), or, before the desk has any
+operators, names the OS user as the actor.
 """
 
 from __future__ import annotations

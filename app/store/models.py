@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so batch migrations on SQLite can find and alter them.
@@ -133,3 +142,20 @@ class RateCounterRow(Base):
     broker: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class OperatorRow(Base):
+    """One operator account. ``name_key`` is the casefolded name (names are unique regardless of case);
+    ``password_hash`` is the only place a password's hash lives, and nothing else of a password is stored."""
+
+    __tablename__ = "operators"
+
+    name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    locked_until_ns: Mapped[int | None] = mapped_column(BigInteger)
+    created_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    password_changed_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
