@@ -287,6 +287,19 @@ class Settings(BaseSettings):
         description="daily backup while the desk runs, India time (after the 15:30 close)",
         json_schema_extra={"allowed": "a time of day such as 16:00"},
     )
+    vault: Literal["system", "encrypted-file"] = Field(
+        default="system",
+        description=(
+            "where the desk keeps its secrets: the system keyring, or the passphrase-protected encrypted "
+            "keyring.cfg in the data folder (set up by `main.py keyring use-file`)"
+        ),
+    )
+    idle_lock_minutes: int = Field(
+        default=15,
+        ge=0,
+        le=24 * 60,
+        description="lock the desk window after this many minutes without keyboard or mouse input; 0: never",
+    )
     paper: PaperSettings = PaperSettings()
     breeze: BreezeSettings = BreezeSettings()
 

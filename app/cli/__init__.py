@@ -18,14 +18,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import desk_window
-from .common import EXIT_USAGE
+from .common import EXIT_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("simulate", "audit", "backup", "panic", "rearm", "limits", "trading_calendar", "credentials")
+COMMANDS = ("simulate", "audit", "backup", "panic", "rearm", "limits", "trading_calendar", "credentials",
+            "keyring_setup", "operator")
 # Commands that must run on a data folder they cannot write to: an auditor's read-only copy (audit,
 # limits), and panic, which must still reach the desk when the store refuses the HALTED flag. They
 # write no log file into a folder marked read-only, and change no file modes.
@@ -75,6 +76,13 @@ def _main(argv: Sequence[str] | None) -> int:
              log_file or "on the console only")
     if not read_only:
         _tighten_file_modes(settings)
+    from .keyring_setup import prepare
+
+    # The one place the keyring is chosen and, for an encrypted keyring file, unlocked (panic never asks).
+    problem = prepare(args.command, settings)
+    if problem is not None:
+        print(f"Bulwark: {problem}", file=sys.stderr)
+        return EXIT_FAILED
     if args.command is None:
         return desk_window.run(args, settings)
     result: int = args.run(args, settings)

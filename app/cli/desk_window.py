@@ -50,6 +50,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # The demo sends a random order flow: never to a real account.
         _say(f"--demo runs only on the paper broker, not {broker}: start with --broker paper --demo")
         return EXIT_USAGE
+    from app.ui.keyring_dialog import prepare_keyring
+
+    # Before the broker's credentials are read and before the loop starts: the dialogs run their own.
+    if not prepare_keyring(settings, dark=not args.light):
+        return EXIT_FAILED
     breeze = None
     if broker == "breeze":
         from app.security.vault import VaultError
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     gui = GuiOptions(
         demo=args.demo, dark=not args.light, settings_path=settings.home / "desk-window.ini",
-        global_hotkey=not args.no_global_hotkey, quit_after_s=args.quit_after,
+        global_hotkey=not args.no_global_hotkey, quit_after_s=args.quit_after, idle_lock_minutes=settings.idle_lock_minutes,
     )
     return run_desk_window(make_options, gui, breeze)
 

@@ -40,6 +40,11 @@ def fingerprint_of(secret: bytes) -> str:
     return hashlib.sha256(_FINGERPRINT_LABEL + secret).hexdigest()[:16]
 
 
+def entry_name(fingerprint: str) -> str:
+    """The keyring entry (service ``bulwark``) holding the key named ``fingerprint``."""
+    return _ENTRY + fingerprint
+
+
 def backend_label(backend: KeyringBackend) -> str:
     return f"{type(backend).__module__}.{type(backend).__name__}"
 
