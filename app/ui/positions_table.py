@@ -215,6 +215,10 @@ class PositionsModel(ColumnsModel):
     def instrument_key(self, row: int) -> str:
         return self._rows[row].instrument_key
 
+    def quantity(self, row: int) -> int:
+        """The row's signed position in units."""
+        return self._rows[row].quantity
+
     def row_of(self, instrument_key: str) -> int | None:
         return self._index.get(instrument_key)
 
@@ -245,7 +249,13 @@ class PositionsFilter(TextFilter):
 
 
 class PositionsView(QWidget):
-    """Positions table with a text filter and a totals line."""
+    """Positions table with a text filter and a totals line.
+
+    A double-click on a row asks for the order that closes it: ``close_requested(instrument_key, quantity)``
+    with the signed position (the ticket's ``prefill_close``).
+    """
+
+    close_requested = Signal(str, int)
 
     def __init__(self, model: PositionsModel | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -297,6 +307,12 @@ class PositionsView(QWidget):
         self.model.totals_changed.connect(self.refresh_totals)
         self.model.set_dark(is_dark_palette(self.palette()))
         self.refresh_totals()
+        table.doubleClicked.connect(self._double_clicked)
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        row = self.proxy.mapToSource(index).row()
+        if 0 <= row < self.model.rowCount():
+            self.close_requested.emit(self.model.instrument_key(row), self.model.quantity(row))
 
     def refresh_totals(self) -> None:
         """Rewrite the totals line (the model asks for it once per update that moved a total)."""
