@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,12 +143,13 @@ def quick_check(engine: Engine) -> list[str]:
 
 def verify_chain(
     engine: Engine, *, keys: ChainKeys | None = None, hashes_at: Collection[int] = (), integrity: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> VerifyResult:
     """Walk the chain in sequence order, recomputing every hash; stop at the first break.
 
     ``keys`` finds the keys keyed records name (the system keyring by default). ``integrity``
     runs SQLite's ``quick_check`` first: a damaged page the chain walk never reads (an index) is
-    damage all the same.
+    damage all the same. ``progress`` hears how many records were walked, once per batch.
     """
     result = VerifyResult()
     if integrity:
@@ -191,6 +192,9 @@ def verify_chain(
             return _finish(result, prev, current_fp, keyring)
         if batch is None:
             break
+        if progress is not None:
+            # Records walked so far, once per batch: a viewer's progress bar, not a per-record cost.
+            progress(expected_seq - 1)
         rest: Iterable[Sequence[Any]] = batch
         if checked and current_fp is not None:
             # The common case, HMAC records of one key within one day, with only the checks they

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
     QLineEdit,
+    QMenu,
     QPushButton,
     QTableView,
     QToolButton,
@@ -555,6 +556,10 @@ class OrdersView(QWidget):
 
     cancel_requested = Signal(list)
     cancel_all_requested = Signal()
+    # A client order id: its whole story from the audit chain (double-click or the context menu).
+    story_requested = Signal(str)
+    # A client order id of a working order to modify (price or quantity) through the gate.
+    modify_requested = Signal(str)
 
     def __init__(self, model: OrdersModel | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -600,6 +605,9 @@ class OrdersView(QWidget):
         table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self._size_columns()
         table.installEventFilter(self)
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        table.customContextMenuRequested.connect(self._context_menu)
+        table.doubleClicked.connect(self._double_clicked)
         table.selectionModel().selectionChanged.connect(self._selection_changed)
 
         layout = QVBoxLayout(self)
@@ -661,6 +669,39 @@ class OrdersView(QWidget):
         ids = self.selected_working_ids()
         if ids:
             self.cancel_requested.emit(ids)
+
+    def _client_id_at(self, proxy_index: QModelIndex) -> tuple[str | None, bool]:
+        """The client id of the row under a view index (``None`` for a refused request) and whether it works."""
+        if not proxy_index.isValid():
+            return None, False
+        row = self.proxy.mapToSource(proxy_index).row()
+        return self.model.client_id(row), self.model.is_working(row)
+
+    def context_menu_for(self, proxy_index: QModelIndex) -> QMenu | None:
+        """The row's menu: "Order story…" and, for a working order, "Modify…" (``None`` off a row)."""
+        client_id, working = self._client_id_at(proxy_index)
+        if not proxy_index.isValid():
+            return None
+        menu = QMenu(self)
+        story = menu.addAction("Order story…")
+        story.setEnabled(client_id is not None)
+        modify = menu.addAction("Modify…")
+        modify.setEnabled(client_id is not None and working)
+        if client_id is not None:
+            story.triggered.connect(lambda _checked=False, cid=client_id: self.story_requested.emit(cid))
+            modify.triggered.connect(lambda _checked=False, cid=client_id: self.modify_requested.emit(cid))
+        return menu
+
+    def _context_menu(self, position: Any) -> None:
+        menu = self.context_menu_for(self.table.indexAt(position))
+        if menu is not None:
+            menu.exec(self.table.viewport().mapToGlobal(position))
+            menu.deleteLater()
+
+    def _double_clicked(self, proxy_index: QModelIndex) -> None:
+        client_id, _working = self._client_id_at(proxy_index)
+        if client_id is not None:
+            self.story_requested.emit(client_id)
 
     def _selection_changed(self) -> None:
         self.cancel_selected_button.setEnabled(self.table.selectionModel().hasSelection())
