@@ -1,4 +1,4 @@
-"""The bar above everything: the kill switch, the trading state, the sweep's progress, re-arm, flatten and the IST clock.
+"""The bar above everything: the kill switch, the trading state, the sweep's progress, re-arm, flatten, the operator and the IST clock.
 
 It lives in the main window's menu-widget slot, so no layout, dock or toolbar action can close,
 hide or cover it. It only shows; the window connects its buttons to the engine.
@@ -41,7 +41,7 @@ class ElidedLabel(QLabel):
 
 
 class KillSwitchBar(QFrame):
-    """Kill button, state banner (state, reason, who, since), sweep progress, Re-arm…, Flatten… and the IST clock."""
+    """Kill button, state banner (state, reason, who, since), sweep progress, Re-arm…, Flatten…, the operator and the IST clock."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -67,6 +67,10 @@ class KillSwitchBar(QFrame):
         self.rearm_button.setToolTip("Leave HALTED or REDUCING: a reason is required and recorded")
         self.flatten_button = QPushButton("Flatten…")
         self.flatten_button.setToolTip("Close every open position (asks first, naming every order it will send)")
+        self.operator_label = QLabel("not signed in")
+        self.operator_label.setObjectName("operatorLabel")
+        self.operator_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.operator_label.setToolTip("Who is signed in at this desk window (Operator menu: lock, switch, sign out)")
         self.sweep_label = QLabel("sweep: —")
         self.sweep_label.setToolTip("The kill switch's cancel sweep: cancelled of total, and the published time to clear")
         self.clock_label = QLabel("--:--:-- IST")
@@ -82,7 +86,7 @@ class KillSwitchBar(QFrame):
         for widget in (self.kill_button, self.state_banner):
             layout.addWidget(widget)
         layout.addWidget(self.state_detail, 1)
-        for widget in (self.sweep_label, self.rearm_button, self.flatten_button, self.clock_label):
+        for widget in (self.sweep_label, self.rearm_button, self.flatten_button, self.operator_label, self.clock_label):
             layout.addWidget(widget)
 
     def show_state(self, state: str, reason: str, actor: str, since_ns: int | None) -> None:
@@ -103,6 +107,10 @@ class KillSwitchBar(QFrame):
         _set(self.state_detail, detail)
         self.state_detail.setToolTip(detail)
         self.rearm_button.setEnabled(state in ("HALTED", "REDUCING"))
+
+    def show_operator(self, text: str) -> None:
+        """Who is signed in (``asha · trader``), or that nobody is."""
+        _set(self.operator_label, text)
 
     def show_sweep(self, text: str) -> None:
         _set(self.sweep_label, text)

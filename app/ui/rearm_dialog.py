@@ -1,10 +1,17 @@
-"""The re-arm dialog: leave HALTED (or REDUCING) for a chosen state, with a written reason."""
+"""The re-arm dialog: leave HALTED (or REDUCING) for a chosen state, with a written reason.
+
+Four eyes: when the operator at the desk may not re-arm (a trader), the dialog asks who authorises
+it, a risk officer's name and password, checked by the operator directory (purpose
+``"authorise"``, audited) in a worker thread; the re-arm is then made, and recorded, as that risk
+officer.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QPalette
@@ -13,6 +20,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QLabel,
     QPlainTextEdit,
     QPushButton,
@@ -21,7 +29,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.domain.actors import Actor, Permission
+from app.security.operators import AuthError
 from app.ui import theme
+from app.ui.sign_in_dialog import (
+    failure_text,
+    name_field,
+    password_field,
+    problem_label,
+    show_problem,
+    with_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +54,18 @@ _TARGET_HELP = {
 
 Submit = Callable[[str, str], Awaitable[None]]
 """``submit(reason, target)``: performs the re-arm; raises ``ValueError``/``PermissionError`` to refuse."""
+
+Authorise = Callable[[str, str], Actor]
+"""``authorise(name, password)``: blocking (argon2); the authorising operator, or ``AuthError``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FourEyes:
+    """How a re-arm is authorised by someone other than the operator at the desk."""
+
+    authorise: Authorise
+    # Who is asking (the operator signed in at the desk), named in the dialog.
+    requested_by: str
 
 
 def fold_reason(text: str) -> str:
@@ -70,6 +100,7 @@ class RearmDialog(QDialog):
         parent: QWidget | None = None,
         *,
         submit: Submit | None = None,
+        four_eyes: FourEyes | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Re-arm the desk")
@@ -81,6 +112,9 @@ class RearmDialog(QDialog):
         self._sending = False
         # Set when the dialog closes while a submit is still in flight: its outcome then goes to the log.
         self._abandoned = False
+        self._four_eyes = four_eyes
+        # The operator who authorised the re-arm (four eyes), once checked: the window re-arms as them.
+        self.authoriser: Actor | None = None
 
         state_label = QLabel(state)
         bold = QFont(state_label.font())
@@ -98,7 +132,7 @@ class RearmDialog(QDialog):
         facts = QFormLayout()
         facts.addRow("Current state:", state_label)
         facts.addRow("Because:", why_label)
-        facts.addRow("Re-arm as:", actor_label)
+        facts.addRow("Requested by:" if four_eyes is not None else "Re-arm as:", actor_label)
 
         self._targets = QButtonGroup(self)
         self._unavailable: set[str] = set()
@@ -145,6 +179,18 @@ class RearmDialog(QDialog):
         layout.addWidget(QLabel("Reason (recorded in the audit trail):"))
         layout.addWidget(self.reason_edit)
         layout.addWidget(self._hint)
+        self.authoriser_name = name_field()
+        self.authoriser_password = password_field("their password")
+        self.authoriser_problem = problem_label()
+        if four_eyes is not None:
+            box = QGroupBox("Authorised by (a risk officer, in person at this desk)")
+            form = QFormLayout(box)
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            form.addRow("Name", self.authoriser_name)
+            form.addRow("Password", with_problem(self.authoriser_password, self.authoriser_problem))
+            layout.addWidget(box)
+            self.authoriser_name.textChanged.connect(self._refresh)
+            self.authoriser_password.textChanged.connect(self._refresh)
         layout.addWidget(self._error)
         layout.addWidget(self._buttons)
 
@@ -176,6 +222,8 @@ class RearmDialog(QDialog):
             return f"A reason is required (at least {MIN_REASON_CHARS} characters)."
         if len(reason) > MAX_REASON_CHARS:
             return f"The reason is too long: {len(reason)} characters, at most {MAX_REASON_CHARS}."
+        if self._four_eyes is not None and not (self.authoriser_name.text().strip() and self.authoriser_password.text()):
+            return "A risk officer's name and password are required to authorise the re-arm."
         return ""
 
     # -- behaviour -------------------------------------------------------------------------------
@@ -224,8 +272,30 @@ class RearmDialog(QDialog):
         self._set_sending(True)
         self._task = asyncio.get_running_loop().create_task(self._run_submit(self._submit, self.reason(), self.target()))
 
+    async def _authorised(self, four_eyes: FourEyes) -> bool:
+        """Check the authoriser in a worker thread; ``False`` (said next to the fields) when refused."""
+        name, password = self.authoriser_name.text().strip(), self.authoriser_password.text()
+        show_problem(self.authoriser_problem, "")
+        try:
+            actor = await asyncio.to_thread(four_eyes.authorise, name, password)
+        except Exception as error:  # noqa: BLE001 - a refusal or a fault, shown next to the fields
+            if not isinstance(error, AuthError):
+                log.error("re-arm authorisation check failed: %s", type(error).__name__)
+            self.authoriser_password.clear()
+            show_problem(self.authoriser_problem, failure_text(error))
+            return False
+        self.authoriser_password.clear()
+        if not actor.can(Permission.REARM):
+            show_problem(self.authoriser_problem, f"{actor.name} may not re-arm the desk: a risk officer must authorise it.")
+            return False
+        self.authoriser = actor
+        return True
+
     async def _run_submit(self, submit: Submit, reason: str, target: str) -> None:
         try:
+            if self._four_eyes is not None and not await self._authorised(self._four_eyes):
+                self._set_sending(False)
+                return
             await submit(reason, target)
         except (ValueError, PermissionError) as exc:
             self._submit_failed(str(exc) or type(exc).__name__, reason, target)
@@ -249,6 +319,8 @@ class RearmDialog(QDialog):
     def _set_sending(self, sending: bool) -> None:
         self._sending = sending
         self.reason_edit.setReadOnly(sending)
+        self.authoriser_name.setReadOnly(sending)
+        self.authoriser_password.setReadOnly(sending)
         for button in self._targets.buttons():
             button.setEnabled(not sending and button.objectName() not in self._unavailable)
         # Once sent there is no cancelling: an interrupted re-arm could be audited without taking effect.

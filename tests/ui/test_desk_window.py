@@ -20,6 +20,7 @@ from pytestqt.qtbot import QtBot
 
 from app.brokers.paper import PaperBroker, PaperConfig
 from app.desk import Desk, DeskOptions
+from app.domain.actors import Actor, Role
 from app.domain.events import BrokerStatus
 from app.domain.orders import OrderStatus, Side
 from app.domain.requests import OrderRequest
@@ -56,6 +57,9 @@ def _options(home: Path, latency_ms: int = 5, tick_interval_ms: int | None = Non
 
 def _open(qtbot: QtBot, home: Path, latency_ms: int = 5, tick_interval_ms: int | None = None) -> Running:
     window = DeskWindow(settings_path=home / "desk-window.ini", global_hotkey=False, actor="asha")
+    # Signed in as the administrator (every permission): these tests are about the window, not about roles
+    # (tests/ui/test_roles_ui.py and test_lock_screen.py sign in through the operator directory).
+    window.session.sign_in(Actor.with_role("asha", Role.ADMIN))
     qtbot.addWidget(window)
     window.resize(1500, 920)
     window.show()

@@ -20,7 +20,7 @@ from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import QDialog, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.domain.actors import Actor, Permission
+from app.domain.actors import Actor, Permission, Role
 from app.domain.audit import AuditEventType
 from app.domain.events import Alert, AlertLevel
 from app.domain.orders import OrderSource, Side
@@ -56,6 +56,8 @@ def emulator() -> Iterator[BreezeEmulator]:
 @pytest.fixture
 def running(tmp_path: Path, qtbot: QtBot, qloop: qasync.QEventLoop, emulator: BreezeEmulator) -> Iterator[Running]:
     window = DeskWindow(settings_path=tmp_path / "desk-window.ini", global_hotkey=False, actor="asha")
+    # The login page's address carries the API key: it is offered to a signed-in operator who may trade or re-arm.
+    window.session.sign_in(Actor.with_role("asha", Role.ADMIN))
     qtbot.addWidget(window)
     window.resize(1500, 920)
     window.show()
