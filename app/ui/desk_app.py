@@ -1,4 +1,4 @@
-"""Runs the desk window on the qasync loop: paint first, then start the desk (``app.desk``) and attach to it.
+"""Runs the desk window on the qasync loop: paint first, then start the desk (``app.desk``), attach to it, ask who signs in.
 
 The window appears before the store, the broker and the engine are up (a cold start may take
 seconds); the kill switch works from the first paint (a press before the engine exists is applied
@@ -64,6 +64,8 @@ class GuiOptions:
     quit_after_s: float | None = None
     # Called with the window once the desk runs (benchmarks and tests look in from here).
     on_running: Callable[[DeskWindow], Awaitable[None]] | None = None
+    # Lock the window after this many minutes without keyboard or mouse input (settings' idle_lock_minutes); 0: never.
+    idle_lock_minutes: float = 15.0
 
 
 class DeskRun:
@@ -197,6 +199,19 @@ class DeskRun:
         box.open()
 
 
+def _add_work_docks(window: DeskWindow, desk: Desk) -> None:
+    """The ticket, the limits panel and the audit viewer over this desk's engine and store."""
+    from app.store.chain_key import ChainKeys
+    from app.store.checkpoints import checkpoint_file
+
+    recorder = desk.running_engine.recorder
+    home = desk.options.home
+    window.add_work_docks(
+        recorder.engine if recorder is not None else None, limits_path=desk.options.limits_path, keys=ChainKeys(),
+        checkpoint_files=(checkpoint_file(home),) if home is not None else (),
+    )
+
+
 def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, breeze: BreezeLogin | None = None) -> int:
     """Open the window, then describe (``make_options``) and start the desk inside it; run until the window closes.
 
@@ -210,7 +225,8 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
         raise TypeError("the desk window needs a QApplication; this process already runs a QCoreApplication")
     app.setApplicationName("Bulwark")
     app.setQuitOnLastWindowClosed(False)
-    window = DeskWindow(settings_path=gui.settings_path, dark=gui.dark, global_hotkey=gui.global_hotkey)
+    window = DeskWindow(settings_path=gui.settings_path, dark=gui.dark, global_hotkey=gui.global_hotkey,
+                        idle_lock_s=gui.idle_lock_minutes * 60)
     run = DeskRun(make_options, gui, window, breeze)
     window.closed.connect(run.done.set)
 
@@ -227,6 +243,10 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
             await asyncio.sleep(0.005)
         try:
             if await run.start():
+                if run.desk is not None and run.desk.writer is not None:
+                    _add_work_docks(window, run.desk)
+                    # The engine already runs (whoever is signed in); the window now asks who is at the desk.
+                    window.open_session(run.desk.operators)
                 if gui.on_running is not None:
                     await gui.on_running(window)
                 if gui.quit_after_s is not None:

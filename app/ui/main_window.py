@@ -4,6 +4,13 @@ The window paints before the desk has started (the store and the broker may take
 attaches to the engine once it exists. From then on one frame timer drains the engine bridge and
 repaints only what changed. The kill switch's slot calls the engine's synchronous
 ``engage_kill_switch``: the desk is HALTED before the slot returns, whatever the loop does next.
+
+Operators: ``window.session`` says who is signed in and whether the window is locked;
+``window.directory`` (the desk's ``OperatorDirectory``, given by ``open_session``) signs them in.
+Until someone signs in, and while the screen is locked, the lock screen covers the docks and the
+charts; the kill-switch bar stays above it and the kill switch works for everyone, always. Every
+engine action the window takes carries ``session.actor`` and the engine decides; the window only
+greys out what the operator may not do. F1 and F2 are kept free for the order ticket.
 """
 
 from __future__ import annotations
@@ -13,10 +20,20 @@ import getpass
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QObject,
+    QRect,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -28,6 +45,7 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPixmap,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -42,7 +60,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.domain.actors import Actor, Permission
+from app.domain.actors import Actor, Permission, Role
 from app.domain.audit import AuditSource
 from app.domain.events import Alert, AlertLevel
 from app.domain.orders import Side
@@ -51,19 +69,32 @@ from app.ui import theme
 from app.ui.alerts_panel import AlertNotifier, AlertsPanel
 from app.ui.breeze_login import BreezeLoginDialog
 from app.ui.close_dialog import CloseChoice, CloseDialog
+from app.ui.first_run_dialog import FirstRunDialog
 from app.ui.flatten_dialog import FlattenDialog, FlattenLine
+from app.ui.formatting import ist_hms
 from app.ui.global_hotkey import GlobalHotkey
+from app.ui.idle_watch import IdleWatch
 from app.ui.kill_bar import KillSwitchBar, sweep_text
+from app.ui.lock_screen import LockScreen
+from app.ui.operators_dialog import OperatorsDialog
 from app.ui.orders_table import OrdersModel, OrdersView
+from app.ui.password_dialog import PasswordDialog
 from app.ui.positions_table import PositionsView
-from app.ui.rearm_dialog import RearmDialog
+from app.ui.rearm_dialog import FourEyes, RearmDialog
+from app.ui.session import OperatorSession, RoleGuard
+from app.ui.sign_in_dialog import SignInDialog
 from app.ui.status_bar import DeskStatusBar
 
 if TYPE_CHECKING:
     # The engine (and the store under it) is imported after the window's first paint, not before.
+    from sqlalchemy import Engine as SqlEngine
+
     from app.engine.engine import Engine
+    from app.security.operators import OperatorDirectory
+    from app.store.chain_key import ChainKeys
     from app.ui.bridge import Batch, EngineBridge
     from app.ui.charts import ExposurePanel
+    from app.ui.work_docks import WorkDocks
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +108,10 @@ _ORDER_ROWS = 10_000
 _SESSION_EXPIRED = "The Breeze session expired; new orders are halted. Log in, paste the new token, then re-arm."
 # How long a close waits for its cancels (or the sweep) to be confirmed before stopping anyway.
 _CLOSE_WAIT_S = 60
+_LOCK_CHORD = "Ctrl+L"
+_CANCEL = (Permission.CANCEL_OWN, Permission.CANCEL_ANY)
+# Renewing the broker session lets orders flow again: someone who trades or re-arms.
+_BROKER_LOGIN = (Permission.TRADE, Permission.REARM)
 
 
 async def _settled(engine: Engine, timeout_s: float) -> None:
@@ -121,6 +156,22 @@ class KillKeyFilter(QObject):
         return True
 
 
+class LockKeyFilter(QObject):
+    """Ctrl+L locks the screen from any focus in the application (a QShortcut needs an active window; this does not)."""
+
+    def __init__(self, lock: Callable[[], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._lock = lock
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (event.type() is not QEvent.Type.KeyPress or not isinstance(event, QKeyEvent) or event.isAutoRepeat()
+                or event.key() != Qt.Key.Key_L
+                or event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier != Qt.KeyboardModifier.ControlModifier):
+            return False
+        self._lock()
+        return True
+
+
 def kill_chord(event: QKeyEvent) -> str | None:
     """Which kill chord this key press is, if any."""
     modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
@@ -146,15 +197,24 @@ class DeskWindow(QMainWindow):
     closed = Signal()
 
     def __init__(self, *, settings_path: Path | None = None, dark: bool = True, actor: str | None = None,
-                 global_hotkey: bool = True) -> None:
+                 global_hotkey: bool = True, idle_lock_s: float = 0.0, idle_clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.actor = actor or getpass.getuser()
+        # Who acts when nobody is signed in (the kill switch, a close): the OS user, as `main.py panic` names it.
+        self.os_user = actor or getpass.getuser()
+        self.session = OperatorSession(self)
+        self.directory: OperatorDirectory | None = None
         self.dark = dark
         self.engine: Engine | None = None
         self.bridge: EngineBridge | None = None
+        self.work: WorkDocks | None = None
         self.frame_times_ms: list[float] = []
         self.frames = 0
         self._pending_kill: str | None = None
+        self._pending_actor = self.os_user
+        self._hidden_floating: list[QDockWidget] = []
+        self._sign_in: SignInDialog | None = None
+        self._first_run: FirstRunDialog | None = None
+        self._locked_at_ns: int | None = None
         self._last_positions_ns = 0
         self._last_chart_ns = 0
         self._last_bars_ns = 0
@@ -203,9 +263,9 @@ class DeskWindow(QMainWindow):
         self.orders = OrdersView(OrdersModel(max_rows=_ORDER_ROWS, dark=dark))
         self.positions = PositionsView()
         self.alerts = AlertsPanel()
-        self.orders_dock = self._dock("Orders", "orders", self.orders, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.positions_dock = self._dock("Positions", "positions", self.positions, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.alerts_dock = self._dock("Alerts", "alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.orders_dock = self.add_dock("Orders", "orders", self.orders, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.positions_dock = self.add_dock("Positions", "positions", self.positions, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.alerts_dock = self.add_dock("Alerts", "alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.positions_dock, self.orders_dock)
         self.positions_dock.raise_()
         self._layout_restored = False
@@ -225,7 +285,25 @@ class DeskWindow(QMainWindow):
         self.orders.cancel_all_requested.connect(self.cancel_all_working)
         self._default_state = self.saveState(_SETTINGS_VERSION)
         self._restore_layout()
+
+        # Over the docks and the charts, under the kill-switch bar: shown until someone signs in and while locked.
+        self.lock_screen = LockScreen(self)
+        self.lock_screen.unlocked.connect(self._unlocked)
+        self.lock_screen.switch_requested.connect(self.open_sign_in)
+        self.lock_screen.sign_in_requested.connect(self.open_sign_in)
+        self.guards = [
+            RoleGuard(self.kill_bar.rearm_button, self.session, [Permission.REARM]),
+            RoleGuard(self.kill_bar.flatten_button, self.session, [Permission.FLATTEN]),
+            RoleGuard(self.orders.cancel_selected_button, self.session, _CANCEL),
+            RoleGuard(self.orders.cancel_all_button, self.session, _CANCEL),
+        ]
+        self.session.changed.connect(self._apply_session)
         self.set_dark(dark)
+        self._apply_session()
+        self.idle = IdleWatch(idle_lock_s, self, clock=idle_clock)
+        self.idle.idle.connect(lambda: self.lock(f"no input for {self.idle.timeout_s / 60:g} min"))
+        if idle_lock_s > 0:
+            self.idle.start()
 
         self.hotkey: GlobalHotkey | None = None
         self.hotkey_note = "OS-wide hotkey off"
@@ -249,7 +327,8 @@ class DeskWindow(QMainWindow):
         self.resizeDocks([self.alerts_dock], [380], Qt.Orientation.Horizontal)
         self.resizeDocks([self.positions_dock], [300], Qt.Orientation.Vertical)
 
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """A dock that can go anywhere but above the kill-switch bar; QSettings remembers it by ``name``."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock.{name}")
         dock.setWidget(widget)
@@ -267,17 +346,31 @@ class DeskWindow(QMainWindow):
         kill.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         kill.triggered.connect(lambda: self.engage_kill_switch("Desk menu"))
         desk.addAction(kill)
-        desk.addAction("Cancel all working orders", self.cancel_all_working)
-        desk.addAction("Re-arm…", self.open_rearm)
-        desk.addAction("Flatten…", self.open_flatten)
-        desk.addAction("Log in to the broker…", lambda: self.open_login(_SESSION_EXPIRED if self.engine is not None
-                                                                       and self.engine.session_expired else ""))
+        self.cancel_all_action = desk.addAction("Cancel all working orders", self.cancel_all_working)
+        self.rearm_action = desk.addAction("Re-arm…", self.open_rearm)
+        self.rearm_authorised_action = desk.addAction("Re-arm with a risk officer's authorisation…", self.open_rearm_authorised)
+        self.flatten_action = desk.addAction("Flatten…", self.open_flatten)
+        self.broker_login_action = desk.addAction(
+            "Log in to the broker…", lambda: self.open_login(_SESSION_EXPIRED if self.engine is not None and self.engine.session_expired else ""))
         desk.addSeparator()
         desk.addAction("Close desk", self.close)
+        operator = self.menu.addMenu("&Operator")
+        self.sign_in_action = operator.addAction("Sign in…", self.open_sign_in)
+        self.lock_action = operator.addAction("Lock screen", lambda: self.lock("locked by the operator"))
+        self.lock_action.setShortcut(QKeySequence(_LOCK_CHORD))
+        # The application event filter (_build_shortcuts) carries the chord from any focus; the action only shows it.
+        self.lock_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.switch_action = operator.addAction("Switch operator…", self.switch_operator)
+        self.password_action = operator.addAction("Change password…", self.open_change_password)
+        self.sign_out_action = operator.addAction("Sign out", self.sign_out)
+        operator.addSeparator()
+        self.operators_action = operator.addAction("Operators…", self.open_operators)
+        self.operator_menu = operator
         view = self.menu.addMenu("&View")
         for dock in (self.orders_dock, self.positions_dock, self.alerts_dock):
             view.addAction(dock.toggleViewAction())
-        view.addSeparator()
+        self._view_docks_end = view.addSeparator()
+        self.view_menu = view
         self.dark_action = QAction("Dark theme", self)
         self.dark_action.setCheckable(True)
         self.dark_action.toggled.connect(self.set_dark)
@@ -294,8 +387,11 @@ class DeskWindow(QMainWindow):
         # An application event filter, not QShortcut: a shortcut is dead while a modal dialog is open
         # (re-arm, flatten, close, login), and the kill chord must work then too.
         self.kill_keys = KillKeyFilter(lambda chord: self.engage_kill_switch(f"shortcut {chord}"), self)
+        self.lock_keys = LockKeyFilter(lambda: self.lock(f"locked by the operator ({_LOCK_CHORD})"), self)
         app = QApplication.instance()
         if app is not None:
+            app.installEventFilter(self.lock_keys)
+            # Installed last, so it sees every key first.
             app.installEventFilter(self.kill_keys)
 
     def _os_hotkey(self, chord: str) -> None:
@@ -321,6 +417,7 @@ class DeskWindow(QMainWindow):
             self.charts.set_dark(dark)
         self.orders.model.set_dark(dark)
         self.positions.model.set_dark(dark)
+        self.lock_screen.set_dark(dark)
         if self.dark_action.isChecked() != dark:
             self.dark_action.setChecked(dark)
         if self._settings is not None:
@@ -341,14 +438,47 @@ class DeskWindow(QMainWindow):
             return
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/state", self.saveState(_SETTINGS_VERSION))
+        # Which docks the saved state places: the work docks arrive after the state was first restored.
+        self._settings.setValue("window/docks", sorted(d.objectName() for d in self.findChildren(QDockWidget)))
         self._settings.sync()
+
+    def restore_docks(self, docks: list[QDockWidget]) -> bool:
+        """Put docks added after the window was built where the saved layout had them; ``False`` if it never had them."""
+        if self._settings is None:
+            return False
+        saved = self._settings.value("window/docks")
+        state = self._settings.value("window/state")
+        names = set(saved) if isinstance(saved, list) else {saved} if isinstance(saved, str) else set()
+        if not isinstance(state, QByteArray) or not all(d.objectName() in names for d in docks):
+            return False
+        return self.restoreState(state, _SETTINGS_VERSION)
+
+    def add_view_toggles(self, docks: list[QDockWidget]) -> None:
+        """Show/hide entries for docks added after the window was built, with the others in the View menu."""
+        for dock in docks:
+            self.view_menu.insertAction(self._view_docks_end, dock.toggleViewAction())
+
+    def add_work_docks(self, store: SqlEngine | None, *, limits_path: Path | None, keys: ChainKeys | None = None,
+                       checkpoint_files: tuple[Path, ...] = ()) -> WorkDocks:
+        """The ticket, the limits panel and the audit viewer, once the desk runs (they need its instruments and store)."""
+        from app.ui.work_docks import WorkDocks
+
+        if self.engine is None:
+            raise RuntimeError("the work docks need a running desk: attach the engine first")
+        self.work = WorkDocks(self, self.engine, store=store, limits_path=limits_path, keys=keys,
+                              checkpoint_files=checkpoint_files)
+        self._apply_session()
+        return self.work
 
     def reset_layout(self) -> None:
         """Docks back where they started; the kill-switch bar never moved."""
         self.restoreState(self._default_state, _SETTINGS_VERSION)
         for dock in (self.orders_dock, self.positions_dock, self.alerts_dock):
             dock.show()
+        if self.work is not None:
+            self.work.place()
         self.save_layout()
+        self._apply_session()
 
     # -- the engine --------------------------------------------------------------------------------
 
@@ -363,7 +493,7 @@ class DeskWindow(QMainWindow):
         self._show_state()
         if self._pending_kill is not None:
             reason, self._pending_kill = self._pending_kill, None
-            engine.engage_kill_switch(reason, self.actor, AuditSource.OPERATOR)
+            engine.engage_kill_switch(reason, self._pending_actor, AuditSource.OPERATOR)
             self._show_state()
 
     def detach(self) -> None:
@@ -377,9 +507,10 @@ class DeskWindow(QMainWindow):
                 and engine.trading_state_actor == self.actor and engine.halt_reason.startswith(prefix)):
             # This window's press on the engine that failed could not be stored: it carries over to the next one.
             self._pending_kill = engine.halt_reason.removeprefix(prefix)
+            self._pending_actor = self.actor
         if self._pending_kill is not None:
             self.kill_bar.show_state("HALTED", f"{prefix}{self._pending_kill} (applied as soon as the desk has started)",
-                                     self.actor, time.time_ns())
+                                     self._pending_actor, time.time_ns())
         else:
             self.kill_bar.show_state("STARTING", "", "", None)
 
@@ -428,20 +559,33 @@ class DeskWindow(QMainWindow):
         self.fault_banner.setText(text)
         self.fault_banner.setToolTip(text)
         self.fault_banner.setVisible(bool(text))
+        # The bar above the lock screen grew or shrank: the lock screen follows once it is laid out.
+        QTimer.singleShot(0, self._place_lock_screen)
 
     # -- actions -----------------------------------------------------------------------------------
 
+    @property
+    def actor(self) -> str:
+        """Who the window acts as: the signed-in operator, or the OS user while nobody is signed in."""
+        signed_in = self.session.actor
+        return signed_in.name if signed_in is not None else self.os_user
+
     def engage_kill_switch(self, how: str) -> None:
-        """Halt now and sweep: synchronous up to HALTED, no dialog. ``how`` says which control (the engine adds "kill switch:")."""
-        reason = how
+        """Halt now and sweep: synchronous up to HALTED, no dialog. ``how`` says which control (the engine adds "kill switch:").
+
+        Nothing here asks who is at the desk: anyone may stop it, signed in or not, locked or not."""
+        # On a locked screen the person pressing may not be the operator signed in: the record says so.
+        reason = f"{how} on the locked screen" if self.session.locked else how
+        actor = self.actor
         engine = self.engine
         if engine is None or engine.lifecycle == "STOPPED":
             # The desk is still opening its store (or a start failed and another is tried): the press holds and
             # is applied the moment the next engine exists.
             self._pending_kill = reason
-            self.kill_bar.show_state("HALTED", f"kill switch: {reason} (applied as soon as the desk has started)", self.actor, time.time_ns())
+            self._pending_actor = actor
+            self.kill_bar.show_state("HALTED", f"kill switch: {reason} (applied as soon as the desk has started)", actor, time.time_ns())
             return
-        engine.engage_kill_switch(reason, self.actor, AuditSource.OPERATOR)
+        engine.engage_kill_switch(reason, actor, AuditSource.OPERATOR)
         # The banner follows on the loop's next turn (re-styling it costs about a millisecond): the press
         # returns as soon as the desk is HALTED.
         QTimer.singleShot(0, self._show_state)
@@ -465,13 +609,25 @@ class DeskWindow(QMainWindow):
         alert = Alert(level, "desk", message, now)
         self.alerts.add_alerts([alert])
 
+    def _refused(self, what: str, permissions: tuple[Permission, ...]) -> bool:
+        """Whether the operator at the window may not ``what`` now (said in the alerts, for a key that bypassed a greyed button)."""
+        if self.session.can_any(permissions):
+            return False
+        actor = self.session.actor
+        who = "nobody is signed in" if actor is None else "the screen is locked" if self.session.locked else f"{self.session.describe()} may not"
+        self._local_alert(AlertLevel.WARNING, f"{what}: refused, {who} (needs {' or '.join(str(p) for p in permissions)})")
+        return True
+
     def cancel_orders(self, client_ids: list[str]) -> None:
         engine = self.engine
-        if engine is None or not client_ids:
+        operator = self.session.actor
+        if engine is None or not client_ids or operator is None or self._refused("cancel", _CANCEL):
             return
 
         async def cancel() -> None:
-            results = await asyncio.gather(*(engine.cancel(i, actor=self.actor, source=AuditSource.OPERATOR) for i in client_ids))
+            # The engine decides per order: a trader's CANCEL_OWN covers only the trader's own orders.
+            results = await asyncio.gather(*(engine.cancel(i, actor=operator.name, source=AuditSource.OPERATOR, operator=operator)
+                                             for i in client_ids))
             failed = [r for r in results if not r.ok]
             if failed:
                 self._local_alert(AlertLevel.WARNING, f"{len(failed)} of {len(results)} cancels failed: {failed[0].message}")
@@ -479,22 +635,46 @@ class DeskWindow(QMainWindow):
         self._spawn(cancel(), "cancel")
 
     def cancel_all_working(self) -> None:
-        """Cancel every working order; the desk stays in its state (this is not the kill switch)."""
-        if self.engine is not None:
-            self.cancel_orders(sorted(o.client_order_id for o in self.engine.oms.working()))
+        """Cancel every working order the operator may cancel (all of them with CANCEL_ANY, their own with CANCEL_OWN);
+        the desk stays in its state (this is not the kill switch)."""
+        operator = self.session.actor
+        if self.engine is None or operator is None:
+            return
+        mine_only = not self.session.can(Permission.CANCEL_ANY)
+        self.cancel_orders(sorted(o.client_order_id for o in self.engine.oms.working()
+                                  if not mine_only or o.actor == operator.name))
 
     def open_rearm(self) -> None:
-        engine = self.engine
-        if engine is None:
+        """The re-arm dialog, re-arming as the operator signed in (greyed for one without REARM: see ``open_rearm_authorised``)."""
+        engine, operator = self.engine, self.session.actor
+        if engine is None or operator is None or self._refused("re-arm", (Permission.REARM,)):
             return
-        actor = Actor(self.actor, frozenset({Permission.REARM}))
 
         async def submit(reason: str, target: str) -> None:
-            await engine.rearm(actor, reason, to=TradingState(target))
+            await engine.rearm(operator, reason, to=TradingState(target))
 
-        dialog = RearmDialog(self.actor, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self)
+        dialog = RearmDialog(operator.name, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self)
         show_beside(dialog)
         self.rearm_dialog = dialog
+
+    def open_rearm_authorised(self) -> RearmDialog | None:
+        """Four eyes at a trader's desk: the re-arm dialog asking a risk officer's name and password, re-arming as them."""
+        engine, operator, directory = self.engine, self.session.actor, self.directory
+        if engine is None or operator is None or directory is None or self.session.locked:
+            return None
+        authorise = partial(directory.authenticate, purpose="authorise")
+
+        async def submit(reason: str, target: str) -> None:
+            authoriser = dialog.authoriser
+            if authoriser is None:
+                raise PermissionError("the re-arm was not authorised")
+            await engine.rearm(authoriser, f"{reason} (authorised at {operator.name}'s desk)", to=TradingState(target))
+
+        dialog = RearmDialog(operator.name, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self,
+                             four_eyes=FourEyes(authorise, operator.name))
+        show_beside(dialog)
+        self.rearm_dialog = dialog
+        return dialog
 
     def flatten_plan(self) -> list[FlattenLine]:
         engine = self.engine
@@ -506,11 +686,10 @@ class DeskWindow(QMainWindow):
         ]
 
     def open_flatten(self) -> None:
-        engine = self.engine
-        if engine is None:
+        engine, actor = self.engine, self.session.actor
+        if engine is None or actor is None or self._refused("flatten", (Permission.FLATTEN,)):
             return
         dialog = FlattenDialog(self.flatten_plan(), len(engine.oms.working()), parent=self)
-        actor = Actor(self.actor, frozenset({Permission.FLATTEN}))
 
         def confirmed() -> None:
             async def run() -> None:
@@ -528,7 +707,7 @@ class DeskWindow(QMainWindow):
         """The Breeze login dialog for a session that expired mid-day (once at a time)."""
         engine = self.engine
         url = engine.broker_login_url() if engine is not None else None
-        if engine is None or url is None:
+        if engine is None or url is None or not self.session.can_any(_BROKER_LOGIN):
             return None
         if self._login is not None and self._login.isVisible():
             return self._login
@@ -539,6 +718,213 @@ class DeskWindow(QMainWindow):
         show_beside(dialog)
         self._login = dialog
         return dialog
+
+    # -- operators ---------------------------------------------------------------------------------
+
+    def set_directory(self, directory: OperatorDirectory) -> None:
+        """Operators sign in, unlock and authorise through ``directory`` (the desk's) from now on."""
+        self.directory = directory
+        self._apply_session()
+
+    def open_session(self, directory: OperatorDirectory) -> asyncio.Task[None]:
+        """Sign-in from now on goes through ``directory``: the first-run dialog when it has no operators yet,
+        else the sign-in dialog. Returns at once; the engine runs meanwhile, whoever is signed in."""
+        self.set_directory(directory)
+
+        async def ask() -> None:
+            if await asyncio.to_thread(directory.has_operators):
+                self.open_sign_in()
+            else:
+                self.open_first_run()
+
+        return self._spawn(ask(), "opening the sign-in")
+
+    def open_sign_in(self) -> SignInDialog | None:
+        """The sign-in dialog (once at a time): sign in, or, while someone is signed in, switch to another operator."""
+        directory = self.directory
+        if directory is None:
+            return None
+        if self._sign_in is not None and self._sign_in.isVisible():
+            self._sign_in.raise_()
+            self._sign_in.activateWindow()
+            return self._sign_in
+        switching = self.session.actor is not None
+        dialog = SignInDialog(partial(directory.authenticate, purpose="sign_in"), self,
+                              title="Switch operator — Bulwark" if switching else "Sign in — Bulwark",
+                              prompt="Sign in as another operator" if switching else "Sign in to the desk")
+        dialog.signed_in.connect(self._signed_in)
+        show_beside(dialog)
+        self._sign_in = dialog
+        return dialog
+
+    def open_first_run(self) -> FirstRunDialog | None:
+        """The first start: create the administrator (no default account exists), then sign them in."""
+        directory = self.directory
+        if directory is None:
+            return None
+
+        def create(name: str, password: str) -> Actor:
+            directory.add(name, Role.ADMIN, password, by=None)
+            return directory.authenticate(name, password, purpose="sign_in")
+
+        dialog = FirstRunDialog(create, self)
+        dialog.signed_in.connect(self._signed_in)
+        show_beside(dialog)
+        self._first_run = dialog
+        return dialog
+
+    def _signed_in(self, actor: Actor) -> None:
+        previous = self.session.actor
+        if previous is not None and previous.name != actor.name:
+            self._record_sign_out(previous)
+        self.session.sign_in(actor)
+        self.idle.touch()
+
+    def _record_sign_out(self, actor: Actor) -> None:
+        directory = self.directory
+        if directory is not None:
+            self._spawn(asyncio.to_thread(directory.record_sign_out, actor), "recording the sign-out")
+
+    def lock(self, reason: str) -> None:
+        """Lock the screen now (Ctrl+L, idle, switch): hides the desk under the lock screen; audited."""
+        actor, directory = self.session.actor, self.directory
+        if actor is None or self.session.locked:
+            return
+        # The desk's clock, as the kill-switch bar shows it (a paper desk's runs from the session's open).
+        self._locked_at_ns = self.engine.clock_ns() if self.engine is not None else time.time_ns()
+        self.session.lock()
+        # A dialog beside the window (re-arm, flatten, a password form) is no place to leave a locked desk open.
+        for dialog in self.findChildren(QDialog):
+            if dialog.isVisible() and not isinstance(dialog, SignInDialog):
+                dialog.reject()
+        if directory is not None:
+            self._spawn(asyncio.to_thread(directory.record_lock, actor, reason), "recording the lock")
+
+    def _unlocked(self, actor: Actor) -> None:
+        if self.session.actor is not None and actor.name == self.session.actor.name:
+            # The same operator, as the directory knows them now (a changed role applies from here).
+            if actor != self.session.actor:
+                self.session.sign_in(actor)
+            else:
+                self.session.unlock()
+        else:
+            self._signed_in(actor)
+        self.idle.touch()
+
+    def sign_out(self) -> None:
+        """The operator leaves: audited; the lock screen covers the desk and the sign-in dialog opens."""
+        actor = self.session.actor
+        if actor is None:
+            return
+        self._record_sign_out(actor)
+        self.session.sign_out()
+        self.open_sign_in()
+
+    def switch_operator(self) -> None:
+        """Another operator takes the seat: the screen locks at once, then the sign-in dialog asks who."""
+        self.lock("switching operator")
+        self.open_sign_in()
+
+    def open_change_password(self) -> PasswordDialog | None:
+        actor, directory = self.session.actor, self.directory
+        if actor is None or directory is None or self.session.locked:
+            return None
+        name = actor.name
+        dialog = PasswordDialog(name, lambda old, new: directory.change_password(name, old, new), self)
+        dialog.accepted.connect(lambda: self._local_alert(AlertLevel.INFO, f"{name}'s password was changed"))
+        show_beside(dialog)
+        self.password_dialog = dialog
+        return dialog
+
+    def open_operators(self) -> OperatorsDialog | None:
+        """Operators… for an administrator: list, add, disable/enable, reset a password."""
+        actor, directory = self.session.actor, self.directory
+        if actor is None or directory is None or self._refused("operators", (Permission.MANAGE_OPERATORS,)):
+            return None
+        dialog = OperatorsDialog(directory, actor, self)
+        show_beside(dialog)
+        self.operators_dialog = dialog
+        self._spawn(dialog.load(), "reading the operators")
+        return dialog
+
+    def _apply_session(self) -> None:
+        """Bring the window in line with who is signed in: the lock screen, the menus, the operator shown."""
+        session = self.session
+        actor = session.actor
+        self.kill_bar.show_operator(session.describe())
+        covered = actor is None or session.locked
+        if actor is None:
+            self.lock_screen.show_signed_out()
+        elif session.locked:
+            since = ist_hms(self._locked_at_ns or time.time_ns())
+            self.lock_screen.show_locked(actor.name, session.describe().removesuffix(" · locked"), f"{since} IST",
+                                         self._unlock_check())
+        self._cover(covered)
+        can = session.can
+        self.cancel_all_action.setEnabled(session.can_any(_CANCEL))
+        self.rearm_action.setEnabled(can(Permission.REARM))
+        self.rearm_authorised_action.setEnabled(actor is not None and not session.locked and not can(Permission.REARM)
+                                                and self.directory is not None)
+        self.flatten_action.setEnabled(can(Permission.FLATTEN))
+        self.broker_login_action.setEnabled(session.can_any(_BROKER_LOGIN))
+        signed_in = actor is not None and not session.locked
+        self.sign_in_action.setEnabled(actor is None and self.directory is not None)
+        self.lock_action.setEnabled(signed_in)
+        self.switch_action.setEnabled(actor is not None and self.directory is not None)
+        self.password_action.setEnabled(signed_in and self.directory is not None)
+        self.sign_out_action.setEnabled(actor is not None)
+        self.operators_action.setVisible(actor is not None and actor.can(Permission.MANAGE_OPERATORS))
+        self.operators_action.setEnabled(can(Permission.MANAGE_OPERATORS) and self.directory is not None)
+        for dock in self.findChildren(QDockWidget):
+            # Any dock, the ones added later too: none can be shown (or floated out) from under the lock screen.
+            dock.toggleViewAction().setEnabled(not covered)
+        engine = self.engine
+        if engine is not None and engine.session_expired and session.can_any(_BROKER_LOGIN):
+            # The expiry came while nobody who may log in was at the desk (or while locked): ask now.
+            self.open_login(_SESSION_EXPIRED)
+
+    def _unlock_check(self) -> Callable[[str, str], Actor]:
+        directory = self.directory
+        if directory is None:
+            def refuse(_name: str, _password: str) -> Actor:
+                raise PermissionError("no operator directory: the desk has not started")
+            return refuse
+        return partial(directory.authenticate, purpose="unlock")
+
+    def _cover(self, covered: bool) -> None:
+        """Hide the desk under the lock screen (or show it again); the kill-switch bar is never covered."""
+        # Disabled, so no key reaches a table under the lock (Delete cancels orders there); the kill chords
+        # are an application event filter and still see every key.
+        central = self.centralWidget()
+        if central is not None:
+            central.setEnabled(not covered)
+        for dock in self.findChildren(QDockWidget):
+            dock.setEnabled(not covered)
+            # A floating dock is a window of its own that the lock screen cannot cover.
+            if covered and dock.isFloating() and dock.isVisible():
+                dock.hide()
+                self._hidden_floating.append(dock)
+        if not covered:
+            for dock in self._hidden_floating:
+                dock.show()
+            self._hidden_floating.clear()
+        self._place_lock_screen()
+        self.lock_screen.setVisible(covered)
+        if covered:
+            self.lock_screen.raise_()
+            if self.session.locked:
+                self.lock_screen.password_edit.setFocus()
+
+    def _place_lock_screen(self) -> None:
+        top = self.menuWidget()
+        y = top.geometry().bottom() + 1 if top is not None else 0
+        bar = self.statusBar()
+        bottom = bar.geometry().top() if bar.isVisible() else self.height()
+        self.lock_screen.setGeometry(QRect(0, y, self.width(), max(0, bottom - y)))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_lock_screen()
 
     # -- the frame ---------------------------------------------------------------------------------
 
@@ -716,6 +1102,12 @@ class DeskWindow(QMainWindow):
                 except TimeoutError:
                     log.error("closing: the kill switch sweep did not finish within %d s", _CLOSE_WAIT_S)
             self.save_layout()
+            if self.work is not None:
+                self.work.close()
+            operator, directory = self.session.actor, self.directory
+            if operator is not None and directory is not None:
+                # The desk closes under the operator: their session ends with it, on the record.
+                await asyncio.to_thread(directory.record_sign_out, operator)
         finally:
             try:
                 if self._stopper is not None:
@@ -727,15 +1119,19 @@ class DeskWindow(QMainWindow):
                 self.closed.emit()
 
     def dispose(self) -> None:
-        """Stop the frame timer, the hotkeys, the tray and the bridge; a later close closes at once."""
+        """Stop the frame timer, the idle watch, the hotkeys, the tray and the bridge; a later close closes at once."""
         self.timer.stop()
+        self.idle.stop()
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self.kill_keys)
+            app.removeEventFilter(self.lock_keys)
         if self.hotkey is not None:
             self.hotkey.stop()
         if self.bridge is not None:
             self.bridge.close()
             self.bridge = None
+        if self.work is not None:
+            self.work.close()
         self.tray.hide()
         self._closed = True
