@@ -160,12 +160,18 @@ def measure(seconds: float, presses: int, result: dict[str, Any], painter: Any =
 
 
 async def _measure(window: Any, seconds: float, presses: int, result: dict[str, Any], painter: Any) -> None:
-    from app.domain.actors import Actor, Permission
+    from PySide6.QtWidgets import QDialog
+
+    from app.domain.actors import Actor, Role
     from app.domain.trading_state import TradingState
 
     engine, bridge = window.engine, window.bridge
     assert engine is not None and bridge is not None
-    rearmer = Actor(BENCH_USER, frozenset({Permission.REARM}))
+    # An operator at the desk, as in a trading day: the lock screen would hide the docks this bench repaints.
+    rearmer = Actor.with_role(BENCH_USER, Role.ADMIN)
+    for dialog in window.findChildren(QDialog):
+        dialog.close()
+    window.session.sign_in(rearmer)
     loop = asyncio.get_running_loop()
     probe = LagProbe(PROBE_MS)
     frames0 = window.frames
