@@ -49,6 +49,8 @@ class AuditEventType(enum.StrEnum):
     BROKER_ACK = "broker.ack"
     BROKER_REJECT = "broker.reject"
     ORDER_MODIFY = "order.modify"
+    # A modify the desk refused before it reached the broker (authority, the order's state, the gate, throttled).
+    ORDER_MODIFY_REFUSED = "order.modify_refused"
     CANCEL_REQUESTED = "cancel.requested"
     # The broker refused a cancel because the order had already ended (filled, cancelled...).
     CANCEL_ALREADY_FINAL = "cancel.already_final"

@@ -159,6 +159,21 @@ class OverFill(ValueError):
     """A fill would take an order beyond its quantity."""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingModify:
+    """The terms a modify asked the broker for and the broker has not confirmed yet.
+
+    While they are out the broker may already work the order on either the old or the new terms,
+    so the desk counts the larger of both. ``unknown``: the call's outcome is not known (no answer,
+    a garbled one): only the broker's order book settles the order's terms, and until it does the
+    order is not modified again.
+    """
+
+    quantity: int
+    price: int
+    unknown: bool = False
+
+
 @dataclass(slots=True)
 class Order:
     """One order as the desk tracks it. Prices are integer paise; ``fill_value`` is the sum of qty x price."""
@@ -182,10 +197,17 @@ class Order:
     reject_reason: str | None = None
     cancel_requested: bool = False
     fill_ids: set[str] = field(default_factory=set)
+    pending_modify: PendingModify | None = None
 
     @property
     def remaining_quantity(self) -> int:
         return self.quantity - self.filled_quantity if self.status.is_working or self.status is OrderStatus.NEW else 0
+
+    @property
+    def quantity_ceiling(self) -> int:
+        """The most the order can fill: its quantity, or a pending modify's when that is larger."""
+        pending = self.pending_modify
+        return self.quantity if pending is None or pending.quantity < self.quantity else pending.quantity
 
     @property
     def is_working(self) -> bool:
@@ -198,17 +220,22 @@ class Order:
         self.updated_ns = ts_ns
 
     def apply_fill(self, quantity: int, price: int, ts_ns: int) -> None:
-        """Add a fill and move to PARTIALLY_FILLED or FILLED."""
+        """Add a fill and move to PARTIALLY_FILLED or FILLED.
+
+        With a modify pending the order may fill up to the larger of both quantities, and it is
+        FILLED only once that is reached: until the broker answers, the rest may still fill.
+        """
         if quantity <= 0:
             raise OverFill(f"order {self.client_order_id}: fill quantity must be positive, got {quantity}")
-        if self.filled_quantity + quantity > self.quantity:
+        ceiling = self.quantity_ceiling
+        if self.filled_quantity + quantity > ceiling:
             raise OverFill(
                 f"order {self.client_order_id}: fill of {quantity} exceeds remaining "
-                f"{self.quantity - self.filled_quantity}"
+                f"{ceiling - self.filled_quantity}"
             )
         target = (
             OrderStatus.FILLED
-            if self.filled_quantity + quantity == self.quantity
+            if self.filled_quantity + quantity == ceiling
             else OrderStatus.PARTIALLY_FILLED
         )
         self.transition(target, ts_ns)

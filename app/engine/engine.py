@@ -9,7 +9,6 @@ governor, so the desk never bursts past the broker's limits.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import enum
 import logging
 import time
@@ -45,10 +44,9 @@ from app.domain.fills import Fill
 from app.domain.india_time import IST_OFFSET_S, ist_day, ist_day_number
 from app.domain.instruments import Instrument
 from app.domain.market import Tick
-from app.domain.money import format_inr
-from app.domain.orders import Order, OrderSource, OrderStatus, OrderType
+from app.domain.orders import Order, OrderSource
 from app.domain.rejections import Rejection, RejectReason
-from app.domain.requests import NewOrder, OrderRequest, validate_request
+from app.domain.requests import OrderRequest, validate_request
 from app.domain.trading_state import TradingState
 
 from .bus import EventBus
@@ -56,7 +54,9 @@ from .config import EngineConfig
 from .governor import CallKind, Governor, Throttled
 from .loop_lag import LoopLagMonitor
 from .market_data import MarketData
-from .oms import OrderManager, ReconcileReport, snapshot
+from .modify import OrderModifier
+from .oms import OrderManager, ReconcileReport
+from .outcomes import BROKER_REASONS, UNKNOWN_OUTCOME, order_payload, rejection_payload
 from .portfolio import Portfolio
 from .recorder import Recorder, audit_source
 from .request_problems import request_problems
@@ -88,19 +88,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A place that failed this way may still have reached the exchange: the order stays working at the
-# desk and the broker's book decides (the adapter puts the client order id on the order to match it).
-_UNKNOWN_OUTCOME = frozenset({BrokerErrorCode.TIMEOUT, BrokerErrorCode.UNAVAILABLE, BrokerErrorCode.MALFORMED})
-
 # Worth another try at start: the broker may answer the next read (a 502 from its gateway, a timeout).
 _TRANSIENT = frozenset({BrokerErrorCode.UNAVAILABLE, BrokerErrorCode.TIMEOUT})
-
-_BROKER_REASONS = {
-    BrokerErrorCode.RATE_LIMITED: RejectReason.BROKER_RATE_LIMITED,
-    BrokerErrorCode.REJECTED: RejectReason.BROKER_REJECTED,
-    BrokerErrorCode.TIMEOUT: RejectReason.BROKER_TIMEOUT,
-}
-
 
 # How long a cancel refused as already final waits for the broker's own update before the book is read.
 _FINAL_SETTLE_S = 0.25
@@ -113,18 +102,6 @@ class _FinalAnswer:
     message: str
     actor: str
     source: AuditSource
-
-
-@dataclass(frozen=True, slots=True)
-class _Change:
-    """A modify that may go ahead: the whole new quantity and price, and what the gate checks in the
-    order's place (the quantity still to fill, at the new limit price). ``shrink``: it only lowers the quantity."""
-
-    broker_order_id: str
-    quantity: int
-    price: int
-    checked: NewOrder
-    shrink: bool
 
 
 class Lifecycle(enum.StrEnum):
@@ -165,7 +142,7 @@ class Engine:
         self.oms = OrderManager(self.bus, clock_ns, self.config.client_id_prefix)
         self.supervisor = Supervisor(self._task_crashed)
         self.loop_lag = LoopLagMonitor(self.config.loop_lag_interval)
-        self.risk_book = RiskBook(self.portfolio, self.instruments)
+        self.risk_book = RiskBook(self.portfolio, self.instruments, self.oms.pending_modifies)
         self.day_pnl = DayPnl(self.portfolio)
         self.bus.subscribe(Tick, self.market_data.on_tick, name="market_data")
         self.bus.subscribe(Tick, self.portfolio.on_tick, name="portfolio.tick")
@@ -222,8 +199,7 @@ class Engine:
         # Cancels the broker refused as already final, waiting for the order's real state (see _settle_final).
         self._final_answers: dict[str, _FinalAnswer] = {}
         self._final_settler: asyncio.Task[None] | None = None
-        # Orders with a modify on its way to the broker: a second one waits for the first's answer.
-        self._modifying: set[str] = set()
+        self.modifier = OrderModifier(self)
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
         recorder = self.recorder
@@ -333,7 +309,7 @@ class Engine:
                             "reconciling with the broker's order book", "system", restate=True)
         try:
             await asyncio.wait_for(self.broker.connect(), self.config.connect_timeout)
-            await self._call(self.broker.subscribe(sorted(self.instruments)), CallKind.READ, BrokerCall.SUBSCRIBE)
+            await self.call_broker(self.broker.subscribe(sorted(self.instruments)), CallKind.READ, BrokerCall.SUBSCRIBE)
         except (BrokerError, TimeoutError) as exc:
             self.lifecycle = Lifecycle.STOPPED
             raise EngineStartError(f"broker {name} did not connect: {exc or type(exc).__name__}") from exc
@@ -692,14 +668,14 @@ class Engine:
         # it to the broker) or throttled (refused before it went out); never sent for an order that waited in vain.
         # The intent need not be awaited: the one writer commits in order, so order.sent's durable
         # commit carries it, and an order that never goes out is settled from its stored row at restart.
-        self.record(AuditEventType.ORDER_QUEUED, _order_payload(order), order.actor, audit_source(order.source))
+        self.record(AuditEventType.ORDER_QUEUED, order_payload(order), order.actor, audit_source(order.source))
         try:
             await self.governor.acquire(CallKind.PLACE, self.broker.capabilities.calls(BrokerCall.PLACE))
         except Throttled as exc:
             return self._not_sent(order, Rejection(RejectReason.THROTTLED, str(exc)))
         if self.trading_state is TradingState.HALTED:
             # Halted while this order waited for its slot: it must not leak out now.
-            return self._not_sent(order, self._halted_before_send())
+            return self._not_sent(order, self.halted_before_send())
         # SENT first: its row is queued ahead of order.sent, so the record's durable commit carries it
         # too, and a restart never finds an order the chain says was sent stored as NEW (which it
         # would close as never sent); killed before the call, the order settles as UNKNOWN instead.
@@ -708,10 +684,10 @@ class Engine:
         refused = await self._durable_order(order, AuditEventType.ORDER_SENT)
         if refused is not None:
             return refused
-        if self._halted():
+        if self.halted():
             # Halted while order.sent was being made durable: the call is still not made, and the
             # refusal after order.sent says so.
-            return self._not_sent(order, self._halted_before_send())
+            return self._not_sent(order, self.halted_before_send())
         return await self._send(order)
 
     async def _durable_order(self, order: Order, event: AuditEventType) -> SubmitResult | None:
@@ -719,17 +695,23 @@ class Engine:
         if self.recorder is None:
             return None
         try:
-            await self.recorder.durable(event, _order_payload(order), actor=order.actor, source=audit_source(order.source))
+            await self.recorder.durable(event, order_payload(order), actor=order.actor, source=audit_source(order.source))
         except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
             self.oms.mark_rejected(order, "audit store unavailable")
             return self._refused_order(order, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"))
         return None
 
-    def _halted(self) -> bool:
-        # A method, not the attribute: a halt can land during any await of the caller.
+    @property
+    def running(self) -> bool:
+        """Orders pass: the engine is RUNNING."""
+        return self.lifecycle is Lifecycle.RUNNING
+
+    def halted(self) -> bool:
+        """Trading is HALTED now (a method, not the attribute: a halt can land during any await of the caller)."""
         return self.trading_state is TradingState.HALTED
 
-    def _halted_before_send(self) -> Rejection:
+    def halted_before_send(self) -> Rejection:
+        """The refusal of a call a halt stopped before it went out."""
         return Rejection(RejectReason.TRADING_HALTED, f"trading halted before the order went out: {self.halt_reason}")
 
     def preview(self, request: OrderRequest) -> OrderPreview:
@@ -751,7 +733,7 @@ class Engine:
     def _not_sent(self, order: Order, rejection: Rejection) -> SubmitResult:
         self.oms.mark_rejected(order, rejection.message)
         self.record(
-            AuditEventType.ORDER_THROTTLED, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
+            AuditEventType.ORDER_THROTTLED, {"client_order_id": order.client_order_id, **rejection_payload(rejection)},
             order.actor, audit_source(order.source),
         )
         return self._refused_order(order, rejection)
@@ -768,15 +750,15 @@ class Engine:
             validity=order.validity,
         )
         try:
-            ack = await self._call(self.broker.place(request), None)
+            ack = await self.call_broker(self.broker.place(request), None)
         except BrokerError as exc:
-            self._broker_error(exc)
-            if exc.code in _UNKNOWN_OUTCOME:
+            self.broker_failed(exc)
+            if exc.code in UNKNOWN_OUTCOME:
                 return self._unknown_outcome(order, exc.message)
             self.oms.mark_rejected(order, exc.message)
-            rejection = Rejection(_BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE), exc.message)
+            rejection = Rejection(BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE), exc.message)
             self.record(
-                AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, **_rejection_payload(rejection)},
+                AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, **rejection_payload(rejection)},
                 order.actor, AuditSource.BROKER,
             )
             return self._refused_order(order, rejection)
@@ -796,7 +778,8 @@ class Engine:
             self.supervisor.spawn(f"cancel.{order.client_order_id}", self.cancel(order.client_order_id))
         return SubmitResult(True, order.client_order_id, None, order.status)
 
-    def _broker_error(self, exc: BrokerError) -> None:
+    def broker_failed(self, exc: BrokerError) -> None:
+        """Count a failed broker call for the error-storm breaker; an expired session or a rate-limit refusal is said."""
         self.breakers.errors.add(self.clock_ns())
         if exc.code in (BrokerErrorCode.SESSION_EXPIRED, BrokerErrorCode.AUTH_FAILED):
             self._session_lost(exc.message)
@@ -817,7 +800,7 @@ class Engine:
         self.record(event, payload, str(request.actor), audit_source(request.source))
 
     def _refuse(self, request: OrderRequest, rejection: Rejection) -> SubmitResult:
-        self._audit(AuditEventType.GATE_REJECTED, _rejection_payload(rejection), request)
+        self._audit(AuditEventType.GATE_REJECTED, rejection_payload(rejection), request)
         self.rejections[rejection.reason] += 1
         self.bus.publish(
             OrderRejected(str(request.instrument_key), request.source, request.actor, rejection)
@@ -866,13 +849,13 @@ class Engine:
         if order.broker_order_id is None:
             return CancelResult(True, client_order_id, "cancel will be sent as soon as the broker acknowledges the order")
         try:
-            await self._call(self.broker.cancel(order.broker_order_id), CallKind.CANCEL, BrokerCall.CANCEL)
+            await self.call_broker(self.broker.cancel(order.broker_order_id), CallKind.CANCEL, BrokerCall.CANCEL)
         except BrokerError as exc:
             # Not known to have reached the broker: the next cancel (a kill-switch round) sends it again.
             order.cancel_requested = False
             if exc.code is BrokerErrorCode.ALREADY_FINAL:
                 return self._already_final(order, exc.message, actor, source)
-            self._broker_error(exc)
+            self.broker_failed(exc)
             return CancelResult(False, client_order_id, exc.message)
         except TimeoutError:
             order.cancel_requested = False
@@ -885,31 +868,16 @@ class Engine:
         """Change a working order's quantity (units, the whole order's, filled part included) or price (rupees).
 
         Only the order's own trader (TRADE, and the order's actor): a risk officer cancels, never
-        re-prices. The order must be acknowledged, not UNKNOWN, not being cancelled or modified. The
-        new terms pass the risk gate with the order's working contribution replaced by the new one
-        (``RiskGate.check_modify``: HALTED refuses every modify, REDUCING only one that reduces).
-        Then, as a new order goes: the rate governor (MODIFY), the durable ``order.modify`` record,
-        the broker call under a timeout. The OMS order and the risk book take the new terms only
-        once the broker accepts them; while the call is out the book counts the larger of the old
-        and the new terms. Never raises.
+        re-prices. The order must be acknowledged, not UNKNOWN, not being cancelled or modified, and
+        not left with a modify whose outcome is unknown. The new terms pass the risk gate with the
+        order's working contribution replaced by the new one (``RiskGate.check_modify``: HALTED
+        refuses every modify, REDUCING only one that reduces). Then, as a new order goes: the rate
+        governor (MODIFY), the durable ``order.modify`` record, the broker call under a timeout.
+        While the call is out the order counts at the larger of its old and new terms; the broker's
+        answer, or its order book when the answer is lost, settles them (see ``app.engine.modify``).
+        Never raises.
         """
-        order = self.oms.get(client_order_id)
-        if order is None:
-            return self._modify_refused(
-                client_order_id, None, operator, Rejection(RejectReason.NOT_MODIFIABLE, "no such order", client_order_id),
-            )
-        change = self._modify_change(order, quantity, price, operator)
-        if isinstance(change, Rejection):
-            return self._modify_refused(client_order_id, order, operator, change)
-        with self.risk_book.without(client_order_id):
-            refusal = self.gate.check_modify(change.checked, self.clock_ns(), shrink=change.shrink)
-        if refusal is not None:
-            return self._modify_refused(client_order_id, order, operator, refusal)
-        self._modifying.add(client_order_id)
-        try:
-            return await self._send_modify(order, change.broker_order_id, change.quantity, change.price, operator)
-        finally:
-            self._modifying.discard(client_order_id)
+        return await self.modifier.modify(client_order_id, quantity=quantity, price=price, operator=operator)
 
     def preview_modify(
         self, client_order_id: str, *, quantity: int | None = None, price: Decimal | str | None = None,
@@ -922,167 +890,7 @@ class Engine:
         ``modify`` replaces it, the price, the value of the whole new order and the headroom after it.
         With ``operator`` the permission to modify is checked too.
         """
-        order = self.oms.get(client_order_id)
-        if order is None:
-            return OrderPreview((Rejection(RejectReason.NOT_MODIFIABLE, "no such order", client_order_id),), 0)
-        change = self._modify_change(order, quantity, price, operator)
-        if isinstance(change, Rejection):
-            return OrderPreview((change,), 0)
-        with self.risk_book.without(client_order_id):
-            review = self.gate.review_modify(change.checked, self.clock_ns(), shrink=change.shrink)
-        return dataclasses.replace(review, order_value=change.quantity * change.price)
-
-    def _modify_change(
-        self, order: Order, quantity: int | None, price: Decimal | str | None, operator: Actor | None,
-    ) -> _Change | Rejection:
-        """The first reason ``order`` cannot take these terms now, or the change to check and send."""
-        rejection = self._modify_precheck(order, operator)
-        if rejection is not None:
-            return rejection
-        broker_id = order.broker_order_id
-        if broker_id is None:
-            return Rejection(RejectReason.NOT_MODIFIABLE, "the broker has not acknowledged the order yet", str(order.status))
-        terms = self._modify_terms(order, quantity, price)
-        if isinstance(terms, Rejection):
-            return terms
-        new_quantity, new_price = terms
-        checked = NewOrder(
-            instrument=self.instruments[order.instrument_key], side=order.side, quantity=new_quantity - order.filled_quantity,
-            price=new_price, order_type=OrderType.LIMIT, product=order.product, validity=order.validity,
-            source=order.source, actor=order.actor,
-        )
-        return _Change(broker_id, new_quantity, new_price, checked, new_price == order.price and new_quantity < order.quantity)
-
-    def _modify_precheck(self, order: Order, operator: Actor | None) -> Rejection | None:
-        """Who may modify (when ``operator`` is given), and whether the order can be modified at all now."""
-        if operator is not None and (not operator.can(Permission.TRADE) or order.actor != operator.name):
-            return Rejection(
-                RejectReason.NOT_AUTHORISED,
-                f"{operator.name} may not modify {order.client_order_id}: only its own trader may (it is {order.actor}'s)",
-                operator.name, f"{order.actor} with the {Permission.TRADE} permission",
-            )
-        if self.lifecycle is not Lifecycle.RUNNING:
-            return Rejection(RejectReason.ENGINE_NOT_RUNNING, f"engine is {self.lifecycle}")
-        why = None
-        if not order.status.is_working:
-            why = f"the order is {order.status}, not working"
-        elif order.status is OrderStatus.UNKNOWN:
-            why = "the order's state at the broker is UNKNOWN: check it at the broker or cancel it"
-        elif order.cancel_requested:
-            why = "a cancel of the order is under way"
-        elif order.client_order_id in self._modifying:
-            why = "another modify of the order is under way"
-        if why is not None:
-            return Rejection(RejectReason.NOT_MODIFIABLE, why, str(order.status))
-        return None
-
-    def _modify_terms(self, order: Order, quantity: int | None, price: Decimal | str | None) -> tuple[int, int] | Rejection:
-        """The new quantity and price (paise), validated as a new order's fields would be, or the refusal."""
-        request = OrderRequest(
-            order.instrument_key, order.side, order.quantity if quantity is None else quantity,
-            Decimal(order.price) / 100 if price is None else price,
-        )
-        checked = validate_request(request, self.instruments.get(order.instrument_key))
-        if isinstance(checked, Rejection):
-            return checked
-        if checked.price is None:
-            return Rejection(RejectReason.INVALID_PRICE, "a limit price is needed", "None")
-        if checked.quantity <= order.filled_quantity:
-            return Rejection(
-                RejectReason.INVALID_QUANTITY, f"the new quantity must be above the {order.filled_quantity} already filled",
-                str(checked.quantity), f"> {order.filled_quantity}",
-            )
-        if checked.quantity == order.quantity and checked.price == order.price:
-            return Rejection(RejectReason.NOT_MODIFIABLE, "the modify changes nothing", f"{checked.quantity} @ {checked.price}")
-        return checked.quantity, checked.price
-
-    async def _send_modify(self, order: Order, broker_id: str, quantity: int, price: int, operator: Actor) -> ModifyResult:
-        cid = order.client_order_id
-        # While the call is out the order may already work on either terms: count the larger of both.
-        held = max(order.quantity, quantity) - order.filled_quantity
-        self.risk_book.track(dataclasses.replace(snapshot(order), quantity=order.filled_quantity + held,
-                                                 price=max(order.price, price)))
-        try:
-            await self.governor.acquire(CallKind.MODIFY, self.broker.capabilities.calls(BrokerCall.MODIFY))
-        except Throttled as exc:
-            return self._modify_undone(order, operator, Rejection(RejectReason.THROTTLED, str(exc)))
-        if self._halted():
-            return self._modify_undone(order, operator, self._halted_before_send())
-        payload = {**_order_payload(order), "quantity_to": quantity, "price_paise_to": price,
-                   "filled_quantity": order.filled_quantity}
-        # The invariant: nothing reaches the broker before its audit record is durable.
-        if self.recorder is not None:
-            try:
-                await self.recorder.durable(AuditEventType.ORDER_MODIFY, payload, actor=operator.name,
-                                            source=AuditSource.TICKET)
-            except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
-                return self._modify_undone(
-                    order, operator, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"),
-                )
-        if self._halted() or order.cancel_requested or not order.status.is_working:
-            # Halted, cancelled or ended while the record was made durable: the call is not made.
-            why = self._halted_before_send() if self._halted() else Rejection(
-                RejectReason.NOT_MODIFIABLE, f"the order is {order.status}{', being cancelled' if order.cancel_requested else ''}",
-            )
-            return self._modify_undone(order, operator, why)
-        try:
-            await self._call(self.broker.modify(broker_id, quantity=quantity, price=price), None)
-        except BrokerError as exc:
-            return self._modify_broker_error(order, operator, exc)
-        except TimeoutError:
-            return self._modify_unknown(order, f"no answer from the broker within {self.config.broker_call_timeout}s")
-        except Exception as exc:
-            log.exception("broker modify raised unexpectedly for %s", cid)
-            self.halt(f"broker adapter failed on modify: {type(exc).__name__}")
-            return self._modify_unknown(order, f"broker adapter failed: {type(exc).__name__}")
-        self.record(
-            AuditEventType.BROKER_ACK,
-            {"client_order_id": cid, "broker_order_id": broker_id, "modify": True, "quantity": quantity, "price_paise": price},
-            operator.name, AuditSource.BROKER,
-        )
-        # Published as an order event: the risk book, the store and the blotter take the new terms.
-        self.oms.modified(order, quantity, price)
-        return ModifyResult(True, cid, f"modified: {quantity} @ {format_inr(price)}")
-
-    def _modify_broker_error(self, order: Order, operator: Actor, exc: BrokerError) -> ModifyResult:
-        if exc.code in _UNKNOWN_OUTCOME:
-            self._broker_error(exc)
-            return self._modify_unknown(order, exc.message)
-        if exc.code is BrokerErrorCode.ALREADY_FINAL:
-            # The order's own update closes it at the desk; the answer is not a broker fault.
-            rejection = Rejection(RejectReason.NOT_MODIFIABLE, f"nothing to modify: the order already ended at the broker ({exc.message})")
-        else:
-            self._broker_error(exc)
-            rejection = Rejection(_BROKER_REASONS.get(exc.code, RejectReason.BROKER_UNAVAILABLE), exc.message)
-        self.record(
-            AuditEventType.BROKER_REJECT, {"client_order_id": order.client_order_id, "modify": True, **_rejection_payload(rejection)},
-            operator.name, AuditSource.BROKER,
-        )
-        self.risk_book.track(snapshot(order))
-        return ModifyResult(False, order.client_order_id, rejection.message, rejection)
-
-    def _modify_unknown(self, order: Order, message: str) -> ModifyResult:
-        """The modify may or may not have reached the broker: the book keeps counting the larger terms."""
-        self.alert(AlertLevel.CRITICAL, "broker", f"modify of {order.client_order_id}: {message}; its terms at the broker are "
-                   "unknown: check the order at the broker")
-        self.supervisor.spawn(f"reconcile.{order.client_order_id}", self.reconcile())
-        rejection = Rejection(RejectReason.BROKER_TIMEOUT, f"{message}; the modify may or may not have been made")
-        return ModifyResult(False, order.client_order_id, rejection.message, rejection)
-
-    def _modify_undone(self, order: Order, operator: Actor, rejection: Rejection) -> ModifyResult:
-        """Refused after the gate passed it (throttled, halted, store failed): the book counts the old terms again."""
-        self.risk_book.track(snapshot(order))
-        return self._modify_refused(order.client_order_id, order, operator, rejection)
-
-    def _modify_refused(self, client_order_id: str, order: Order | None, operator: Actor, rejection: Rejection) -> ModifyResult:
-        log.info("modify of %s refused: %s", client_order_id, rejection.message)
-        self.record(
-            AuditEventType.ORDER_MODIFY,
-            {"client_order_id": client_order_id, "order_actor": order.actor if order is not None else None,
-             "refused": True, **_rejection_payload(rejection)},
-            operator.name, AuditSource.TICKET,
-        )
-        return ModifyResult(False, client_order_id, rejection.message, rejection)
+        return self.modifier.preview(client_order_id, quantity=quantity, price=price, operator=operator)
 
     def _already_final(self, order: Order, message: str, actor: str, source: AuditSource) -> CancelResult:
         """The broker refused the cancel because the order already ended: the cancel's answer, not a
@@ -1129,9 +937,9 @@ class Engine:
 
     async def _order_book(self) -> Sequence[BookRow]:
         try:
-            return await self._call(self.broker.order_book(), CallKind.READ, BrokerCall.ORDER_BOOK)
+            return await self.call_broker(self.broker.order_book(), CallKind.READ, BrokerCall.ORDER_BOOK)
         except BrokerError as exc:
-            self._broker_error(exc)
+            self.broker_failed(exc)
             raise
 
     async def reconcile(self, *, at_start: bool = False) -> ReconcileReport:
@@ -1185,9 +993,9 @@ class Engine:
 
     async def broker_positions(self) -> list[BrokerPosition]:
         """The broker's own positions (a governed read)."""
-        return await self._call(self.broker.positions(), CallKind.READ, BrokerCall.POSITIONS)
+        return await self.call_broker(self.broker.positions(), CallKind.READ, BrokerCall.POSITIONS)
 
-    async def _call(self, call: Awaitable[T], kind: CallKind | None, method: BrokerCall | None = None) -> T:
+    async def call_broker(self, call: Awaitable[T], kind: CallKind | None, method: BrokerCall | None = None) -> T:
         """Every broker call waits for the governor (``kind``; ``None`` when the caller already did),
         is bounded by a timeout and counted as in flight for a graceful drain. ``method`` prices the
         call in the broker's API calls (hidden SDK calls included); one that costs none is not governed."""
@@ -1373,23 +1181,6 @@ def _request_payload(request: OrderRequest) -> dict[str, Any]:
         "product": str(request.product),
         "tag": request.tag,
     }
-
-
-def _order_payload(order: Order) -> dict[str, Any]:
-    return {
-        "client_order_id": order.client_order_id,
-        "instrument": order.instrument_key,
-        "side": order.side,
-        "quantity": order.quantity,
-        "price_paise": order.price,
-        "order_type": order.order_type,
-        "product": order.product,
-        "validity": order.validity,
-    }
-
-
-def _rejection_payload(rejection: Rejection) -> dict[str, Any]:
-    return {"reason": rejection.reason, "message": rejection.message, "value": rejection.value, "limit": rejection.limit}
 
 
 def _ticket_authority(request: OrderRequest, operator: Actor | None) -> Rejection | None:

@@ -13,8 +13,8 @@ import itertools
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from app.domain.broker_messages import (
     BookRow,
@@ -31,6 +31,7 @@ from app.domain.orders import (
     OrderSource,
     OrderStatus,
     OrderType,
+    PendingModify,
     Product,
     Validity,
     can_transition,
@@ -156,7 +157,14 @@ class OrderManager:
         self._orphans: OrderedDict[str, list[BrokerOrderUpdate]] = OrderedDict()
         # Orders already alerted about: the broker's row says they ended but not what they executed.
         self._undecidable: set[str] = set()
+        # Each order's ``pending_modify`` by client order id, for the risk book's worst case (``pending_modifies``).
+        self._pending_modifies: dict[str, PendingModify] = {}
         self.counters = OmsCounters()
+
+    @property
+    def pending_modifies(self) -> Mapping[str, PendingModify]:
+        """The modifies out at the broker, by client order id (a live view: the risk book reads it on each update)."""
+        return self._pending_modifies
 
     def create(self, new: NewOrder, price: int) -> Order:
         """Register a validated order (status NEW) under a fresh client order id."""
@@ -246,12 +254,54 @@ class OrderManager:
         for update in self._orphans.pop(broker_order_id, []):
             self.apply_update(update)
 
+    # -- modifies: the terms asked for stay pending until the broker's answer or its book settles them
+
+    def begin_modify(self, order: Order, quantity: int, price: int) -> None:
+        """A modify to ``quantity`` @ ``price`` goes out: fills up to the larger quantity are accepted meanwhile.
+
+        Not published: nothing changed at the broker yet. The caller re-tracks the order in the risk book,
+        which counts the larger of both terms from now on, whatever order event comes.
+        """
+        self._set_pending(order, PendingModify(quantity, price))
+
+    def modify_unknown(self, order: Order) -> None:
+        """The modify's outcome is unknown: its terms stay pending until the broker's order book is read."""
+        if order.pending_modify is not None:
+            self._set_pending(order, replace(order.pending_modify, unknown=True))
+
     def modified(self, order: Order, quantity: int, price: int) -> None:
         """The broker accepted a modify: the order's new terms, published like any other change of the order."""
+        previous = order.status
+        self._set_pending(order, None)
         order.quantity = quantity
         order.price = price
         order.updated_ns = self._clock_ns()
-        self._publish(order, order.status)
+        self._settle_filled(order)
+        self._publish(order, previous)
+
+    def modify_refused(self, order: Order) -> None:
+        """The broker refused the modify (or it never went out): the order keeps its terms.
+
+        A fill that came meanwhile may have completed them: the order is then FILLED (published).
+        """
+        self._set_pending(order, None)
+        previous = order.status
+        if self._settle_filled(order):
+            self._publish(order, previous)
+
+    def _set_pending(self, order: Order, pending: PendingModify | None) -> None:
+        order.pending_modify = pending
+        if pending is None:
+            self._pending_modifies.pop(order.client_order_id, None)
+        else:
+            self._pending_modifies[order.client_order_id] = pending
+
+    def _settle_filled(self, order: Order) -> bool:
+        """A working order whose fills reached its (settled) quantity is FILLED; whether it moved."""
+        if order.pending_modify is not None or not order.status.is_working or order.filled_quantity < order.quantity:
+            return False
+        order.transition(OrderStatus.FILLED, self._clock_ns())
+        return True
 
     def _move(self, order: Order, target: OrderStatus) -> None:
         previous = order.status
@@ -288,7 +338,8 @@ class OrderManager:
             if update.broker_order_id is None:
                 return UpdateOutcome.UNKNOWN_ORDER
             return self._hold(update.broker_order_id, update)
-        if update.filled_quantity is not None and update.filled_quantity > order.quantity:
+        # A modify out at the broker may already have raised the quantity: fills up to the larger one are real.
+        if update.filled_quantity is not None and update.filled_quantity > order.quantity_ceiling:
             return UpdateOutcome.MALFORMED
         previous = order.status
         filled = self._apply_fill(order, update)
@@ -391,6 +442,8 @@ class OrderManager:
             if order.status is OrderStatus.NEW:
                 # Queued when a desk stopped, restored at start: the broker lists it, so it was sent.
                 self._move(order, OrderStatus.SENT)
+            # Before the update: a fill up to the broker's (raised) quantity is then not refused as too large.
+            retermed = self._adopt_terms(order, row, report)
             update = BrokerOrderUpdate(
                 ts_ns=now,
                 broker_order_id=row.broker_order_id,
@@ -402,6 +455,12 @@ class OrderManager:
             if order.broker_order_id is None:
                 self.bind(order, row.broker_order_id)
             outcome = self.apply_update(update)
+            if retermed:
+                previous = order.status
+                # Published unless the update already was: the store and the risk book take the broker's terms.
+                if self._settle_filled(order) or outcome is not UpdateOutcome.APPLIED:
+                    self._publish(order, previous)
+                    outcome = UpdateOutcome.APPLIED
             if outcome is UpdateOutcome.APPLIED:
                 report.updated.append(order.client_order_id)
             elif outcome is UpdateOutcome.MALFORMED:
@@ -419,6 +478,37 @@ class OrderManager:
             for order in missing:
                 self._settle_missing(order, report, now, book_outlives_desk)
         return report
+
+    def _adopt_terms(self, order: Order, row: BrokerOrder, report: ReconcileReport) -> bool:
+        """Take the broker's quantity and price for an order the desk knows: the book is the truth after a
+        modify whose answer was lost (which this settles, dropping its pending terms), or one made at the
+        broker's own website. A row whose terms cannot be the order's is reported and changes nothing.
+        Whether the order changed (not yet published).
+
+        A modify still waiting for its answer keeps its pending terms: the answer settles them, and the
+        book may have been read before the broker applied the modify.
+        """
+        if not order.status.is_working and order.pending_modify is None:
+            return False  # a closed order's terms count for nothing any more
+        floor = max(order.filled_quantity, row.filled_quantity)
+        if row.quantity <= 0 or row.price <= 0 or row.quantity < floor:
+            report.problems.append(
+                f"{order.client_order_id}: the broker's row shows {row.quantity} @ {row.price} paise, "
+                f"which cannot be the order's terms ({floor} executed); the desk keeps {order.quantity} @ {order.price}"
+            )
+            return False
+        pending = order.pending_modify
+        settles = pending is not None and pending.unknown
+        if settles:
+            self._set_pending(order, None)
+        if (row.quantity, row.price) == (order.quantity, order.price):
+            return settles
+        log.warning("order %s: the broker's book shows %d @ %d paise where the desk had %d @ %d; taking the broker's terms",
+                    order.client_order_id, row.quantity, row.price, order.quantity, order.price)
+        order.quantity = row.quantity
+        order.price = row.price
+        order.updated_ns = self._clock_ns()
+        return True
 
     def _settle_missing(self, order: Order, report: ReconcileReport, now: int, book_outlives_desk: bool) -> None:
         """A working order the broker's book does not list at start: closed when it can no longer be live,

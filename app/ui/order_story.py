@@ -37,6 +37,7 @@ STEP_TEXT: dict[str, str] = {
     E.BROKER_ACK.value: "broker ack",
     E.BROKER_REJECT.value: "broker reject",
     E.ORDER_MODIFY.value: "modify",
+    E.ORDER_MODIFY_REFUSED.value: "modify refused",
     E.CANCEL_REQUESTED.value: "cancel requested",
     E.CANCEL_ALREADY_FINAL.value: "cancel: already ended",
     E.CANCELLED.value: "cancelled",
@@ -45,6 +46,7 @@ STEP_TEXT: dict[str, str] = {
 }
 _STEP_TONE: dict[str, Tone] = {
     E.GATE_REJECTED.value: Tone.BAD, E.BROKER_REJECT.value: Tone.BAD, E.ORDER_THROTTLED.value: Tone.BAD,
+    E.ORDER_MODIFY_REFUSED.value: Tone.BAD,
     E.FILL.value: Tone.GOOD, E.CANCELLED.value: Tone.MUTED, E.GATE_ACCEPTED.value: Tone.WORKING,
 }
 HEADERS = ("Seq", "Time (IST)", "Step", "Actor", "Source", "Details")

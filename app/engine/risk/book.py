@@ -4,7 +4,8 @@ Working orders count against every limit as if they will fill: per instrument th
 open buy and sell quantity and value, and from them how far the worst case (all buys fill, or all
 sells fill) would push the position beyond where it stands. Orders the gate has accepted but the
 broker has not yet acknowledged (status NEW) count too, so two sources racing each other cannot
-both slip under a limit.
+both slip under a limit. An order with a modify out at the broker counts at the larger of its old
+and its pending terms, from every update of the order, until the broker's answer or its book settles them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from app.domain.events import OrderEvent, OrderSnapshot
 from app.domain.fills import Fill
 from app.domain.india_time import IST_OFFSET_S, ist_day_number
 from app.domain.instruments import Instrument
-from app.domain.orders import OrderSource, OrderStatus, Side
+from app.domain.orders import OrderSource, OrderStatus, PendingModify, Side
 
 from ..portfolio import Portfolio
 
@@ -84,9 +85,14 @@ def growth(position: int, pending: Pending, side: Side | None = None, quantity: 
 class RiskBook:
     """Open orders per instrument, order counts, the duplicate window and per-source rates."""
 
-    def __init__(self, portfolio: Portfolio, instruments: Mapping[str, Instrument]) -> None:
+    def __init__(
+        self, portfolio: Portfolio, instruments: Mapping[str, Instrument],
+        pending_modifies: Mapping[str, PendingModify] | None = None,
+    ) -> None:
         self._portfolio = portfolio
         self._instruments = instruments
+        # The OMS's live view of the modifies out at the broker (``OrderManager.pending_modifies``).
+        self._pending_modifies: Mapping[str, PendingModify] = pending_modifies if pending_modifies is not None else {}
         self._open: dict[str, _Open] = {}
         self._pending: dict[str, Pending] = {}
         self._by_underlying: dict[str, PendingTotals] = {}
@@ -137,11 +143,20 @@ class RiskBook:
         self.track(event.order)
 
     def track(self, order: OrderSnapshot) -> None:
-        """Count (or stop counting) one order's open quantity; orders restored at start come here too."""
-        remaining = order.quantity - order.filled_quantity if order.status in _OPEN else 0
+        """Count (or stop counting) one order's open quantity; orders restored at start come here too.
+
+        With a modify pending the order counts at the larger quantity and the larger price of the
+        old and the new terms: the broker may already work it on either.
+        """
+        quantity, price = order.quantity, order.price
+        if self._pending_modifies:
+            modify = self._pending_modifies.get(order.client_order_id)
+            if modify is not None:
+                quantity, price = max(quantity, modify.quantity), max(price, modify.price)
+        remaining = quantity - order.filled_quantity if order.status in _OPEN else 0
         previous = self._open.get(order.client_order_id)
         # The price matters too: a modify can move it without changing the quantity.
-        if previous is not None and previous.remaining == remaining and previous.price == order.price:
+        if previous is not None and previous.remaining == remaining and previous.price == price:
             return
         key = order.instrument_key
         slot = self._slots.get(key)
@@ -150,8 +165,8 @@ class RiskBook:
             self._add(pending, group, previous.side, -previous.remaining, previous.price)
             del self._open[order.client_order_id]
         if remaining > 0:
-            self._open[order.client_order_id] = _Open(key, order.side, remaining, order.price)
-            self._add(pending, group, order.side, remaining, order.price)
+            self._open[order.client_order_id] = _Open(key, order.side, remaining, price)
+            self._add(pending, group, order.side, remaining, price)
         self._regrow(key, pending, group)
 
     @contextmanager
