@@ -13,10 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.domain.actors import Actor, Role
 from app.domain.india_time import IST
 from app.engine.risk.calendar_data import SHIPPED_CALENDAR_PATH, load_calendar_file
+from app.security.operators import OperatorDirectory
+from app.security.passwords import password_hasher
 from app.store import calendar_versions
 from app.store.db import make_engine
+from app.store.export import rows
+from app.store.migrate import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = load_calendar_file(SHIPPED_CALENDAR_PATH)
@@ -51,6 +56,15 @@ def audit_records(home: Path) -> list[dict[str, object]]:
     done = main_py(home, "audit", "export", "--format", "jsonl")
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def audit_rows(home: Path) -> list[dict[str, object]]:
+    """Every audit record of ``home``'s store, read in process (quicker than ``audit export``)."""
+    engine = make_engine(f"sqlite:///{home / 'bulwark.db'}")
+    try:
+        return list(rows(engine))
+    finally:
+        engine.dispose()
 
 
 def test_show_reports_the_shipped_calendar(tmp_path: Path) -> None:
@@ -190,3 +204,68 @@ def test_a_change_that_cannot_be_recorded_leaves_the_previous_calendar(tmp_path:
     done = main_py(home, "calendar", "import", str(other), "--reason", "x")
     assert done.returncode == 1 and "could not be recorded, the previous calendar stays in force" in done.stderr
     assert (home / "calendar.toml").read_bytes() == before
+
+
+
+# -- once the desk has operators ----------------------------------------------------------------------
+
+PASSWORD = {"asha": "admin pass phrase 1", "tom": "trader pass phrase 2", "rita": "risk pass phrase 3"}
+
+
+def staffed(home: Path) -> Path:
+    """asha (admin), tom (trader) and rita (risk officer) in ``home``'s store, hashed cheaply (a verify reads
+    the parameters from the hash, so the command checks them as it would the desk's own)."""
+    home.mkdir(parents=True, exist_ok=True)
+    engine = open_store(f"sqlite:///{home / 'bulwark.db'}")
+    try:
+        directory = OperatorDirectory(engine, lambda *_: None, hasher=password_hasher(memory_cost_kib=64, time_cost=1))
+        directory.add("asha", Role.ADMIN, PASSWORD["asha"], by=None)
+        admin = Actor.with_role("asha", Role.ADMIN)
+        directory.add("tom", Role.TRADER, PASSWORD["tom"], by=admin)
+        directory.add("rita", Role.RISK_OFFICER, PASSWORD["rita"], by=admin)
+    finally:
+        engine.dispose()
+    return home
+
+
+def authorised(home: Path, *args: str, name: str, password: str) -> subprocess.CompletedProcess[str]:
+    return main_py(home, *args, "--operator", name, "--password-stdin", stdin=f"{password}\n")
+
+
+def test_with_operators_an_import_needs_an_operator_who_may_set_limits(tmp_path: Path) -> None:
+    home = staffed(tmp_path / "desk")
+    published = tmp_path / "nse.toml"
+    published.write_text(PUBLISHED, encoding="utf-8")
+    imported = ("calendar", "import", str(published), "--reason", "NSE published the list")
+    nobody = main_py(home, *imported)
+    assert nobody.returncode == 1
+    assert "calendar import refused: this desk has operators: name one with --operator NAME" in nobody.stderr
+    trader = authorised(home, *imported, name="tom", password=PASSWORD["tom"])
+    assert trader.returncode == 1, trader.stdout + trader.stderr
+    assert "calendar import refused: tom (trader) does not have the set_limits permission" in trader.stderr
+    wrong = authorised(home, *imported, name="rita", password="not her password")
+    assert wrong.returncode == 1 and "calendar import refused: wrong name or password" in wrong.stderr
+    assert not (home / "calendar.toml").exists()
+    risk = authorised(home, *imported, name="rita", password=PASSWORD["rita"])
+    assert risk.returncode == 0, risk.stdout + risk.stderr
+    assert "authorised: rita (risk_officer)" in risk.stdout and (home / "calendar.toml").exists()
+    records = audit_rows(home)
+    assert [r["actor"] for r in records if r["event_type"] == "calendar.changed"] == ["rita"]
+    checks = [(r["event_type"], r["actor"]) for r in records if r["event_type"] in ("login.ok", "login.failed")]
+    assert checks == [("login.ok", "tom"), ("login.failed", "rita"), ("login.ok", "rita")]
+    output = "".join(p.stdout + p.stderr for p in (nobody, trader, wrong, risk)) + json.dumps(records)
+    assert not any(password in output for password in PASSWORD.values())
+
+
+def test_with_operators_accepting_weekdays_is_done_by_a_named_operator(tmp_path: Path) -> None:
+    home = staffed(tmp_path / "desk")
+    year = dt.datetime.now(IST).year + 1
+    accepted = ("calendar", "accept-weekdays", str(year), "--reason", "list due next week")
+    trader = authorised(home, *accepted, name="tom", password=PASSWORD["tom"])
+    assert trader.returncode == 1 and "tom (trader) does not have the set_limits permission" in trader.stderr
+    assert not (home / "calendar.toml").exists()
+    admin = authorised(home, *accepted, name="asha", password=PASSWORD["asha"])
+    assert admin.returncode == 0, admin.stdout + admin.stderr
+    shown = json.loads(main_py(home, "calendar", "show", "--year", str(year), "--json").stdout)
+    assert shown["calendars"]["india"]["assumed_years"][str(year)]["by"] == "asha"
+    assert [r["actor"] for r in audit_rows(home) if r["event_type"] == "calendar.changed"] == ["asha"]

@@ -94,7 +94,7 @@ def test_list_shows_accounts_and_never_a_hash(staffed: Path, monkeypatch: pytest
 def test_disable_enable_and_reset_need_an_admin_and_are_audited(staffed: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = operator(monkeypatch, capsys, "disable", TRADER, "--as", ADMIN, "--password-stdin", stdin="wrong one\n")
-    assert code == 1 and "operator disable refused: administrator asha: wrong name or password" in err
+    assert code == 1 and "operator disable refused: the administrator's authority (--as): wrong name or password" in err
     assert ADMIN_PW not in err
     code, _, err = operator(monkeypatch, capsys, "disable", ADMIN, "--as", RISK, "--password-stdin", stdin=f"{RISK_PW}\n")
     assert code == 1 and "rita may not manage operators" in err
@@ -231,7 +231,7 @@ def test_rearm_with_no_desk_needs_an_operator_with_the_rearm_permission(staffed:
     risk = run_main(staffed, "rearm", "--reason", "fixed", "--operator", RISK, "--password-stdin", "--timeout", "0.5",
                     stdin=f"{RISK_PW}\n")
     assert risk.returncode == 0, risk.stdout + risk.stderr
-    assert "RE-ARM to ACTIVE by rita: fixed" in risk.stdout and "authorised: rita (risk_officer)" in risk.stdout
+    assert "RE-ARM to ACTIVE: fixed" in risk.stdout and "authorised: rita (risk_officer)" in risk.stdout
     assert states(staffed)[-1] == ("ACTIVE", "re-armed: fixed", "rita")
     rearmed = audit_records(staffed, AuditEventType.REARMED)
     assert [(r["actor"], json.loads(str(r["payload"])).get("refused")) for r in rearmed] == [
@@ -263,3 +263,62 @@ def test_commands_keep_todays_behaviour_before_the_first_operator(home: Path) ->
     proc = run_main(home, "rearm", "--reason", "no operators yet", "--timeout", "0.5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "authorised:" not in proc.stdout
+
+
+def test_a_tampered_role_is_listed_as_damaged_and_refused_as_authority_without_a_traceback(
+    staffed: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+    import sqlite3
+
+    from app.cli.authority import AuthorityRefused, authenticate
+    from app.store.audit_writer import AuditWriter
+
+    raw = sqlite3.connect(staffed / "bulwark.db")
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            raw.execute("UPDATE operators SET role = 'superuser' WHERE name_key = 'rita'")
+        # Past the constraint, as an edit of the file could.
+        raw.execute("PRAGMA ignore_check_constraints = ON")
+        raw.execute("UPDATE operators SET role = 'superuser' WHERE name_key = 'rita'")
+        raw.commit()
+    finally:
+        raw.close()
+    code, out, err = operator(monkeypatch, capsys, "list")
+    assert code == 1 and "Traceback" not in err
+    assert [line.split()[:4] for line in out.splitlines()[1:]] == [["asha", "admin", "yes", "-"], ["rita", "DAMAGED", "no", "-"],
+                                                                   ["tom", "trader", "yes", "-"]]
+    assert "operator list: the stored entry of rita is damaged (unknown role 'superuser'): it cannot sign in" in err
+    # As an administrator's authority for a change: refused, saying why.
+    code, _, err = operator(monkeypatch, capsys, "enable", TRADER, "--as", RISK, "--password-stdin", stdin=f"{RISK_PW}\n")
+    assert code == 1 and "Traceback" not in err
+    assert "the administrator's authority (--as): this account's entry in the database is damaged (unknown role 'superuser')" in err
+    # As the authority of rearm, restore or a calendar change (app.cli.authority).
+    store = open_store(url_of(staffed))
+    writer = AuditWriter(store)
+    writer.start()
+    try:
+        monkeypatch.setattr("sys.stdin", io.StringIO(f"{RISK_PW}\n"))
+        with pytest.raises(AuthorityRefused, match=r"entry in the database is damaged \(unknown role 'superuser'\)"):
+            authenticate(store, writer, argparse.Namespace(operator=RISK, password_stdin=True))
+    finally:
+        writer.close(timeout=5.0)
+        store.dispose()
+    failed = payloads(staffed, AuditEventType.LOGIN_FAILED)
+    assert [(p["name"], p["role"], p["reason"]) for p in failed] == [("rita", None, "stored account invalid")] * 2
+
+
+def test_an_unknown_name_is_counted_and_never_recorded(staffed: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # A password typed where the administrator's name goes.
+    code, _, err = operator(monkeypatch, capsys, "enable", TRADER, "--as", "admin-pass-phrase-1", "--password-stdin",
+                            stdin=f"{ADMIN_PW}\n")
+    assert code == 1 and "wrong name or password" in err
+    [record] = audit_records(staffed, AuditEventType.LOGIN_FAILED)
+    assert record["actor"] == "unknown-operator"
+    assert json.loads(str(record["payload"])) == {"name": None, "unknown_name": True, "typed_length": 19, "role": None,
+                                                  "purpose": "authorise", "reason": "unknown name"}
+    code, out, _ = operator(monkeypatch, capsys, "list")
+    assert code == 0 and "sign-in attempts with a name no account has, so far: 1" in out
+    log = (staffed / "logs" / "bulwark.log").read_text() if (staffed / "logs" / "bulwark.log").exists() else ""
+    assert "admin-pass-phrase" not in log + out + err

@@ -10,7 +10,8 @@ A running desk does not stop these commands: the operators table is not the desk
 so no desk lock is taken. Each change is one short transaction under the store's write lock, and
 its audit record goes straight into the audit chain through this command's own writer, which
 appends beside a running desk's as ``panic``'s does (the chain is extended under the same lock).
-The desk reads the table at every sign-in, so it sees the change at once. Exit 0 done, 1 refused.
+The desk reads the table at every sign-in, so it sees the change at once. Exit 0 done, 1 refused
+(and for ``list``, 1 when an account's stored entry is damaged: it is listed as such).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except AuthorityRefused as exc:
         return _fail(command, str(exc))
     except AuthError as exc:
-        return _fail(command, f"administrator {args.as_admin}: {exc}")
+        # Not the name as typed: a password typed into it would be printed back (and kept in scrollback).
+        return _fail(command, f"the administrator's authority (--as): {exc}")
     except OperatorInputError as exc:
         return _fail(command, str(exc))
     except PermissionError as exc:
@@ -184,12 +186,21 @@ def _list(store: SqlEngine) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return EXIT_OK
+    if unknown := directory.unknown_name_attempts():
+        print(f"sign-in attempts with a name no account has, so far: {unknown}")
+    damaged = [account for account in operators if account.damaged is not None]
+    for account in damaged:
+        print(f"operator list: the stored entry of {account.name} is damaged ({account.damaged}): it cannot sign in; "
+              "restore a backup made before the damage", file=sys.stderr)
+    # Exit 1 with a damaged entry, so a script checking the desk notices.
+    return EXIT_FAILED if damaged else EXIT_OK
 
 
 def _row(account: Operator, now_ns: int) -> tuple[str, str, str, str, str]:
     from app.security.operators import format_until
 
+    if account.damaged is not None:
+        return (account.name, "DAMAGED", "no", "-", "-")
     locked = format_until(account.locked_until_ns) if account.locked_until_ns is not None and account.locked_at(now_ns) else "-"
     return (account.name, account.role.value, "yes" if account.enabled else "no", locked,
             format_until(account.password_changed_ns))

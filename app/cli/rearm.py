@@ -67,7 +67,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         credentials = given_credentials(args)
     except AuthorityRefused as exc:
         return _fail(str(exc))
-    print(f"RE-ARM to {args.to} by {user if credentials is None else credentials.name}: {args.reason}", flush=True)
+    # An operator's name is echoed only once the desk or the store has accepted it (a password typed
+    # into the name prompt must not land in the terminal's scrollback).
+    print(f"RE-ARM to {args.to}" + ("" if credentials is not None else f" by {user}") + f": {args.reason}", flush=True)
     request: dict[str, str] = {"reason": args.reason, "actor": user, "to": args.to}
     try:
         reply = send_command(settings.home, "rearm", {**request, **_signed(credentials)}, timeout=args.timeout)

@@ -3,8 +3,14 @@
 The calendar in force is the shipped ``resources/calendar.toml`` with the data folder's
 ``calendar.toml`` over it, year by year. ``import`` and ``accept-weekdays`` change that override;
 each change is validated first, written atomically, and stored as a new calendar version with its
-audit record (the OS user is the actor until operators exist). A running desk reads the calendar at
-start: the change applies from the next start, and the command says so.
+audit record. A running desk reads the calendar at start: the change applies from the next start,
+and the command says so.
+
+Whether a day is a session decides whether the gate lets new risk through, so a change needs the
+authority limits need: the OS user acts until the desk has operators; from then on an operator with
+the set-limits permission (a risk officer or an administrator) names themselves with ``--operator
+NAME`` and gives their password (asked without echo, or with ``--password-stdin`` the first line of
+stdin; see ``app.cli.authority``). That operator is the change's actor.
 """
 
 from __future__ import annotations
@@ -13,14 +19,21 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .authority import AuthorityRefused, add_arguments
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, reason_text
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine as SqlEngine
+
     from app.engine.risk.calendar_data import CalendarSet
     from app.settings import Settings
+    from app.store.audit_writer import AuditWriter
+
+STORE_TIMEOUT_S = 8.0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,12 +48,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     imported = actions.add_parser("import", help="validate FILE and put its years over the calendar in force (audited)")
     imported.add_argument("file", type=Path, help="a calendar file, for example with the newly published year")
     imported.add_argument("--reason", type=reason_text, required=True, help="why (recorded in the audit trail)")
+    add_arguments(imported)
     accept = actions.add_parser(
         "accept-weekdays",
         help="treat every weekday of YEAR as a session until its holiday list is published (audited)",
     )
     accept.add_argument("year", type=int, help="this year or the next")
     accept.add_argument("--reason", type=reason_text, required=True, help="why (recorded in the audit trail)")
+    add_arguments(accept)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,10 +67,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.calendar_command == "check":
             return _check(settings, args.file)
         if args.calendar_command == "import":
-            return _import(settings, args.file, args.reason)
-        return _accept(settings, args.year, args.reason)
+            return _import(settings, args)
+        return _accept(settings, args)
     except CalendarError as exc:
         print(f"calendar: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except AuthorityRefused as exc:
+        print(f"calendar {args.calendar_command} refused: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
 
 
@@ -160,15 +178,16 @@ def _print_cover(calendars: CalendarSet) -> None:
         print(f"warning: {notice}")
 
 
-def _import(settings: Settings, file: Path, reason: str) -> int:
+def _import(settings: Settings, args: argparse.Namespace) -> int:
     from app.engine.risk.calendar_data import load_calendar_file
 
+    file: Path = args.file
     incoming = load_calendar_file(file, partial=True)
     years = sorted({f"{name}/{year}" for name, cal in incoming.calendars.items() for year in cal.years})
-    return _change(settings, incoming, reason, f"imported {file}: {', '.join(years)}")
+    return _change(settings, args, lambda _actor: incoming, f"imported {file}: {', '.join(years)}")
 
 
-def _accept(settings: Settings, year: int, reason: str) -> int:
+def _accept(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from app.domain.india_time import IST
@@ -180,15 +199,13 @@ def _accept(settings: Settings, year: int, reason: str) -> int:
         load_effective,
     )
 
+    year: int = args.year
     today = _today()
     if year not in (today.year, today.year + 1):
         print(f"calendar: weekdays can be accepted for this year or the next ({today.year} or {today.year + 1}), not {year}",
               file=sys.stderr)
         return EXIT_USAGE
     effective = load_effective(settings.home).calendar
-    user = _os_user()
-    assumed = YearData(year, assumed=Assumption(user, dt.datetime.now(IST).replace(microsecond=0), reason))
-    calendars: dict[str, ExchangeCalendar] = {}
     for name, cal in effective.calendars.items():
         data = cal.years.get(year)
         if data is not None and data.assumed is None:
@@ -197,9 +214,14 @@ def _accept(settings: Settings, year: int, reason: str) -> int:
         if data is not None and data.assumed is not None:
             print(f"calendar: {year} is already assumed in calendars.{name} (accepted by {data.assumed.by})", file=sys.stderr)
             return EXIT_FAILED
-        calendars[name] = replace(cal, years={year: assumed})
-    override = CalendarSet("override", f"weekdays of {year} accepted by {user}", calendars)
-    return _change(settings, override, reason, f"weekdays of {year} accepted as sessions until the holidays are published")
+
+    def accepted_by(actor: str) -> CalendarSet:
+        assumed = YearData(year, assumed=Assumption(actor, dt.datetime.now(IST).replace(microsecond=0), args.reason))
+        calendars: dict[str, ExchangeCalendar] = {
+            name: replace(cal, years={year: assumed}) for name, cal in effective.calendars.items()}
+        return CalendarSet("override", f"weekdays of {year} accepted by {actor}", calendars)
+
+    return _change(settings, args, accepted_by, f"weekdays of {year} accepted as sessions until the holidays are published")
 
 
 def _os_user() -> str:
@@ -227,12 +249,30 @@ def _write_durably(path: Path, data: bytes) -> None:
         staged.unlink(missing_ok=True)
 
 
-def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -> int:
-    """Merge ``incoming`` over the data folder's override, write it, and store it as an audited version.
+def _authorised(store: SqlEngine, writer: AuditWriter, args: argparse.Namespace) -> str:
+    """Who changes the calendar: the OS user before the desk has operators, then an operator who may set limits."""
+    from app.domain.actors import Permission
+
+    from .authority import authenticate, lacks
+
+    operator = authenticate(store, writer, args)
+    if operator is None:
+        return _os_user()
+    if (missing := lacks(operator, Permission.SET_LIMITS)) is not None:
+        raise AuthorityRefused(f"{missing}: a risk officer or an administrator changes the trading calendar")
+    print(f"authorised: {operator.name} ({operator.role})", flush=True)
+    return operator.name
+
+
+def _change(settings: Settings, args: argparse.Namespace, build: Callable[[str], CalendarSet], what: str) -> int:
+    """Authorise, then merge ``build(actor)`` over the data folder's override, write it, and store it as an
+    audited version.
 
     The file is written first and the version recorded second; if recording fails the previous file
     is put back, so a calendar is never in force without its audit record (a start records it anyway).
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.domain.audit import AuditSource
     from app.engine.risk.calendar_data import (
         OVERRIDE_NAME,
@@ -249,30 +289,37 @@ def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -
     from app.store.db import StoreError
     from app.store.migrate import open_store
 
-    path = settings.home / OVERRIDE_NAME
-    current = load_calendar_file(path, partial=True) if path.exists() else CalendarSet("override", "operator override", {})
-    override = overlay(current, incoming, complete=False)
-    text = render(override, header=[
-        "Bulwark trading calendar override: its years replace the shipped calendar's, year by year.",
-        "Change it with main.py calendar import FILE or calendar accept-weekdays YEAR (both audited).",
-    ])
-    # What is audited must be exactly what the next start reads: the text as written, read back.
-    written = parse_calendar_text(text, str(path), partial=True)
-    if written.document() != override.document():
-        print("calendar: the override would not read back as written; nothing changed", file=sys.stderr)
-        return EXIT_FAILED
-    merged = merge(load_effective(None).calendar, written)
+    reason: str = args.reason
     try:
-        writer = AuditWriter(open_store(settings.database_url))
+        store = open_store(settings.database_url)
     except StoreError as exc:
         print(f"calendar: the store is unusable, nothing changed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    writer = AuditWriter(store)
     writer.start()
-    previous = path.read_bytes() if path.exists() else None
     try:
+        try:
+            actor = _authorised(store, writer, args)
+        except (StoreError, SQLAlchemyError, TimeoutError) as exc:
+            print(f"calendar: the operator accounts cannot be read, nothing changed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        path = settings.home / OVERRIDE_NAME
+        current = load_calendar_file(path, partial=True) if path.exists() else CalendarSet("override", "operator override", {})
+        override = overlay(current, build(actor), complete=False)
+        text = render(override, header=[
+            "Bulwark trading calendar override: its years replace the shipped calendar's, year by year.",
+            "Change it with main.py calendar import FILE or calendar accept-weekdays YEAR (both audited).",
+        ])
+        # What is audited must be exactly what the next start reads: the text as written, read back.
+        written = parse_calendar_text(text, str(path), partial=True)
+        if written.document() != override.document():
+            print("calendar: the override would not read back as written; nothing changed", file=sys.stderr)
+            return EXIT_FAILED
+        merged = merge(load_effective(None).calendar, written)
+        previous = path.read_bytes() if path.exists() else None
         _write_durably(path, text.encode("utf-8"))
         try:
-            version = record_version(writer, merged, actor=_os_user(), source=AuditSource.OPERATOR, reason=f"{what}: {reason}")
+            version = record_version(writer, merged, actor=actor, source=AuditSource.OPERATOR, reason=f"{what}: {reason}")
         except Exception as exc:  # noqa: BLE001 - whatever failed, the file must not stay in force unaudited
             if previous is None:
                 path.unlink(missing_ok=True)
@@ -282,6 +329,7 @@ def _change(settings: Settings, incoming: CalendarSet, reason: str, what: str) -
             return EXIT_FAILED
     finally:
         writer.close()
+        store.dispose()
     print(f"{what}")
     print(f"calendar version {version.version} stored{'' if version.changed else ' (unchanged)'}; written to {path}")
     print("a running desk reads the calendar at start: restart it for the change to apply")

@@ -16,10 +16,13 @@ keyboards that compose accents differently is the same password.
 
 from __future__ import annotations
 
+import base64
+import os
 import unicodedata
 
 from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import ARGON2_VERSION
 
 MEMORY_COST_KIB = 64 * 1024
 TIME_COST = 2
@@ -65,6 +68,21 @@ def _encoded(password: str) -> bytes:
 def hash_password(password: str, hasher: PasswordHasher = DEFAULT_HASHER) -> str:
     """The argon2id hash of ``password`` (encoded string with its own salt and parameters)."""
     return hasher.hash(_encoded(password))
+
+
+def unmatchable_hash(hasher: PasswordHasher = DEFAULT_HASHER) -> str:
+    """A well-formed argon2id hash with ``hasher``'s parameters and a random salt and tag, made without running argon2.
+
+    Verifying a password against it costs exactly what verifying against an account's hash costs (the
+    cost is in hashing the password with the salt, not in the tag compared at the end), and nothing
+    matches it: the tag is random, so a match would need a 256-bit collision. It stands in for the
+    hash of a name no account has, and costs nothing to build, so it is ready before the first sign-in.
+    """
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii").rstrip("=")
+
+    return (f"$argon2id$v={ARGON2_VERSION}$m={hasher.memory_cost},t={hasher.time_cost},p={hasher.parallelism}"
+            f"${b64(os.urandom(hasher.salt_len))}${b64(os.urandom(hasher.hash_len))}")
 
 
 def check_stored_hash(stored: str) -> None:

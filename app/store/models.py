@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -154,8 +155,28 @@ class OperatorRow(Base):
     name: Mapped[str] = mapped_column(String(64), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
-    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean(create_constraint=True, name="enabled"), nullable=False)
+    # Counted when an attempt starts (before the password is checked), so parallel attempts cannot
+    # outrun the lockout; a success sets it back to 0.
     failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     locked_until_ns: Mapped[int | None] = mapped_column(BigInteger)
     created_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
     password_changed_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    # The roles of app.domain.actors.Role (the migration spells them out the same way). A row edited
+    # past this constraint still reads as a damaged account, never as a crash.
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'trader', 'risk_officer', 'admin')", name="role"),)
+
+
+class UnknownSignInRow(Base):
+    """Sign-in attempts with a name no account has: how many, and when the last one was (one row, ``id`` 1).
+
+    Never the name typed (it may be a password typed into the wrong field). Counting them is also a
+    write, as counting a known name's attempt is, so the two cost the same and time tells no names apart.
+    """
+
+    __tablename__ = "unknown_sign_ins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    attempts: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)

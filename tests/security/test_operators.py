@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError
 
 from app.domain.actors import Actor, Permission, Role
 from app.domain.audit import AuditEventType, AuditSource
 from app.security.operators import (
+    CHANGED_MEANWHILE,
     DAMAGED_HASH,
     LOCKOUT_NS,
     MAX_FAILED_ATTEMPTS,
+    UNKNOWN_OPERATOR,
     WRONG_NAME_OR_PASSWORD,
     AuthError,
     OperatorDirectory,
@@ -169,8 +173,65 @@ def test_an_unknown_name_and_a_wrong_password_get_the_same_message_and_cost(
     assert len({h.rsplit("$", 2)[0] for h in verified}) == 1
     reasons = [payload["reason"] for kind, payload, _, _ in sink.records if kind is E.LOGIN_FAILED]
     assert reasons == ["wrong password"] + ["unknown name"] * 4
-    names = [payload["name"] for kind, payload, _, _ in sink.records if kind is E.LOGIN_FAILED]
-    assert names == ["tom", "nobody", "x" * 64 + "...", "bad\\x1bname", ""]
+    # A known name is recorded as the account spells it; of an unknown one only how long it was.
+    failed = [(payload, actor) for kind, payload, actor, _ in sink.records if kind is E.LOGIN_FAILED]
+    assert [(p["name"], p.get("typed_length"), actor) for p, actor in failed] == [
+        ("tom", None, "tom"), (None, 6, UNKNOWN_OPERATOR), (None, 10_000, UNKNOWN_OPERATOR),
+        (None, 8, UNKNOWN_OPERATOR), (None, 0, UNKNOWN_OPERATOR)]
+    assert all(p["unknown_name"] is True and p["role"] is None for p, _ in failed[1:])
+
+
+@pytest.mark.parametrize("typed", [TRADER_PASSWORD, "trader-pass-phrase-2", "x" * 10_000])
+def test_a_password_typed_into_the_name_field_is_recorded_nowhere(
+    directory: OperatorDirectory, admin: Actor, sink: Sink, caplog: pytest.LogCaptureFixture, typed: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # Invalid as a name (a space), valid as a name but no account's, and a 10 kB paste.
+    with pytest.raises(AuthError, match=WRONG_NAME_OR_PASSWORD):
+        directory.authenticate(typed, TRADER_PASSWORD)
+    kind, payload, actor, _ = sink.records[-1]
+    assert kind is E.LOGIN_FAILED and actor == UNKNOWN_OPERATOR
+    assert payload == {"name": None, "unknown_name": True, "typed_length": len(typed), "role": None,
+                       "purpose": "sign_in", "reason": "unknown name"}
+    assert typed[:12] not in caplog.text and "trader" not in caplog.text
+    assert f"({len(typed)} characters typed)" in caplog.text
+
+
+def test_the_dummy_hash_is_ready_at_construction_and_an_unknown_name_is_counted_like_a_known_one(
+    store: Engine, sink: Sink, clock: FrozenClock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    directory = OperatorDirectory(store, sink, clock_ns=clock, hasher=FAST_HASHER)
+    directory.add("asha", Role.ADMIN, ADMIN_PASSWORD, by=None)
+    directory.add("tom", Role.TRADER, TRADER_PASSWORD, by=Actor.with_role("asha", Role.ADMIN))
+    fresh = OperatorDirectory(store, sink, clock_ns=clock, hasher=FAST_HASHER)
+    hashed: list[str] = []
+    verified: list[str] = []
+    real_verify = verify_password
+    monkeypatch.setattr("app.security.operators.hash_password", lambda password, hasher: hashed.append("hash") or "")
+    monkeypatch.setattr("app.security.operators.verify_password",
+                        lambda stored, password, hasher: verified.append(stored) or real_verify(stored, password, hasher))
+
+    def wal_frames() -> int:
+        return (tmp_path / "bulwark.db-wal").stat().st_size
+
+    # Warm up both paths (the first unknown name inserts the counter's row; later ones update it).
+    for name in ("nobody", "tom"):
+        with pytest.raises(AuthError):
+            fresh.authenticate(name, "not the password")
+    grown = {}
+    for name in ("nobody", "tom"):
+        before = wal_frames()
+        with pytest.raises(AuthError, match=WRONG_NAME_OR_PASSWORD):
+            fresh.authenticate(name, "not the password")
+        grown[name] = wal_frames() - before
+    # The first unknown name costs one verify, no hashing: the dummy was built with the directory.
+    assert hashed == [] and len(verified) == 4
+    assert verified[0].rsplit("$", 2)[0] == stored_hash(store, "tom").rsplit("$", 2)[0]
+    # Both paths commit a write (a page to the log, synced): the same cost, and time tells no names apart.
+    assert grown["nobody"] > 0 and grown["nobody"] == grown["tom"]
+    assert fresh.unknown_name_attempts() == 2
+    account = fresh.operator("tom")
+    assert account is not None and account.failed_attempts == 2
 
 
 def test_five_failures_lock_the_account_for_15_minutes_even_against_the_right_password(
@@ -385,6 +446,11 @@ def test_a_store_that_refuses_the_write_says_so_without_the_hash(
     # SQLAlchemy's own message would quote the statement's parameters, the new hash among them.
     assert "argon2" not in str(raised.value) and raised.value.__cause__ is None and raised.value.__suppress_context__
     assert "argon2" not in caplog.text and "a brand new phrase" not in caplog.text
+    # An attempt that cannot be counted is not checked: the lockout must not depend on a working store.
+    with pytest.raises(StoreError, match="frozen"):
+        directory.authenticate("tom", TRADER_PASSWORD)
+    with store.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER operators_frozen")
     assert directory.authenticate("tom", TRADER_PASSWORD).name == "tom"
 
 
@@ -419,5 +485,178 @@ def test_accounts_and_lockout_on_either_backend(db_url: str) -> None:
         assert directory.authenticate("tom", TRADER_PASSWORD).role is Role.TRADER
         assert [(o.name, o.role, o.enabled) for o in directory.operators()] == [("asha", Role.ADMIN, True),
                                                                                ("tom", Role.TRADER, True)]
+        with pytest.raises(AuthError, match=WRONG_NAME_OR_PASSWORD):
+            directory.authenticate("nobody", "not the password")
+        assert directory.unknown_name_attempts() == 1
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(update(OperatorRow).where(OperatorRow.name_key == "tom").values(role="superuser"))
     finally:
         engine.dispose()
+
+
+# -- attempts at the same time ----------------------------------------------------------------------
+
+
+def test_parallel_attempts_get_at_most_five_verifies_and_the_right_password_cannot_lift_their_lock(
+    directory: OperatorDirectory, admin: Actor, sink: Sink, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrong, attempts = 10, 11
+    gate = threading.Condition()
+    arrived: set[int] = set()  # threads now verifying or already answered
+    wrong_answered = 0
+    verified: list[str] = []
+    real = verify_password
+
+    def overlapping(stored: str, password: str, hasher: Any) -> bool:
+        with gate:
+            verified.append(password)
+            arrived.add(threading.get_ident())
+            gate.notify_all()
+            # Every verify waits until each attempt is verifying or answered, so all of them overlap.
+            assert gate.wait_for(lambda: len(arrived) == attempts, timeout=30)
+            if password == TRADER_PASSWORD:
+                # The right password is checked last, once every wrong one has been answered.
+                assert gate.wait_for(lambda: wrong_answered == wrong, timeout=30)
+        return real(stored, password, hasher)
+
+    monkeypatch.setattr("app.security.operators.verify_password", overlapping)
+    start = threading.Barrier(attempts)
+    answers: dict[str, str] = {}
+
+    def attempt(password: str) -> None:
+        nonlocal wrong_answered
+        start.wait(timeout=30)
+        try:
+            directory.authenticate("tom", password)
+            answers[password] = "signed in"
+        except AuthError as exc:
+            answers[password] = str(exc)
+        finally:
+            with gate:
+                arrived.add(threading.get_ident())
+                wrong_answered += password != TRADER_PASSWORD
+                gate.notify_all()
+
+    threads = [threading.Thread(target=attempt, args=(f"wrong guess {n:02d}",)) for n in range(wrong)]
+    threads.append(threading.Thread(target=attempt, args=(TRADER_PASSWORD,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    # Five attempts were counted before their verifies; the sixth locked the account; the rest were refused.
+    assert len(verified) == MAX_FAILED_ATTEMPTS
+    assert answers[TRADER_PASSWORD].startswith("this account is locked until")
+    assert E.LOGIN_OK not in sink.events() and sink.events().count(E.LOGIN_LOCKED) == 1
+    reasons = [payload["reason"] for kind, payload, _, _ in sink.records if kind is E.LOGIN_FAILED]
+    assert reasons.count("wrong password") <= MAX_FAILED_ATTEMPTS and len(reasons) == attempts
+    account = directory.operator("tom")
+    assert account is not None and account.locked_at(clock())
+
+
+def test_a_lock_set_while_the_right_password_is_checked_is_not_lifted(
+    directory: OperatorDirectory, admin: Actor, sink: Sink, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = verify_password
+
+    def guesses_meanwhile(stored: str, password: str, hasher: Any) -> bool:
+        if password == TRADER_PASSWORD:
+            # Four guesses land while tom's own attempt is being checked: with his, five counted.
+            for n in range(MAX_FAILED_ATTEMPTS - 1):
+                with pytest.raises(AuthError, match=WRONG_NAME_OR_PASSWORD):
+                    directory.authenticate("tom", f"guess number {n}")
+        return real(stored, password, hasher)
+
+    monkeypatch.setattr("app.security.operators.verify_password", guesses_meanwhile)
+    with pytest.raises(AuthError, match="this account is locked until"):
+        directory.authenticate("tom", TRADER_PASSWORD)
+    assert E.LOGIN_OK not in sink.events()
+    assert sink.last(E.LOGIN_LOCKED)[0]["reason"] == "5 failed attempts"
+    account = directory.operator("tom")
+    assert account is not None and account.locked_at(clock())
+
+
+@pytest.mark.parametrize("meanwhile", ["reset", "disable", "lockout"])
+def test_a_password_change_is_refused_when_the_account_changed_after_the_check(
+    directory: OperatorDirectory, admin: Actor, sink: Sink, monkeypatch: pytest.MonkeyPatch, meanwhile: str,
+) -> None:
+    real = hash_password
+
+    def hashing_while_an_admin_acts(password: str, hasher: Any) -> str:
+        if password == "a brand new phrase":
+            if meanwhile == "reset":
+                directory.reset_password("tom", "the admins phrase", by=admin)
+            elif meanwhile == "disable":
+                directory.disable("tom", by=admin)
+            else:
+                for _ in range(MAX_FAILED_ATTEMPTS):
+                    with pytest.raises(AuthError):
+                        directory.authenticate("tom", "somebody guessing")
+        return real(password, hasher)
+
+    monkeypatch.setattr("app.security.operators.hash_password", hashing_while_an_admin_acts)
+    with pytest.raises(AuthError) as raised:
+        directory.change_password("tom", TRADER_PASSWORD, "a brand new phrase")
+    assert str(raised.value) == CHANGED_MEANWHILE
+    assert E.PASSWORD_CHANGED not in sink.events()
+    assert sink.last(E.LOGIN_FAILED)[0]["reason"] == "account changed during the check"
+    if meanwhile != "reset":
+        directory.enable("tom", by=admin)
+    with pytest.raises(AuthError):
+        directory.authenticate("tom", "a brand new phrase")
+    expected = "the admins phrase" if meanwhile == "reset" else TRADER_PASSWORD
+    assert directory.authenticate("tom", expected).name == "tom"
+
+
+# -- a tampered row ---------------------------------------------------------------------------------
+
+
+def tamper(store: Engine, name: str, column: str, value: object) -> None:
+    """Write what Bulwark never writes, past the table's CHECK constraints (as an edit of the file could)."""
+    raw = store.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA ignore_check_constraints = ON")
+        cursor.execute(f"UPDATE operators SET {column} = ? WHERE name_key = ?", (value, name))
+        raw.commit()
+        cursor.execute("PRAGMA ignore_check_constraints = OFF")
+    finally:
+        raw.close()
+
+
+def test_the_table_refuses_a_role_or_enabled_bulwark_does_not_know(directory: OperatorDirectory, admin: Actor,
+                                                                   store: Engine) -> None:
+    for column, value in (("role", "superuser"), ("role", "Admin"), ("enabled", 2)):
+        with pytest.raises(IntegrityError, match="CHECK constraint failed"), store.begin() as connection:
+            connection.exec_driver_sql(f"UPDATE operators SET {column} = ? WHERE name_key = 'tom'", (value,))
+    assert directory.operator("tom") == directory.operators()[1]
+
+
+@pytest.mark.parametrize("column, value, detail", [
+    ("role", "superuser", "unknown role 'superuser'"),
+    ("role", "", "unknown role ''"),
+    ("enabled", "yes", "enabled 'yes' is not a boolean"),
+    ("enabled", 7, "enabled '7' is not a boolean"),
+    ("failed_attempts", "many", "failed_attempts 'many' is not a number"),
+])
+def test_a_tampered_row_is_listed_as_damaged_refuses_sign_in_and_never_crashes(
+    directory: OperatorDirectory, admin: Actor, sink: Sink, store: Engine, caplog: pytest.LogCaptureFixture,
+    column: str, value: object, detail: str,
+) -> None:
+    tamper(store, "tom", column, value)
+    listed = {account.name: account for account in directory.operators()}
+    tom = listed["tom"]
+    assert tom.damaged == detail and tom.enabled is False and tom.role is Role.VIEWER
+    assert listed["asha"].damaged is None and directory.operator("tom") == tom
+    with pytest.raises(AuthError) as raised:
+        directory.authenticate("tom", TRADER_PASSWORD)
+    assert str(raised.value).startswith(f"this account's entry in the database is damaged ({detail})")
+    assert sink.last(E.LOGIN_FAILED) == ({"name": "tom", "role": None, "purpose": "sign_in",
+                                          "reason": "stored account invalid"}, "tom")
+    assert "operator tom: the stored account is damaged" in caplog.text
+    for change in (lambda: directory.disable("tom", by=admin), lambda: directory.enable("tom", by=admin),
+                   lambda: directory.reset_password("tom", "a repaired phrase", by=admin)):
+        with pytest.raises(OperatorInputError, match="the stored entry of tom is damaged"):
+            change()
+    # Everyone else is untouched.
+    assert directory.authenticate("asha", ADMIN_PASSWORD).name == "asha"

@@ -17,6 +17,7 @@ from app.security.passwords import (
     needs_rehash,
     password_hasher,
     password_problems,
+    unmatchable_hash,
     verify_password,
 )
 
@@ -130,3 +131,17 @@ def test_the_policy_refuses(password: str, problem: str) -> None:
 )
 def test_the_policy_accepts(password: str) -> None:
     assert password_problems(password, "asha") == []
+
+
+def test_the_unmatchable_hash_has_the_hashers_parameters_and_matches_nothing() -> None:
+    for hasher in (DEFAULT_HASHER, FAST_HASHER):
+        dummy = unmatchable_hash(hasher)
+        real = hash_password(GOOD, hasher)
+        # The same parameters as a real hash, so a verify against it costs what a real one costs.
+        assert dummy.rsplit("$", 2)[0] == real.rsplit("$", 2)[0]
+        assert extract_parameters(dummy) == extract_parameters(real)
+        assert not needs_rehash(dummy, hasher)
+    dummy = unmatchable_hash(FAST_HASHER)
+    assert dummy != unmatchable_hash(FAST_HASHER)  # a fresh salt and tag each time
+    for password in ("", GOOD, "bulwark: no such operator", "x" * MAX_LENGTH):
+        assert verify_password(dummy, password, FAST_HASHER) is False
