@@ -1,4 +1,8 @@
-"""The flatten confirmation: names every order the flatten will send before the operator commits to it."""
+"""The flatten confirmation: names every order the flatten will send before the operator commits to it.
+
+Given the window's ``session``, the confirmation belongs to the operator signed in when it opened:
+once that operator has signed out, switched or locked the screen, confirming it is refused.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui import formatting, theme
+from app.ui.session import OperatorSession, not_held_text
 
 _VISIBLE_ROWS = 10
 _COLUMNS = ("Instrument", "Side", "Qty", "≈ Value at mark")
@@ -76,9 +81,17 @@ class FlattenDialog(QDialog):
         parent: QWidget | None = None,
         *,
         arm_delay_ms: int = 1000,
+        session: OperatorSession | None = None,
     ) -> None:
         super().__init__(parent)
         self.setModal(True)
+        self._session = session
+        # The operator's stay this confirmation was opened in: nobody else's authority (nor a later sign-in) confirms it.
+        self.seat = session.seat if session is not None else None
+        self.refusal = QLabel(self)
+        self.refusal.setWordWrap(True)
+        self.refusal.setStyleSheet(f"color: {theme.colours(theme.is_dark(self.palette())).bad};")
+        self.refusal.hide()
         self._plan = tuple(plan)
         self._arm_delay_ms = arm_delay_ms
         self._arm_timer = QTimer(self)
@@ -134,8 +147,18 @@ class FlattenDialog(QDialog):
         self.confirm_button.setEnabled(arm_delay_ms <= 0)
         self.confirm_button.clicked.connect(self.accept)
         self.cancel_button.clicked.connect(self.reject)
+        layout.addWidget(self.refusal)
         layout.addWidget(self._buttons)
         self.cancel_button.setFocus()
+
+    def accept(self) -> None:
+        """Confirm, unless the operator it was opened for no longer holds the window (then say so; nothing is sent)."""
+        if self._session is not None and not self._session.holds(self.seat):
+            name = self.seat.actor.name if self.seat is not None else "nobody"
+            self.refusal.setText(not_held_text(name))
+            self.refusal.show()
+            return
+        super().accept()
 
     def plan(self) -> tuple[FlattenLine, ...]:
         """The lines shown, in order."""

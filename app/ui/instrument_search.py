@@ -17,9 +17,11 @@ import bisect
 import heapq
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import date
 
+import shiboken6
 from PySide6.QtCore import QObject, QStringListModel, Qt, Signal
 from PySide6.QtWidgets import QCompleter, QLineEdit, QWidget
 
@@ -214,10 +216,30 @@ class InstrumentIndex:
         return result
 
 
-class _Builder(QObject):
-    """Carries an index built on a worker thread back to the GUI thread (a queued signal)."""
+class _Relay(QObject):
+    """Carries indexes built on worker threads to the GUI thread (a queued signal). One for the process, made
+    on the GUI thread and never deleted: a worker never emits on a QObject the GUI thread may be deleting
+    (a ticket closed before its index is ready)."""
 
-    built = Signal(object)
+    built = Signal(object, object)
+
+
+_relay: _Relay | None = None
+
+
+def _the_relay() -> _Relay:
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+        _relay.built.connect(_deliver)
+    return _relay
+
+
+def _deliver(field_ref: weakref.ref[InstrumentSearch], index: InstrumentIndex) -> None:
+    # The field may have been deleted while its index was built: then the index is dropped.
+    field = field_ref()
+    if field is not None and shiboken6.isValid(field):
+        field._indexed(index)
 
 
 class InstrumentSearch(QLineEdit):
@@ -255,9 +277,10 @@ class InstrumentSearch(QLineEdit):
             self._indexed(InstrumentIndex(values))
         else:
             self.setPlaceholderText(f"indexing {len(values):,} instruments…")
-            self._builder = _Builder(self)
-            self._builder.built.connect(self._indexed)
-            threading.Thread(target=lambda: self._builder.built.emit(InstrumentIndex(values)), name="instrument-index",
+            relay, field_ref = _the_relay(), weakref.ref(self)
+            # The thread holds the relay and a weak reference, never the field: the field is neither touched
+            # nor kept alive there, so it can only ever be deleted on the GUI thread.
+            threading.Thread(target=lambda: relay.built.emit(field_ref, InstrumentIndex(values)), name="instrument-index",
                              daemon=True).start()
 
     @property

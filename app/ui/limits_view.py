@@ -60,7 +60,7 @@ from app.ui.limits_document import (
 )
 from app.ui.limits_form import TERMS, LimitsForm
 from app.ui.limits_history import LimitsHistory, ist_stamp
-from app.ui.session import OperatorSession
+from app.ui.session import OperatorSession, not_held_text
 
 if TYPE_CHECKING:
     from app.engine.engine import Engine
@@ -539,7 +539,7 @@ class LimitsPanel(QWidget):
 
     async def save(self) -> int | None:
         """Put the edited document in force through the engine; the version, or None when refused (shown)."""
-        actor = self.session.actor
+        actor, seat = self.session.actor, self.session.seat
         text = self.toml.toPlainText()
         reason = fold_reason(self.reason.text())
         c = theme.colours(theme.is_dark(self.palette()))
@@ -550,6 +550,10 @@ class LimitsPanel(QWidget):
         self._update_save()
         self._say("Saving…", c.dim)
         try:
+            # The account as it is now (disabled or demoted since sign-in: refused), not as it was at sign-in.
+            if not await self.session.confirm(seat):
+                self._say(not_held_text(actor.name), c.bad)
+                return None
             version = await self.engine.set_limits(text, actor=actor, reason=reason, path=self.limits_path)
         except PermissionError as exc:
             self._say(f"Refused: {exc}. Nothing changed.", c.bad)

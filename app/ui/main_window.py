@@ -6,7 +6,9 @@ repaints only what changed. The kill switch's slot calls the engine's synchronou
 ``engage_kill_switch``: the desk is HALTED before the slot returns, whatever the loop does next.
 
 Operators: ``window.session`` says who is signed in and whether the window is locked;
-``window.directory`` (the desk's ``OperatorDirectory``, given by ``open_session``) signs them in.
+``window.session_controller`` (``app/ui/session_controller.py``) signs them in and out through the
+desk's ``OperatorDirectory`` (given by ``open_session``), locks, closes the dialogs an operator
+leaves behind and re-reads the signed-in account; the window's methods for these delegate to it.
 Until someone signs in, and while the screen is locked, the lock screen covers the docks and the
 charts; the kill-switch bar stays above it and the kill switch works for everyone, always. Every
 engine action the window takes carries ``session.actor`` and the engine decides; the window only
@@ -60,7 +62,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.domain.actors import Actor, Permission, Role
+from app.domain.actors import Permission
 from app.domain.audit import AuditSource
 from app.domain.events import Alert, AlertLevel
 from app.domain.orders import Side
@@ -81,7 +83,8 @@ from app.ui.orders_table import OrdersModel, OrdersView
 from app.ui.password_dialog import PasswordDialog
 from app.ui.positions_table import PositionsView
 from app.ui.rearm_dialog import FourEyes, RearmDialog
-from app.ui.session import OperatorSession, RoleGuard
+from app.ui.session import OperatorSession, RoleGuard, not_held_text
+from app.ui.session_controller import SessionController
 from app.ui.sign_in_dialog import SignInDialog
 from app.ui.status_bar import DeskStatusBar
 
@@ -202,7 +205,7 @@ class DeskWindow(QMainWindow):
         # Who acts when nobody is signed in (the kill switch, a close): the OS user, as `main.py panic` names it.
         self.os_user = actor or getpass.getuser()
         self.session = OperatorSession(self)
-        self.directory: OperatorDirectory | None = None
+        self.session_controller = SessionController(self, self.session)
         self.dark = dark
         self.engine: Engine | None = None
         self.bridge: EngineBridge | None = None
@@ -212,9 +215,6 @@ class DeskWindow(QMainWindow):
         self._pending_kill: str | None = None
         self._pending_actor = self.os_user
         self._hidden_floating: list[QDockWidget] = []
-        self._sign_in: SignInDialog | None = None
-        self._first_run: FirstRunDialog | None = None
-        self._locked_at_ns: int | None = None
         self._last_positions_ns = 0
         self._last_chart_ns = 0
         self._last_bars_ns = 0
@@ -288,7 +288,7 @@ class DeskWindow(QMainWindow):
 
         # Over the docks and the charts, under the kill-switch bar: shown until someone signs in and while locked.
         self.lock_screen = LockScreen(self)
-        self.lock_screen.unlocked.connect(self._unlocked)
+        self.lock_screen.unlocked.connect(self.session_controller.unlocked)
         self.lock_screen.switch_requested.connect(self.open_sign_in)
         self.lock_screen.sign_in_requested.connect(self.open_sign_in)
         self.guards = [
@@ -297,9 +297,9 @@ class DeskWindow(QMainWindow):
             RoleGuard(self.orders.cancel_selected_button, self.session, _CANCEL),
             RoleGuard(self.orders.cancel_all_button, self.session, _CANCEL),
         ]
-        self.session.changed.connect(self._apply_session)
+        self.session.changed.connect(self.apply_session)
         self.set_dark(dark)
-        self._apply_session()
+        self.apply_session()
         self.idle = IdleWatch(idle_lock_s, self, clock=idle_clock)
         self.idle.idle.connect(lambda: self.lock(f"no input for {self.idle.timeout_s / 60:g} min"))
         if idle_lock_s > 0:
@@ -467,7 +467,7 @@ class DeskWindow(QMainWindow):
             raise RuntimeError("the work docks need a running desk: attach the engine first")
         self.work = WorkDocks(self, self.engine, store=store, limits_path=limits_path, keys=keys,
                               checkpoint_files=checkpoint_files)
-        self._apply_session()
+        self.apply_session()
         return self.work
 
     def reset_layout(self) -> None:
@@ -478,7 +478,7 @@ class DeskWindow(QMainWindow):
         if self.work is not None:
             self.work.place()
         self.save_layout()
-        self._apply_session()
+        self.apply_session()
 
     # -- the engine --------------------------------------------------------------------------------
 
@@ -590,7 +590,7 @@ class DeskWindow(QMainWindow):
         # returns as soon as the desk is HALTED.
         QTimer.singleShot(0, self._show_state)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
 
@@ -599,29 +599,29 @@ class DeskWindow(QMainWindow):
             if not finished.cancelled() and finished.exception() is not None:
                 error = finished.exception()
                 log.error("%s failed: %s", what, error)
-                self._local_alert(AlertLevel.WARNING, f"{what} failed: {error}")
+                self.local_alert(AlertLevel.WARNING, f"{what} failed: {error}")
 
         task.add_done_callback(done)
         return task
 
-    def _local_alert(self, level: AlertLevel, message: str) -> None:
+    def local_alert(self, level: AlertLevel, message: str) -> None:
         now = self.engine.clock_ns() if self.engine is not None else time.time_ns()
         alert = Alert(level, "desk", message, now)
         self.alerts.add_alerts([alert])
 
-    def _refused(self, what: str, permissions: tuple[Permission, ...]) -> bool:
+    def refused(self, what: str, permissions: tuple[Permission, ...]) -> bool:
         """Whether the operator at the window may not ``what`` now (said in the alerts, for a key that bypassed a greyed button)."""
         if self.session.can_any(permissions):
             return False
         actor = self.session.actor
         who = "nobody is signed in" if actor is None else "the screen is locked" if self.session.locked else f"{self.session.describe()} may not"
-        self._local_alert(AlertLevel.WARNING, f"{what}: refused, {who} (needs {' or '.join(str(p) for p in permissions)})")
+        self.local_alert(AlertLevel.WARNING, f"{what}: refused, {who} (needs {' or '.join(str(p) for p in permissions)})")
         return True
 
     def cancel_orders(self, client_ids: list[str]) -> None:
         engine = self.engine
         operator = self.session.actor
-        if engine is None or not client_ids or operator is None or self._refused("cancel", _CANCEL):
+        if engine is None or not client_ids or operator is None or self.refused("cancel", _CANCEL):
             return
 
         async def cancel() -> None:
@@ -630,9 +630,9 @@ class DeskWindow(QMainWindow):
                                              for i in client_ids))
             failed = [r for r in results if not r.ok]
             if failed:
-                self._local_alert(AlertLevel.WARNING, f"{len(failed)} of {len(results)} cancels failed: {failed[0].message}")
+                self.local_alert(AlertLevel.WARNING, f"{len(failed)} of {len(results)} cancels failed: {failed[0].message}")
 
-        self._spawn(cancel(), "cancel")
+        self.spawn(cancel(), "cancel")
 
     def cancel_all_working(self) -> None:
         """Cancel every working order the operator may cancel (all of them with CANCEL_ANY, their own with CANCEL_OWN);
@@ -647,13 +647,14 @@ class DeskWindow(QMainWindow):
     def open_rearm(self) -> None:
         """The re-arm dialog, re-arming as the operator signed in (greyed for one without REARM: see ``open_rearm_authorised``)."""
         engine, operator = self.engine, self.session.actor
-        if engine is None or operator is None or self._refused("re-arm", (Permission.REARM,)):
+        if engine is None or operator is None or self.refused("re-arm", (Permission.REARM,)):
             return
 
         async def submit(reason: str, target: str) -> None:
             await engine.rearm(operator, reason, to=TradingState(target))
 
-        dialog = RearmDialog(operator.name, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self)
+        dialog = RearmDialog(operator.name, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self,
+                             session=self.session)
         show_beside(dialog)
         self.rearm_dialog = dialog
 
@@ -671,7 +672,7 @@ class DeskWindow(QMainWindow):
             await engine.rearm(authoriser, f"{reason} (authorised at {operator.name}'s desk)", to=TradingState(target))
 
         dialog = RearmDialog(operator.name, engine.halt_reason, str(engine.trading_state), submit=submit, parent=self,
-                             four_eyes=FourEyes(authorise, operator.name))
+                             four_eyes=FourEyes(authorise, operator.name), session=self.session)
         show_beside(dialog)
         self.rearm_dialog = dialog
         return dialog
@@ -687,17 +688,21 @@ class DeskWindow(QMainWindow):
 
     def open_flatten(self) -> None:
         engine, actor = self.engine, self.session.actor
-        if engine is None or actor is None or self._refused("flatten", (Permission.FLATTEN,)):
+        if engine is None or actor is None or self.refused("flatten", (Permission.FLATTEN,)):
             return
-        dialog = FlattenDialog(self.flatten_plan(), len(engine.oms.working()), parent=self)
+        dialog = FlattenDialog(self.flatten_plan(), len(engine.oms.working()), parent=self, session=self.session)
 
         def confirmed() -> None:
             async def run() -> None:
+                # The account re-read right before acting: disabled or demoted since sign-in, nothing is sent.
+                if not await self.session.confirm(dialog.seat):
+                    self.local_alert(AlertLevel.WARNING, f"flatten: {not_held_text(actor.name)}")
+                    return
                 report = await engine.flatten(actor, confirmed=True)
                 level = AlertLevel.INFO if report.verified_flat else AlertLevel.CRITICAL
-                self._local_alert(level, f"flatten: {report.orders_sent} orders sent, verified flat: {report.verified_flat}")
+                self.local_alert(level, f"flatten: {report.orders_sent} orders sent, verified flat: {report.verified_flat}")
 
-            self._spawn(run(), "flatten")
+            self.spawn(run(), "flatten")
 
         dialog.accepted.connect(confirmed)
         show_beside(dialog)
@@ -713,7 +718,7 @@ class DeskWindow(QMainWindow):
             return self._login
         dialog = BreezeLoginDialog(url, lambda token: engine.renew_broker_session(token, actor=self.actor), reason=reason,
                                    dark=self.dark, parent=self)
-        dialog.token_renewed.connect(lambda: self._local_alert(AlertLevel.INFO, "Breeze session renewed: re-arm to trade"))
+        dialog.token_renewed.connect(lambda: self.local_alert(AlertLevel.INFO, "Breeze session renewed: re-arm to trade"))
         dialog.token_renewed.connect(lambda: self.clear_fault("broker"))
         show_beside(dialog)
         self._login = dialog
@@ -721,133 +726,58 @@ class DeskWindow(QMainWindow):
 
     # -- operators ---------------------------------------------------------------------------------
 
+    # Thin delegates: the session controller signs operators in and out, locks, and re-checks their accounts.
+
+    @property
+    def directory(self) -> OperatorDirectory | None:
+        """The desk's operator directory, once ``set_directory`` or ``open_session`` gave it."""
+        return self.session_controller.directory
+
+    @property
+    def _sign_in(self) -> SignInDialog | None:
+        return self.session_controller.sign_in_dialog
+
+    @property
+    def _first_run(self) -> FirstRunDialog | None:
+        return self.session_controller.first_run_dialog
+
     def set_directory(self, directory: OperatorDirectory) -> None:
         """Operators sign in, unlock and authorise through ``directory`` (the desk's) from now on."""
-        self.directory = directory
-        self._apply_session()
+        self.session_controller.set_directory(directory)
 
     def open_session(self, directory: OperatorDirectory) -> asyncio.Task[None]:
         """Sign-in from now on goes through ``directory``: the first-run dialog when it has no operators yet,
         else the sign-in dialog. Returns at once; the engine runs meanwhile, whoever is signed in."""
-        self.set_directory(directory)
-
-        async def ask() -> None:
-            if await asyncio.to_thread(directory.has_operators):
-                self.open_sign_in()
-            else:
-                self.open_first_run()
-
-        return self._spawn(ask(), "opening the sign-in")
+        return self.session_controller.open_session(directory)
 
     def open_sign_in(self) -> SignInDialog | None:
         """The sign-in dialog (once at a time): sign in, or, while someone is signed in, switch to another operator."""
-        directory = self.directory
-        if directory is None:
-            return None
-        if self._sign_in is not None and self._sign_in.isVisible():
-            self._sign_in.raise_()
-            self._sign_in.activateWindow()
-            return self._sign_in
-        switching = self.session.actor is not None
-        dialog = SignInDialog(partial(directory.authenticate, purpose="sign_in"), self,
-                              title="Switch operator — Bulwark" if switching else "Sign in — Bulwark",
-                              prompt="Sign in as another operator" if switching else "Sign in to the desk")
-        dialog.signed_in.connect(self._signed_in)
-        show_beside(dialog)
-        self._sign_in = dialog
-        return dialog
+        return self.session_controller.open_sign_in()
 
     def open_first_run(self) -> FirstRunDialog | None:
         """The first start: create the administrator (no default account exists), then sign them in."""
-        directory = self.directory
-        if directory is None:
-            return None
-
-        def create(name: str, password: str) -> Actor:
-            directory.add(name, Role.ADMIN, password, by=None)
-            return directory.authenticate(name, password, purpose="sign_in")
-
-        dialog = FirstRunDialog(create, self)
-        dialog.signed_in.connect(self._signed_in)
-        show_beside(dialog)
-        self._first_run = dialog
-        return dialog
-
-    def _signed_in(self, actor: Actor) -> None:
-        previous = self.session.actor
-        if previous is not None and previous.name != actor.name:
-            self._record_sign_out(previous)
-        self.session.sign_in(actor)
-        self.idle.touch()
-
-    def _record_sign_out(self, actor: Actor) -> None:
-        directory = self.directory
-        if directory is not None:
-            self._spawn(asyncio.to_thread(directory.record_sign_out, actor), "recording the sign-out")
+        return self.session_controller.open_first_run()
 
     def lock(self, reason: str) -> None:
         """Lock the screen now (Ctrl+L, idle, switch): hides the desk under the lock screen; audited."""
-        actor, directory = self.session.actor, self.directory
-        if actor is None or self.session.locked:
-            return
-        # The desk's clock, as the kill-switch bar shows it (a paper desk's runs from the session's open).
-        self._locked_at_ns = self.engine.clock_ns() if self.engine is not None else time.time_ns()
-        self.session.lock()
-        # A dialog beside the window (re-arm, flatten, a password form) is no place to leave a locked desk open.
-        for dialog in self.findChildren(QDialog):
-            if dialog.isVisible() and not isinstance(dialog, SignInDialog):
-                dialog.reject()
-        if directory is not None:
-            self._spawn(asyncio.to_thread(directory.record_lock, actor, reason), "recording the lock")
-
-    def _unlocked(self, actor: Actor) -> None:
-        if self.session.actor is not None and actor.name == self.session.actor.name:
-            # The same operator, as the directory knows them now (a changed role applies from here).
-            if actor != self.session.actor:
-                self.session.sign_in(actor)
-            else:
-                self.session.unlock()
-        else:
-            self._signed_in(actor)
-        self.idle.touch()
+        self.session_controller.lock(reason)
 
     def sign_out(self) -> None:
         """The operator leaves: audited; the lock screen covers the desk and the sign-in dialog opens."""
-        actor = self.session.actor
-        if actor is None:
-            return
-        self._record_sign_out(actor)
-        self.session.sign_out()
-        self.open_sign_in()
+        self.session_controller.sign_out()
 
     def switch_operator(self) -> None:
         """Another operator takes the seat: the screen locks at once, then the sign-in dialog asks who."""
-        self.lock("switching operator")
-        self.open_sign_in()
+        self.session_controller.switch_operator()
 
     def open_change_password(self) -> PasswordDialog | None:
-        actor, directory = self.session.actor, self.directory
-        if actor is None or directory is None or self.session.locked:
-            return None
-        name = actor.name
-        dialog = PasswordDialog(name, lambda old, new: directory.change_password(name, old, new), self)
-        dialog.accepted.connect(lambda: self._local_alert(AlertLevel.INFO, f"{name}'s password was changed"))
-        show_beside(dialog)
-        self.password_dialog = dialog
-        return dialog
+        return self.session_controller.open_change_password()
 
     def open_operators(self) -> OperatorsDialog | None:
         """Operators… for an administrator: list, add, disable/enable, reset a password."""
-        actor, directory = self.session.actor, self.directory
-        if actor is None or directory is None or self._refused("operators", (Permission.MANAGE_OPERATORS,)):
-            return None
-        dialog = OperatorsDialog(directory, actor, self)
-        show_beside(dialog)
-        self.operators_dialog = dialog
-        self._spawn(dialog.load(), "reading the operators")
-        return dialog
+        return self.session_controller.open_operators()
 
-    def _apply_session(self) -> None:
+    def apply_session(self) -> None:
         """Bring the window in line with who is signed in: the lock screen, the menus, the operator shown."""
         session = self.session
         actor = session.actor
@@ -856,9 +786,9 @@ class DeskWindow(QMainWindow):
         if actor is None:
             self.lock_screen.show_signed_out()
         elif session.locked:
-            since = ist_hms(self._locked_at_ns or time.time_ns())
+            since = ist_hms(self.session_controller.locked_at_ns or time.time_ns())
             self.lock_screen.show_locked(actor.name, session.describe().removesuffix(" · locked"), f"{since} IST",
-                                         self._unlock_check())
+                                         self.session_controller.unlock_check())
         self._cover(covered)
         can = session.can
         self.cancel_all_action.setEnabled(session.can_any(_CANCEL))
@@ -882,14 +812,6 @@ class DeskWindow(QMainWindow):
         if engine is not None and engine.session_expired and session.can_any(_BROKER_LOGIN):
             # The expiry came while nobody who may log in was at the desk (or while locked): ask now.
             self.open_login(_SESSION_EXPIRED)
-
-    def _unlock_check(self) -> Callable[[str, str], Actor]:
-        directory = self.directory
-        if directory is None:
-            def refuse(_name: str, _password: str) -> Actor:
-                raise PermissionError("no operator directory: the desk has not started")
-            return refuse
-        return partial(directory.authenticate, purpose="unlock")
 
     def _cover(self, covered: bool) -> None:
         """Hide the desk under the lock screen (or show it again); the kill-switch bar is never covered."""
@@ -1084,7 +1006,7 @@ class DeskWindow(QMainWindow):
         if choice is CloseChoice.STAY or self._closing:
             return
         self._closing = True
-        self._spawn(self._shutdown(choice), "closing the desk")
+        self.spawn(self._shutdown(choice), "closing the desk")
 
     async def _shutdown(self, choice: CloseChoice) -> None:
         engine = self.engine
@@ -1122,6 +1044,7 @@ class DeskWindow(QMainWindow):
         """Stop the frame timer, the idle watch, the hotkeys, the tray and the bridge; a later close closes at once."""
         self.timer.stop()
         self.idle.stop()
+        self.session_controller.stop()
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self.kill_keys)

@@ -43,7 +43,7 @@ from app.ui.order_ticket import (
     parse_quantity,
     price_text,
 )
-from app.ui.session import OperatorSession
+from app.ui.session import OperatorSession, Seat, not_held_text
 from app.ui.ticket_preview import (
     FIELD_OF,
     PRICE,
@@ -271,13 +271,17 @@ class ModifyDialog(QDialog):
         self._update_button()
         self._task = asyncio.ensure_future(self._modify(
             None if quantity == self.order.quantity else quantity,
-            None if price == self.order.price else paise_to_rupees(price), actor,
+            None if price == self.order.price else paise_to_rupees(price), actor, self.session.seat,
         ))
         return True
 
-    async def _modify(self, quantity: int | None, price: Decimal | None, actor: Actor) -> None:
+    async def _modify(self, quantity: int | None, price: Decimal | None, actor: Actor, seat: Seat | None) -> None:
         c = theme.colours(theme.is_dark(self.palette()))
         try:
+            if not await self.session.confirm(seat):
+                self.result_label.setText(f"✘ not modified: {not_held_text(actor.name)}")
+                self.result_label.setStyleSheet(f"color: {c.bad}; font-weight: 600;")
+                return
             result = await self.engine.modify(self.order.client_order_id, quantity=quantity, price=price, operator=actor)
         except Exception as exc:  # the dialog shows the failure; the engine logs its own
             log.exception("modify failed")

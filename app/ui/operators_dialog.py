@@ -4,6 +4,10 @@ Everything goes through the ``OperatorDirectory``, which checks the acting admin
 permission again and audits each change; its database work and password hashing run in a worker
 thread. Each field's problems (name rules, the password policy, the repetition) are shown next to
 it while typing, and a refused change says why without losing what was typed.
+
+Given the window's ``session``, the dialog acts only while the administrator it was opened for is
+still the operator signed in at an unlocked window, and re-reads their account (``session.confirm``)
+before every change: an administrator who signs out with it open leaves nobody their authority.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from app.security.operators import Operator, OperatorDirectory, OperatorInputErr
 from app.security.passwords import password_problems
 from app.ui.first_run_dialog import repeat_problems
 from app.ui.formatting import ist_hms
+from app.ui.session import OperatorSession, not_held_text
 from app.ui.sign_in_dialog import (
     heading,
     name_field,
@@ -59,7 +64,9 @@ def _day(ts_ns: int) -> str:
 
 
 def status_text(operator: Operator, now_ns: int) -> str:
-    """``active``, ``disabled`` or ``locked out until 11:57:00 IST``."""
+    """``active``, ``disabled``, ``locked out until 11:57:00 IST``, or what makes a stored account unreadable."""
+    if operator.damaged is not None:
+        return f"damaged: {operator.damaged}"
     if not operator.enabled:
         return "disabled"
     if operator.locked_until_ns is not None and operator.locked_until_ns > now_ns:
@@ -71,12 +78,15 @@ class OperatorsDialog(QDialog):
     """The administrator's view of the desk's operators, acting as ``by`` (the signed-in administrator)."""
 
     def __init__(self, directory: OperatorDirectory, by: Actor, parent: QWidget | None = None, *,
-                 clock_ns: Callable[[], int] | None = None) -> None:
+                 clock_ns: Callable[[], int] | None = None, session: OperatorSession | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Operators — Bulwark")
         self.setMinimumWidth(640)
         self._directory = directory
         self._by = by
+        self._session = session
+        # The administrator's stay this dialog was opened in: it acts for nobody else, nor for a later sign-in.
+        self._seat = session.seat if session is not None else None
         self._clock_ns = clock_ns
         self._tasks: set[asyncio.Task[object]] = set()
         self.busy = False
@@ -316,6 +326,9 @@ class OperatorsDialog(QDialog):
         show_problem(self.message, "")
         self._refresh()
         try:
+            if self._session is not None and not await self._session.confirm(self._seat):
+                show_problem(self.message, not_held_text(self._by.name))
+                return False
             await asyncio.to_thread(call)
         except OperatorInputError as error:
             show_problem(self._field_problem(error.field), error.problems)

@@ -46,7 +46,7 @@ from app.domain.requests import OrderRequest
 from app.engine.results import OrderPreview, SubmitResult
 from app.ui import formatting, theme
 from app.ui.instrument_search import InstrumentSearch
-from app.ui.session import OperatorSession
+from app.ui.session import OperatorSession, Seat, not_held_text
 from app.ui.ticket_preview import (
     FIELD_OF,
     INSTRUMENT,
@@ -790,12 +790,16 @@ class OrderTicket(QWidget):
             return False
         self._sending = True
         self._update_send()
-        self._task = asyncio.ensure_future(self._submit(request, operator))
+        self._task = asyncio.ensure_future(self._submit(request, operator, self.session.seat))
         return True
 
-    async def _submit(self, request: OrderRequest, operator: Actor) -> None:
+    async def _submit(self, request: OrderRequest, operator: Actor, seat: Seat | None) -> None:
         result: SubmitResult | None = None
         try:
+            # The account as it is now (disabled or demoted since sign-in: not sent), not as it was at sign-in.
+            if not await self.session.confirm(seat):
+                self._show_result(f"✘ not sent: {not_held_text(operator.name)}", ok=False)
+                return
             result = await self.engine.submit(request, operator=operator)
         except Exception as exc:
             log.exception("ticket submit failed")

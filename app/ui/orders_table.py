@@ -712,6 +712,8 @@ class OrdersView(QWidget):
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
             and event.key() == Qt.Key.Key_Delete
+            # Disabled under the lock screen: no key cancels from under it.
+            and self.table.isEnabled()
         ):
             self.cancel_selected()
             return True

@@ -4,6 +4,10 @@ Four eyes: when the operator at the desk may not re-arm (a trader), the dialog a
 it, a risk officer's name and password, checked by the operator directory (purpose
 ``"authorise"``, audited) in a worker thread; the re-arm is then made, and recorded, as that risk
 officer.
+
+Given the window's ``session``, the dialog belongs to the operator signed in when it opened: it
+refuses to re-arm once that operator has signed out, switched or locked the screen, and re-reads
+the account (``session.confirm``) right before it acts.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from PySide6.QtWidgets import (
 from app.domain.actors import Actor, Permission
 from app.security.operators import AuthError
 from app.ui import theme
+from app.ui.session import OperatorSession, not_held_text
 from app.ui.sign_in_dialog import (
     failure_text,
     name_field,
@@ -101,6 +106,7 @@ class RearmDialog(QDialog):
         *,
         submit: Submit | None = None,
         four_eyes: FourEyes | None = None,
+        session: OperatorSession | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Re-arm the desk")
@@ -113,6 +119,9 @@ class RearmDialog(QDialog):
         # Set when the dialog closes while a submit is still in flight: its outcome then goes to the log.
         self._abandoned = False
         self._four_eyes = four_eyes
+        self._session = session
+        # The operator's stay this dialog was opened in: nobody else's authority (nor a later sign-in) acts through it.
+        self._seat = session.seat if session is not None else None
         # The operator who authorised the re-arm (four eyes), once checked: the window re-arms as them.
         self.authoriser: Actor | None = None
 
@@ -262,8 +271,17 @@ class RearmDialog(QDialog):
             self._hint.setStyleSheet("")
             self._hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
 
+    def _held(self) -> bool:
+        return self._session is None or self._session.holds(self._seat)
+
+    def _refuse(self) -> None:
+        self.set_error(not_held_text(self._seat.actor.name if self._seat is not None else "nobody"))
+
     def _on_rearm(self) -> None:
         if self.problem() or self._sending:
+            return
+        if not self._held():
+            self._refuse()
             return
         if self._submit is None:
             self.accept()
@@ -293,8 +311,17 @@ class RearmDialog(QDialog):
 
     async def _run_submit(self, submit: Submit, reason: str, target: str) -> None:
         try:
+            if self._session is not None and not await self._session.confirm(self._seat):
+                self._set_sending(False)
+                self._refuse()
+                return
             if self._four_eyes is not None and not await self._authorised(self._four_eyes):
                 self._set_sending(False)
+                return
+            if not self._held():
+                # Signed out or locked while the authoriser's password was being checked.
+                self._set_sending(False)
+                self._refuse()
                 return
             await submit(reason, target)
         except (ValueError, PermissionError) as exc:

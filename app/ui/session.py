@@ -10,16 +10,42 @@ forgot to grey out a button is refused by the engine, not obeyed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QWidget
 
 from app.domain.actors import Actor, Permission
 
+Verifier = Callable[[Actor], Awaitable[bool]]
+"""``verify(actor)``: whether ``actor``'s account still stands as it did at sign-in (read from the directory);
+when it does not, the verifier itself signs the operator out or locks the screen."""
+
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """One operator's unbroken stay at the window: from sign-in (or unlock) to the next sign-out, switch or lock.
+
+    A dialog keeps the seat it was opened in; the same operator signing in again later is a new seat."""
+
+    actor: Actor
+    term: int
+
+
+def not_held_text(name: str) -> str:
+    """Why a dialog opened for ``name`` refuses to act: the window's operator changed, left or locked since."""
+    return f"Refused: {name} is no longer the operator signed in at this window (signed out, switched or locked). Nothing was done."
+
 
 class OperatorSession(QObject):
-    """The signed-in operator (``None``: nobody) and the lock state, with one signal for any change."""
+    """The signed-in operator (``None``: nobody) and the lock state, with one signal for any change.
+
+    A dialog opened for one operator keeps their ``seat``; before it acts it asks ``holds(seat)``
+    (the same stay, unlocked) or, for a privileged action, ``await confirm(seat)``, which also
+    re-reads the account through the window's verifier.
+    """
 
     changed = Signal()
 
@@ -29,6 +55,9 @@ class OperatorSession(QObject):
         self._locked = False
         self._clock_ns = clock_ns
         self._since_ns: int | None = None
+        self._verifier: Verifier | None = None
+        # Counts every change: a seat taken before one is over.
+        self._term = 0
 
     @property
     def actor(self) -> Actor | None:
@@ -39,6 +68,11 @@ class OperatorSession(QObject):
         return self._locked
 
     @property
+    def seat(self) -> Seat | None:
+        """The operator's current stay at the unlocked window (``None``: nobody, or locked)."""
+        return None if self._actor is None or self._locked else Seat(self._actor, self._term)
+
+    @property
     def signed_in_since_ns(self) -> int | None:
         """When the operator now signed in did so (``None``: nobody is signed in)."""
         return self._since_ns
@@ -47,23 +81,44 @@ class OperatorSession(QObject):
         self._actor = actor
         self._locked = False
         self._since_ns = self._clock_ns()
+        self._term += 1
         self.changed.emit()
 
     def sign_out(self) -> None:
         self._actor = None
         self._locked = False
         self._since_ns = None
+        self._term += 1
         self.changed.emit()
 
     def lock(self) -> None:
         if self._actor is not None and not self._locked:
             self._locked = True
+            self._term += 1
             self.changed.emit()
 
     def unlock(self) -> None:
         if self._locked:
             self._locked = False
+            self._term += 1
             self.changed.emit()
+
+    def set_verifier(self, verifier: Verifier | None) -> None:
+        """Who re-reads an operator's account before a privileged action (the window's session controller)."""
+        self._verifier = verifier
+
+    def holds(self, seat: Seat | None) -> bool:
+        """Whether ``seat`` is still the operator's stay at the window (nothing signed out, switched or locked since)."""
+        return seat is not None and seat == self.seat
+
+    async def confirm(self, seat: Seat | None) -> bool:
+        """``holds(seat)``, and the account unchanged in the directory since sign-in: ask right before acting."""
+        if seat is None or not self.holds(seat):
+            return False
+        if self._verifier is not None and not await self._verifier(seat.actor):
+            return False
+        # The session may have changed while the directory was read.
+        return self.holds(seat)
 
     def can(self, permission: Permission) -> bool:
         """Whether the operator at the window may do this now (nobody signed in, or locked: no)."""

@@ -40,6 +40,16 @@ def qloop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
         gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def app_look_restored(qapp: QApplication) -> Iterator[None]:
+    """Each test starts with the application's palette and style sheet as the one before found them:
+    a test that switches the theme (``theme.apply``) must not decide the colours a later one reads."""
+    palette, sheet = qapp.palette(), qapp.styleSheet()
+    yield
+    qapp.setStyleSheet(sheet)
+    qapp.setPalette(palette)
+
+
 def await_in_qt(qtbot: QtBot, coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
     """Run ``coro`` on the qasync loop while Qt processes events; its result (or its exception)."""
     task = asyncio.ensure_future(coro)

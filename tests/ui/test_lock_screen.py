@@ -62,19 +62,30 @@ def covered(run: OperatorDesk) -> bool:
             and window.lock_screen.geometry().top() >= window.kill_bar.mapTo(window, window.kill_bar.rect().bottomLeft()).y())
 
 
-def test_ctrl_l_locks_and_the_kill_switch_on_the_lock_screen_halts_and_sweeps(run: OperatorDesk, qtbot: QtBot) -> None:
+def test_ctrl_l_locks_and_the_kill_switch_on_the_lock_screen_halts_and_sweeps(
+    run: OperatorDesk, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     window = run.window
     run.sign_in(qtbot, "tom")
     ids = resting_orders(qtbot, run, 3)
     assert not covered(run)
+    qtbot.waitUntil(lambda: window.orders.model.counts()["working"] == 3, timeout=5000)
+    window.orders.table.selectAll()
     qtbot.keyClick(window.orders.table, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     assert window.session.locked and covered(run)
     qtbot.waitUntil(lambda: AuditEventType.SCREEN_LOCKED in run.sink.events(), timeout=5000)
     payload, actor = run.sink.last(AuditEventType.SCREEN_LOCKED)
     assert actor == "tom" and "operator" in payload["reason"]
     assert window.kill_bar.operator_label.text() == "tom · trader · locked"
-    # A key reaching the (disabled) blotter under the lock screen cancels nothing.
+    # Delete aimed at the (disabled, all selected) blotter under the lock screen: refused on the spot, no cancel
+    # started that could land later, every order still working before the kill switch below cancels them.
+    spawned: list[str] = []
+    monkeypatch.setattr(window, "spawn", lambda coro, what: (spawned.append(what), coro.close()))
     qtbot.keyClick(window.orders.table, Qt.Key.Key_Delete)
+    assert spawned == [] and len(run.engine.oms.working()) == 3
+    alerts = window.alerts.model
+    assert any("cancel: refused, the screen is locked" in alerts.alert(r).message for r in range(alerts.rowCount()))
+    monkeypatch.undo()
     OUTPUT.mkdir(exist_ok=True)
     window.grab().save(str(OUTPUT / "lock_screen_dark.png"))
 
@@ -91,7 +102,7 @@ def test_ctrl_l_locks_and_the_kill_switch_on_the_lock_screen_halts_and_sweeps(ru
     window.grab().save(str(OUTPUT / "lock_screen_halted_dark.png"))
     theme.apply(QApplication.instance(), False)  # type: ignore[arg-type]
     window.set_dark(False)
-    qtbot.wait(50)
+    QApplication.processEvents()
     window.grab().save(str(OUTPUT / "lock_screen_halted_light.png"))
     window.set_dark(True)
 

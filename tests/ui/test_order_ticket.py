@@ -7,6 +7,7 @@ order, ₹2,00,000 an order, a 5 % collar, 300 lots of position.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import qasync
+import shiboken6
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication, QWidget
@@ -35,7 +37,7 @@ from app.domain.rejections import RejectReason
 from app.engine.engine import Engine
 from app.engine.portfolio import PositionView
 from app.ui import theme
-from app.ui.instrument_search import InstrumentIndex, InstrumentSearch
+from app.ui.instrument_search import SYNC_BUILD_LIMIT, InstrumentIndex, InstrumentSearch
 from app.ui.order_ticket import (
     OrderTicket,
     Problem,
@@ -206,6 +208,25 @@ def test_search_over_a_100k_master_answers_each_keystroke_quickly(qtbot: QtBot) 
           f"keystroke to results median {times[len(times) // 2]:.1f} ms, worst {times[-1]:.1f} ms")
     assert constructed_ms < 1_000
     assert times[-1] < 150, times[-5:]
+
+
+def test_a_field_deleted_before_its_index_is_built_takes_nothing_down(qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    master = {i.key: i for i in _master(SYNC_BUILD_LIMIT + 10_000)}
+    raised: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", raised.append)
+    owner = QWidget()
+    field = InstrumentSearch(master, owner)
+    builders = [t for t in threading.enumerate() if t.name == "instrument-index"]
+    assert builders and not field.ready
+    # The ticket closes while the index is still being built: the field goes with it.
+    shiboken6.delete(owner)
+    assert not shiboken6.isValid(field)
+    for thread in builders:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    QApplication.sendPostedEvents()
+    QApplication.processEvents()
+    assert raised == [], [f"{r.exc_type.__name__}: {r.exc_value}" for r in raised]
 
 
 # -- reading the fields --------------------------------------------------------------------------

@@ -21,7 +21,13 @@ from app.ui import theme
 from app.ui.modify_dialog import ModifyDialog
 from app.ui.order_story import OrderStory
 from app.ui.work_docks import WorkDocks
-from tests.ui.operator_desk import OUTPUT, OperatorDesk, close_operator_desk, open_operator_desk, resting_orders
+from tests.ui.operator_desk import (
+    OUTPUT,
+    OperatorDesk,
+    close_operator_desk,
+    open_operator_desk,
+    resting_orders,
+)
 
 
 @pytest.fixture
@@ -103,7 +109,7 @@ def test_a_position_double_clicked_prefills_the_closing_order(run: OperatorDesk,
 
 
 def test_the_blotter_opens_an_orders_story_and_its_modify_dialog(run: OperatorDesk, qtbot: QtBot, tmp_path: Path) -> None:
-    work = _docks(run, tmp_path)
+    _docks(run, tmp_path)
     [cid] = resting_orders(qtbot, run, 1)
     run.sign_in(qtbot, "tom")
     run.window.orders.story_requested.emit(cid)
@@ -168,3 +174,32 @@ def test_the_work_docks_start_tabbed_with_the_blotter_and_come_back_where_the_tr
         restored.dispose()
     finally:
         close_operator_desk(qtbot, again)
+
+
+def test_an_account_disabled_behind_the_windows_back_can_no_longer_send_modify_or_change_limits(
+        run: OperatorDesk, qtbot: QtBot, tmp_path: Path) -> None:
+    work = _docks(run, tmp_path)
+    [cid] = resting_orders(qtbot, run, 1)
+    run.sign_in(qtbot, "tom")
+    work.ticket.choose("NSE:TCS")
+    work.ticket.quantity.set_text("1")
+    last = run.engine.market_data.last_price("NSE:TCS")
+    assert last is not None
+    tick = run.engine.instruments["NSE:TCS"].tick_size
+    work.ticket.price.set_text(f"{(last * 97 // 100) // tick * tick / 100:.2f}")
+    work.ticket.run_preview()
+    assert work.ticket.can_send(), work.ticket.send_blocker()
+    order = run.engine.oms.get(cid)
+    assert order is not None
+    dialog = work.open_modify(cid)
+    assert dialog is not None
+    # An administrator disables tom elsewhere (the CLI, another window) before the timer's re-check.
+    admin = run.directory.authenticate("asha", "asha admin phrase 1")
+    run.directory.disable("tom", by=admin)
+    orders_before = len(run.engine.oms.working())
+    assert work.ticket.send()
+    qtbot.waitUntil(lambda: not work.ticket.sending, timeout=10_000)
+    assert "no longer the operator" in work.ticket.result_label.text()
+    assert len(run.engine.oms.working()) == orders_before
+    # The check that refused the send also signed tom out, and closed the modify dialog opened in his seat.
+    assert run.window.session.actor is None and not dialog.isVisible()
