@@ -45,7 +45,8 @@ from app.engine.risk.calendar import TradingCalendar
 from app.engine.risk.calendar_data import CalendarLoad, load_effective
 from app.engine.risk.calendar_registry import CalendarVersion
 from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
-from app.security.operators import AuthError, OperatorDirectory
+from app.security.accounts import AuthError
+from app.security.operators import OperatorDirectory
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.checkpoints import (
@@ -280,7 +281,8 @@ class Desk:
                 engine.alert(
                     AlertLevel.WARNING, "audit",
                     "the audit chain is not keyed: this machine has no secure keyring, so anyone who can write the "
-                    "database could recompute the chain undetected; checkpoints and digests kept elsewhere still pin it",
+                    "database could recompute the chain undetected; checkpoints and digests kept elsewhere still pin it. "
+                    "Set up the encrypted keyring file (main.py keyring use-file) and restart the desk",
                 )
         # After app.start, so a kill pressed while the desk opened its store is recorded after it.
         if on_engine is not None:

@@ -101,7 +101,8 @@ def authenticate(store: SqlEngine, writer: AuditWriter, args: argparse.Namespace
     ``credentials`` already read (e.g. sent to a desk that did not answer) are used as they are;
     without, they are taken from ``args`` or asked. Raises ``AuthorityRefused``.
     """
-    from app.security.operators import AuthError, OperatorDirectory
+    from app.security.accounts import AuthError
+    from app.security.operators import OperatorDirectory
 
     directory = OperatorDirectory(store, writer_sink(writer))
     if not directory.has_operators():

@@ -50,11 +50,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # The demo sends a random order flow: never to a real account.
         _say(f"--demo runs only on the paper broker, not {broker}: start with --broker paper --demo")
         return EXIT_USAGE
-    from app.ui.keyring_dialog import prepare_keyring
+    if broker == "breeze" or settings.vault == "encrypted-file":
+        # The Breeze login reads the credentials before the window exists, and an encrypted keyring file is
+        # unlocked before anything reads it: the dialogs run here, before the loop starts.
+        from app.security.keyring_choice import select_system_keyring
+        from app.ui.keyring_dialog import prepare_keyring
 
-    # Before the broker's credentials are read and before the loop starts: the dialogs run their own.
-    if not prepare_keyring(settings, dark=not args.light):
-        return EXIT_FAILED
+        if settings.vault == "system":
+            select_system_keyring()
+        if not prepare_keyring(settings, dark=not args.light):
+            return EXIT_FAILED
     breeze = None
     if broker == "breeze":
         from app.security.vault import VaultError
@@ -72,10 +77,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from app.desk import DeskOptions
         from app.engine.risk.calendar_data import load_effective
         from app.logs import redact_in_logs
+        from app.security.keyring_choice import select_system_keyring
         from app.security.vault import stored_secrets
 
         from .simulate import engine_config, paper_config
 
+        if settings.vault == "system":
+            # Chosen here, after the first paint, unless the Breeze login needed it before; a machine with no
+            # secure keyring gets the desk's warning that the audit chain is not keyed, naming the remedy.
+            select_system_keyring()
         secrets = stored_secrets()
         redact_in_logs(secrets)
 

@@ -247,6 +247,15 @@ def prepare(command: str | None, settings: Settings) -> str | None:
     if command == "panic" and settings.vault == "system":
         # panic loads keyring only if the chain it writes to is keyed; reading works through any backend.
         return None
+    if command is None and settings.vault == "system":
+        # The desk window chooses it itself: after its first paint (keyring's discovery of backends costs
+        # a fifth of a second or more), or before, in its own dialog, when the Breeze login needs it at once.
+        return None
+    from app.security.keyring_choice import select_system_keyring
+
+    if settings.vault == "system" or command == "keyring":
+        select_system_keyring()
+        return None
     import keyring
 
     from app.security.file_keyring import (
@@ -255,12 +264,8 @@ def prepare(command: str | None, settings: Settings) -> str | None:
         keyring_file,
         passphrase_fd,
         read_passphrase_fd,
-        select_system_keyring,
     )
 
-    if settings.vault == "system" or command == "keyring":
-        select_system_keyring()
-        return None
     path = keyring_file(settings.home)
     # Locked until unlocked below: nothing this process stores can land in another keyring meanwhile.
     locked = EncryptedFileKeyring(path)

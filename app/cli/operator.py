@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
 
     from app.domain.actors import Actor
-    from app.security.operators import Operator, OperatorDirectory
+    from app.security.accounts import Operator
+    from app.security.operators import OperatorDirectory
     from app.settings import Settings
     from app.store.audit_writer import AuditWriter
 
@@ -63,7 +64,7 @@ def _fail(command: str, text: str) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.security.operators import AuthError, OperatorInputError
+    from app.security.accounts import AuthError, OperatorInputError
     from app.store.audit_writer import AuditWriter
     from app.store.db import StoreError
     from app.store.migrate import open_store
@@ -158,7 +159,7 @@ def _authority(args: argparse.Namespace, directory: OperatorDirectory) -> Actor 
 
 def _new_password(args: argparse.Namespace, name: str) -> str:
     """The new password: the next stdin line, or asked twice without echo; refused early if the policy refuses it."""
-    from app.security.operators import OperatorInputError
+    from app.security.accounts import OperatorInputError
     from app.security.passwords import password_problems
 
     password = read_secret(f"new password for {name}: ", from_stdin=args.password_stdin)
@@ -197,7 +198,7 @@ def _list(store: SqlEngine) -> int:
 
 
 def _row(account: Operator, now_ns: int) -> tuple[str, str, str, str, str]:
-    from app.security.operators import format_until
+    from app.security.accounts import format_until
 
     if account.damaged is not None:
         return (account.name, "DAMAGED", "no", "-", "-")

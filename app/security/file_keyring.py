@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 import keyring
 from jaraco.classes import properties
 from keyring.backends import fail
-from keyring.backends.chainer import ChainerBackend
 from keyring.errors import KeyringError, PasswordDeleteError
 from keyrings.cryptfile.cryptfile import CryptFileKeyring  # type: ignore[import-untyped]
 from keyrings.cryptfile.escape import escape as escape_for_ini  # type: ignore[import-untyped]
@@ -73,7 +72,6 @@ __all__ = [
     "passphrase_problems",
     "read_passphrase_fd",
     "record_in_settings",
-    "select_system_keyring",
 ]
 
 FILE_NAME = "keyring.cfg"
@@ -504,37 +502,6 @@ def passphrase_fd() -> int | None:
 
 
 # -- the system's keyring and what to say about it --------------------------------------------------
-
-
-def _explicitly_chosen() -> bool:
-    if os.environ.get("PYTHON_KEYRING_BACKEND"):
-        return True
-    try:
-        return keyring.core.load_config() is not None
-    except Exception:  # noqa: BLE001 - an unreadable keyringrc chose nothing the desk could honour
-        return False
-
-
-def select_system_keyring() -> KeyringBackend:
-    """The process's keyring, with keyring's chain of every backend replaced by the system's own.
-
-    Left alone: a backend already installed (``keyring.set_keyring``, as the tests do) or chosen
-    with ``PYTHON_KEYRING_BACKEND`` or keyring's config file. Otherwise the chain's first backend
-    that protects secrets and is not keyrings.cryptfile's (which would ask for a passphrase on the
-    terminal, for a file outside the data folder) is installed, else keyring's ``fail`` backend.
-    """
-    current = keyring.get_keyring()
-    if not isinstance(current, ChainerBackend) or _explicitly_chosen():
-        return current
-    chained: list[KeyringBackend] = list(current.backends)
-    chosen: KeyringBackend = next(
-        (backend for backend in chained
-         if not type(backend).__module__.startswith("keyrings.cryptfile") and is_secure_backend(backend)),
-        fail.Keyring(),  # type: ignore[no-untyped-call]
-    )
-    keyring.set_keyring(chosen)
-    log.debug("keyring: %s instead of keyring's chain of %d backends", backend_label(chosen), len(chained))
-    return chosen
 
 
 def keyring_status(backend: KeyringBackend | None = None, *, advice: bool = True) -> str:

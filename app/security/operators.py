@@ -36,14 +36,13 @@ code runs it with ``asyncio.to_thread``.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
 from argon2 import PasswordHasher
 from sqlalchemy import (
@@ -61,10 +60,17 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.domain.actors import Actor, Permission, Role
 from app.domain.audit import AuditEventType, AuditSource
-from app.domain.india_time import IST
 from app.store.db import StoreError
 from app.store.models import OperatorRow, UnknownSignInRow
 
+from .accounts import (
+    PURPOSES,
+    AuthError,
+    Operator,
+    OperatorInputError,
+    Purpose,
+    format_until,
+)
 from .names import name_key, name_problems, printable_name
 from .passwords import (
     DEFAULT_HASHER,
@@ -81,9 +87,6 @@ from .passwords import (
 log = logging.getLogger(__name__)
 
 AuditSink = Callable[[AuditEventType, dict[str, Any], str, AuditSource], None]
-Purpose = Literal["sign_in", "unlock", "authorise", "change_password"]
-PURPOSES: frozenset[str] = frozenset({"sign_in", "unlock", "authorise", "change_password"})
-
 MAX_FAILED_ATTEMPTS = 5
 LOCKOUT_NS = 15 * 60 * 1_000_000_000
 # One message for an unknown name and a wrong password: the answer must not tell which names exist.
@@ -97,20 +100,6 @@ CHANGED_MEANWHILE = ("this account was changed while its password was being chec
 # The actor of a refused sign-in whose name no account has: never the text typed.
 UNKNOWN_OPERATOR = "unknown-operator"
 _UNKNOWN_ROW_ID = 1
-
-
-class AuthError(Exception):
-    """A refused sign-in. The message is safe to show: it never holds the password, and reads the same
-    for an unknown name and a wrong password."""
-
-
-class OperatorInputError(ValueError):
-    """A management call refused for its input; ``field`` says which ("name", "role", "password") for the form."""
-
-    def __init__(self, field: str, problems: list[str]) -> None:
-        self.field = field
-        self.problems = list(problems)
-        super().__init__(f"{field}: {'; '.join(problems)}")
 
 
 class _Conflict(StoreError):
@@ -127,29 +116,6 @@ class _Reason(enum.StrEnum):
     DAMAGED_HASH = "stored password hash invalid"
     DAMAGED_ACCOUNT = "stored account invalid"
     CHANGED = "account changed during the check"
-
-
-@dataclass(frozen=True, slots=True)
-class Operator:
-    """An account as the desk shows it: never the password hash.
-
-    ``damaged`` says what is wrong with a stored row Bulwark did not write (an unknown role, an
-    ``enabled`` that is not a boolean, a count that is not a number); such an account reads as a
-    disabled viewer, the least authority there is, and cannot sign in.
-    """
-
-    name: str
-    role: Role
-    enabled: bool
-    failed_attempts: int
-    locked_until_ns: int | None
-    created_ns: int
-    password_changed_ns: int
-    damaged: str | None = None
-
-    def locked_at(self, now_ns: int) -> bool:
-        """Whether the account is locked out at ``now_ns``."""
-        return self.locked_until_ns is not None and now_ns < self.locked_until_ns
 
 
 def _shown(value: object) -> str:
@@ -187,11 +153,6 @@ def _operator(row: Any) -> Operator:
         return Operator(printable_name(name), Role.VIEWER, False, failed or 0, locked_until, created or 0, changed or 0,
                         damaged="; ".join(problems))
     return Operator(name, role, bool(enabled), failed or 0, locked_until, created or 0, changed or 0)
-
-
-def format_until(ts_ns: int) -> str:
-    """A lockout's end as the desk shows times: IST, to the second."""
-    return dt.datetime.fromtimestamp(ts_ns / 1e9, IST).strftime("%Y-%m-%d %H:%M:%S IST")
 
 
 _PUBLIC = (OperatorRow.name, OperatorRow.role, type_coerce(OperatorRow.enabled, Integer).label("enabled"),

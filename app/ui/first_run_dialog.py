@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.actors import Actor
+from app.security.accounts import AuthError, OperatorInputError
 from app.security.names import name_problems
-from app.security.operators import AuthError, OperatorInputError
 from app.security.passwords import password_problems
 from app.ui.sign_in_dialog import (
     heading,

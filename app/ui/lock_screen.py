@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.actors import Actor
-from app.security.operators import AuthError
+from app.security.accounts import AuthError
 from app.ui import theme
 from app.ui.sign_in_dialog import (
     failure_text,

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -37,8 +38,8 @@ from PySide6.QtWidgets import (
 
 from app.domain.actors import Actor, Role
 from app.domain.india_time import IST
+from app.security.accounts import Operator, OperatorInputError
 from app.security.names import name_problems
-from app.security.operators import Operator, OperatorDirectory, OperatorInputError
 from app.security.passwords import password_problems
 from app.ui.first_run_dialog import repeat_problems
 from app.ui.formatting import ist_hms
@@ -52,6 +53,9 @@ from app.ui.sign_in_dialog import (
     show_problem,
     with_problem,
 )
+
+if TYPE_CHECKING:
+    from app.security.operators import OperatorDirectory
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.security.operators import AuthError, OperatorInputError
+from app.security.accounts import AuthError, OperatorInputError
 from app.security.passwords import password_problems
 from app.ui.first_run_dialog import repeat_problems
 from app.ui.sign_in_dialog import (

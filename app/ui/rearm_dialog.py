@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.actors import Actor, Permission
-from app.security.operators import AuthError
+from app.security.accounts import AuthError
 from app.ui import theme
 from app.ui.session import OperatorSession, not_held_text
 from app.ui.sign_in_dialog import (

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QDialog
 
 from app.domain.actors import Actor, Permission, Role
 from app.domain.events import AlertLevel
-from app.security.operators import Operator, Purpose
+from app.security.accounts import Operator, Purpose
 from app.ui.first_run_dialog import FirstRunDialog
 from app.ui.operators_dialog import OperatorsDialog
 from app.ui.password_dialog import PasswordDialog

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.actors import Actor
-from app.security.operators import AuthError
+from app.security.accounts import AuthError
 from app.ui import theme
 
 log = logging.getLogger(__name__)

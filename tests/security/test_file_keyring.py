@@ -37,8 +37,8 @@ from app.security.file_keyring import (
     passphrase_problems,
     read_passphrase_fd,
     record_in_settings,
-    select_system_keyring,
 )
+from app.security.keyring_choice import select_system_keyring
 from app.settings import load_settings
 from app.store.chain_key import ChainKeys, is_secure_backend
 from tests.support import file_keyring as plaintext_test_backend

@@ -452,7 +452,7 @@ def test_an_admin_demoted_elsewhere_cannot_act_through_an_open_operators_dialog(
 
 def test_the_operators_dialog_names_a_damaged_account_instead_of_calling_it_disabled() -> None:
     from app.domain.actors import Role
-    from app.security.operators import Operator
+    from app.security.accounts import Operator
     from app.ui.operators_dialog import status_text
 
     damaged = Operator("eve", Role.VIEWER, False, 0, None, 1, 1, damaged="unknown role 'god'")
