@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QApplication, QDockWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel
 
 from app.ui.audit_view import AuditViewer
 from app.ui.limits_view import LimitsPanel
@@ -69,8 +69,14 @@ class WorkDocks:
         self.ticket = OrderTicket(engine, session)
         self.ticket.setMinimumWidth(TICKET_WIDTH - 40)
         self.ticket_dock = window.add_dock("Ticket  (F1 buy · F2 sell)", "ticket", self.ticket, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.limits = LimitsPanel(engine, session, limits_path=limits_path)
-        self.limits_dock = window.add_dock("Limits", "limits", self.limits, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # Built the first time its tab is shown: with hundreds of underlyings the form takes a third of a
+        # second to build, and the GUI thread must not stall for it at the desk's start.
+        self.limits: LimitsPanel | None = None
+        self._limits_path = limits_path
+        placeholder = QLabel("Limits: shown when this tab is opened")
+        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.limits_dock = window.add_dock("Limits", "limits", placeholder, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.limits_dock.visibilityChanged.connect(self._limits_visible)
         docks = [self.ticket_dock, self.limits_dock]
         self.audit: AuditViewer | None = None
         self.audit_dock: QDockWidget | None = None
@@ -103,6 +109,17 @@ class WorkDocks:
                 dock.show()
         window.positions_dock.raise_()
         window.resizeDocks([self.ticket_dock], [TICKET_WIDTH], Qt.Orientation.Horizontal)
+
+    def _limits_visible(self, visible: bool) -> None:
+        if visible and self.limits is None:
+            self.limits_panel()
+
+    def limits_panel(self) -> LimitsPanel:
+        """The limits panel, built now if its tab was never shown."""
+        if self.limits is None:
+            self.limits = LimitsPanel(self.engine, self.window.session, limits_path=self._limits_path)
+            self.limits_dock.setWidget(self.limits)
+        return self.limits
 
     def _ticket_allowed(self) -> bool:
         return (QApplication.activeModalWidget() is None and not self.window.session.locked
@@ -155,6 +172,7 @@ class WorkDocks:
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self.keys)
-        self.limits.dispose()
+        if self.limits is not None:
+            self.limits.dispose()
         if self.audit is not None:
             self.audit.close_store_readers()
