@@ -12,6 +12,8 @@ import qasync
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from tests.security.conftest import clock, directory, sink, store  # noqa: F401 - the operator directory's fixtures, shared
+
 T = TypeVar("T")
 
 

@@ -22,38 +22,15 @@ from app.domain.actors import Actor, Role
 from app.domain.audit import AuditEventType
 from app.security.operators import MAX_FAILED_ATTEMPTS, OperatorDirectory, format_until
 from app.security.passwords import DEFAULT_HASHER
-from app.store.migrate import open_store
 from app.ui import theme
 from app.ui.first_run_dialog import FirstRunDialog
 from app.ui.main_window import DeskWindow
 from app.ui.sign_in_dialog import SignInDialog
-from tests.security.conftest import FAST_HASHER, START_NS, FrozenClock, Sink
+from tests.security.conftest import START_NS, FrozenClock, Sink
 from tests.ui.conftest import await_in_qt
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 TOM = "tom trader phrase 22"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Engine]:
-    engine = open_store(f"sqlite:///{tmp_path}/bulwark.db")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sink() -> Sink:
-    return Sink()
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-def directory(store: Engine, sink: Sink, clock: FrozenClock) -> OperatorDirectory:
-    return OperatorDirectory(store, sink, clock_ns=clock, hasher=FAST_HASHER)
 
 
 @pytest.fixture
