@@ -7,6 +7,7 @@ publishes at the frozen instant, so every number a test asserts can be worked ou
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +26,9 @@ from app.store.export import rows
 from app.store.migrate import open_store
 from tests.support.limits import wide_limits
 
-UNIVERSE = load_universe()
+# A fixed session day: the universe's monthly contracts roll with the day, and these tests name the
+# December 2026 future (CI also runs them with the clock in 2027 and 2030).
+UNIVERSE = load_universe(session_day=dt.date(2026, 12, 1))
 ENTRIES: list[UniverseEntry] = [
     e for e in UNIVERSE if e.instrument.key in ("NSE:RELIANCE", "NSE:TCS", "NFO:RELIANCE:2026-12-29:FUT")
 ]

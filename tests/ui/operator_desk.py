@@ -23,6 +23,7 @@ from app.engine.risk.calendar_data import load_effective
 from app.security.operators import OperatorDirectory
 from app.ui.main_window import DeskWindow
 from tests.security.conftest import FAST_HASHER, FrozenClock, Sink
+from tests.support.calendar import cover_today
 from tests.ui.conftest import await_in_qt
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
@@ -68,7 +69,9 @@ def open_operator_desk(qtbot: QtBot, home: Path, *, idle_lock_s: float = 0.0,
     window.show()
     options = DeskOptions(
         command="desk", database_url=f"sqlite:///{home}/bulwark.db", home=home, limits_path=home / "limits.toml",
-        paper=PaperConfig(seed=11, tick_interval_ms=None, latency_ms=5, reject_rate=0.0), calendar=load_effective(home),
+        paper=PaperConfig(seed=11, tick_interval_ms=None, latency_ms=5, reject_rate=0.0),
+        # Whatever the clock says (CI also runs in 2027 and 2030): a calendar that covers today.
+        calendar=load_effective(cover_today(home)),
     )
     desk = Desk(options)
     engine = await_in_qt(qtbot, desk.start(on_engine=window.attach))

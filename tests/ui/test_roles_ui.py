@@ -156,6 +156,8 @@ def test_a_viewer_cannot_cancel_greyed_and_refused(run: OperatorDesk, qtbot: QtB
     window.cancel_all_working()
     # Refused on the spot: no cancel was started, so none can land later.
     assert spawned == [] and len(run.engine.oms.working()) == 2
+    # The panel inserts alerts at most every so often; list the pending ones now rather than wait for its timer.
+    window.alerts.flush()
     assert any("cancel: refused" in window.alerts.model.alert(r).message for r in range(window.alerts.model.rowCount()))
     monkeypatch.undo()
     result = await_in_qt(qtbot, run.engine.cancel(ids[0], actor="vic", operator=vic))
