@@ -29,15 +29,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.actors import Actor
-from app.security.accounts import AuthError
 from app.ui import theme
 from app.ui.sign_in_dialog import (
-    failure_text,
     heading,
     note,
     password_field,
     problem_label,
     show_problem,
+    verified,
 )
 
 log = logging.getLogger(__name__)
@@ -168,23 +167,12 @@ class LockScreen(QWidget):
 
     async def attempt(self) -> Actor | None:
         """Check the password in a worker thread; the operator on success (``unlocked`` emitted), else ``None``."""
-        unlock, name, password = self._unlock, self._name, self.password_edit.text()
+        unlock = self._unlock
         if unlock is None:
             return None
-        self._set_busy(True)
-        try:
-            actor = await asyncio.to_thread(unlock, name, password)
-        except Exception as error:  # noqa: BLE001 - every refusal or fault is shown on the lock screen
-            if not isinstance(error, AuthError):
-                log.error("unlock check failed: %s", type(error).__name__)
-            self._set_busy(False)
-            self.password_edit.clear()
-            show_problem(self.message, failure_text(error))
-            self.password_edit.setFocus()
+        actor = await verified(unlock, self._name, self.password_edit, self.message, self._set_busy, "unlock")
+        if actor is None:
             return None
-        self._set_busy(False)
-        self.password_edit.clear()
-        show_problem(self.message, "")
         self.unlocked.emit(actor)
         return actor
 

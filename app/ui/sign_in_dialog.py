@@ -116,6 +116,27 @@ def failure_text(error: BaseException) -> str:
     return f"The check could not be made ({type(error).__name__}); see the log. The kill switch still works."
 
 
+
+async def verified(check: Authenticate, name: str, password: QLineEdit, message: QLabel,
+                   set_busy: Callable[[bool], None], what: str) -> Actor | None:
+    """Run ``check`` on the typed password in a worker thread (argon2 must not freeze the window): the
+    operator, or ``None`` with why shown under the field. The password field is cleared either way."""
+    set_busy(True)
+    try:
+        actor = await asyncio.to_thread(check, name, password.text())
+    except Exception as error:  # noqa: BLE001 - every refusal or fault is shown, never raised into Qt
+        if not isinstance(error, AuthError):
+            log.error("%s check failed: %s", what, type(error).__name__)
+        set_busy(False)
+        password.clear()
+        show_problem(message, failure_text(error))
+        password.setFocus()
+        return None
+    set_busy(False)
+    password.clear()
+    show_problem(message, "")
+    return actor
+
 class SignInDialog(QDialog):
     """Name and password; Enter signs in. Emits ``signed_in(Actor)`` and accepts on success.
 
@@ -187,21 +208,10 @@ class SignInDialog(QDialog):
 
     async def attempt(self) -> Actor | None:
         """Verify what is typed in a worker thread; the operator on success, ``None`` (and why, shown) on refusal."""
-        name, password = self.name_edit.text().strip(), self.password_edit.text()
-        self._set_busy(True)
-        try:
-            actor = await asyncio.to_thread(self._authenticate, name, password)
-        except Exception as error:  # noqa: BLE001 - every refusal or fault is shown in the dialog, never raised into Qt
-            if not isinstance(error, AuthError):
-                log.error("sign-in check failed: %s", type(error).__name__)
-            self._set_busy(False)
-            self.password_edit.clear()
-            show_problem(self.message, failure_text(error))
-            self.password_edit.setFocus()
+        actor = await verified(self._authenticate, self.name_edit.text().strip(), self.password_edit, self.message,
+                               self._set_busy, "sign-in")
+        if actor is None:
             return None
-        self._set_busy(False)
-        self.password_edit.clear()
-        show_problem(self.message, "")
         self.signed_in.emit(actor)
         self.accept()
         return actor
