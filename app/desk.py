@@ -6,7 +6,7 @@ broker this desk uses (``last-desk.json``, before the broker hears anything, so 
 crash knows where the orders are), the engine with its limits and trading calendar, the control
 channel that ``main.py panic`` and ``rearm`` talk to (listening before the engine's start, which
 may retry the broker's order book for a while), the engine's start, and the backup schedule.
-``Desk.stop`` undoes it in reverse: control channel, engine (which drains and disconnects), the
+and the front end's services (the local API). ``Desk.stop`` undoes it in reverse: services, control channel, engine (which drains and disconnects), the
 ``app.stop`` audit record; ``Desk.close`` then closes the writer and releases the lock.
 
 A front end adds widgets or a report; it never starts an engine another way.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from app.brokers.base import Broker
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
@@ -80,6 +80,19 @@ ControlHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 ControlHandlers = Callable[[Engine], dict[str, ControlHandler]]
 
 
+class DeskService(Protocol):
+    """Something a front end runs beside the engine for the desk's life (the local API): started once the
+    engine runs, stopped before it stops, so no request reaches an engine that is going away."""
+
+    name: str
+
+    async def start(self, desk: Desk) -> None:
+        """Start serving; raise with a reason the operator can act on when it cannot."""
+
+    async def stop(self) -> None:
+        """Stop serving; never raises."""
+
+
 class DeskError(ValueError):
     """The desk cannot start with these options."""
 
@@ -110,6 +123,8 @@ class DeskOptions:
     session_horizon_s: float | None = 0.0
     # More for the app.start audit record (what the front end was asked to do).
     start_details: dict[str, Any] = field(default_factory=dict)
+    # Run beside the engine once it has started (the local API); stopped first.
+    services: tuple[DeskService, ...] = ()
 
     def __post_init__(self) -> None:
         if self.instruments is not None and not 1 <= self.instruments <= MAX_INSTRUMENTS:
@@ -200,6 +215,7 @@ class Desk:
         self.calendar_version: CalendarVersion | None = None
         self._control_handlers = control_handlers
         self._control: ControlServer | None = None
+        self._services: list[DeskService] = []
         self._resources = ExitStack()
         self._stopping: asyncio.Future[None] | None = None
         # Why the last run on this store did not stop cleanly (read at start); this run then starts HALTED.
@@ -312,7 +328,28 @@ class Desk:
                 checkpoints=checkpoint_file(options.home) if options.home is not None else None,
             )
             engine.supervisor.spawn("backup.scheduler", scheduler.run())
+        for service in options.services:
+            await self._start_service(engine, service)
         return engine
+
+    async def _start_service(self, engine: Engine, service: DeskService) -> None:
+        """A service that cannot start is said loudly, but the desk runs on: its window, kill switch and
+        control channel do not depend on it."""
+        try:
+            await service.start(self)
+        except Exception as exc:
+            log.exception("the %s did not start", service.name)
+            engine.alert(AlertLevel.CRITICAL, service.name, f"the {service.name} is not running: {exc}")
+            return
+        self._services.append(service)
+
+    async def _stop_services(self) -> None:
+        services, self._services = self._services, []
+        for service in reversed(services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("the %s did not stop cleanly", service.name)
 
     @property
     def operators(self) -> OperatorDirectory:
@@ -360,6 +397,7 @@ class Desk:
 
     async def _stop(self, details: dict[str, Any]) -> None:
         try:
+            await self._stop_services()
             if self._control is not None:
                 await self._control.close()
         finally:
@@ -400,6 +438,7 @@ class Desk:
         try:
             if self._stopping is None:
                 try:
+                    await self._stop_services()
                     if self._control is not None:
                         await self._control.close()
                 finally:

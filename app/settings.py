@@ -46,6 +46,7 @@ authentication) rather than in ``BULWARK_DB_URL``; if one is there anyway, error
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import re
 import tempfile
@@ -64,6 +65,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -218,6 +220,68 @@ class BreezeSettings(BaseModel):
         return _check_url(value, _HTTP_OR_WS)
 
 
+class ApiSettings(BaseModel):
+    """The local HTTP API for strategy scripts and stop buttons (``app.api``).
+
+    It listens on the loopback interface only unless told otherwise: anything that can reach the
+    port can try tokens against it, and a token sent over a network in clear text can be read by
+    anyone on the way. Binding to another address therefore needs a TLS certificate and key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    enabled: bool = Field(default=True, description="serve the local API inside the desk and `simulate --api`")
+    host: str = Field(
+        default="127.0.0.1",
+        description="address the API listens on; anything but loopback needs tls_cert and tls_key",
+        json_schema_extra={"allowed": "an IP address or host name, e.g. 127.0.0.1"},
+    )
+    port: int = Field(default=8740, ge=0, le=65535, description="TCP port of the API; 0: any free port (tests)")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate chain for HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key for HTTPS")
+    burst: int = Field(default=20, ge=1, le=10_000, description="requests a client may make at once")
+    per_minute: int = Field(default=1200, ge=1, le=1_000_000, description="a client's sustained requests per minute")
+    max_body_bytes: int = Field(default=16 * KIB, ge=1024, le=16 * MIB, description="largest request body accepted")
+    stream_queue: int = Field(
+        default=1000, ge=10, le=1_000_000,
+        description="events a stream client may fall behind by before it is disconnected",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(ch.isspace() for ch in value) or "/" in value:
+            raise ValueError("must be an IP address or a host name")
+        return value
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the API listens on this machine only."""
+        return is_loopback(self.host)
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> ApiSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("api.tls_cert and api.tls_key go together: set both or neither")
+        if not self.loopback and self.tls_cert is None:
+            raise ValueError(
+                f"the API may listen on {self.host} only over TLS: set api.tls_cert and api.tls_key "
+                "(tokens sent in clear text over a network can be read on the way)"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 _DB_URL_RE = re.compile(r"^(?P<backend>[A-Za-z][A-Za-z0-9.\-]*)(?:\+[A-Za-z0-9_.\-]*)?://(?P<rest>.*)$", re.DOTALL)
 # The backends app.store is built and tested on (app.store.db.SUPPORTED_BACKENDS; not imported
 # here: settings load before SQLAlchemy, which `panic` must not wait for).
@@ -302,6 +366,7 @@ class Settings(BaseSettings):
     )
     paper: PaperSettings = PaperSettings()
     breeze: BreezeSettings = BreezeSettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("home", mode="before")
     @classmethod

@@ -30,7 +30,14 @@ from typing import Any
 from app.brokers.base import Broker
 from app.brokers.breeze import BreezeBroker
 from app.brokers.paper import PaperConfig
-from app.desk import MAX_INSTRUMENTS, BrokerFactory, Desk, DeskError, DeskOptions
+from app.desk import (
+    MAX_INSTRUMENTS,
+    BrokerFactory,
+    Desk,
+    DeskError,
+    DeskOptions,
+    DeskService,
+)
 from app.domain.audit import AuditSource
 from app.domain.orders import OrderStatus
 from app.engine.config import EngineConfig
@@ -69,6 +76,8 @@ class SimulationOptions:
     broker_factory: BrokerFactory | None = None
     # The calendar in force (default: the shipped file alone).
     calendar: CalendarLoad | None = None
+    # Run beside the engine (``simulate --api``: the local API).
+    services: tuple[DeskService, ...] = ()
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.seconds) or self.seconds <= 0:
@@ -95,7 +104,7 @@ class SimulationOptions:
             instruments=self.instruments, seed=self.seed, paper=self.paper, engine=self.engine, secrets=self.secrets,
             backups_dir=self.backups_dir, backup_time=self.backup_time, settings_summary=self.settings_summary,
             broker_factory=self.broker_factory, calendar=self.calendar, session_horizon_s=self.seconds,
-            start_details={"seconds": self.seconds},
+            start_details={"seconds": self.seconds}, services=self.services,
         )
 
 

@@ -76,4 +76,35 @@ class Actor:
         return permission in self.permissions
 
 
+class ApiScope(enum.StrEnum):
+    """What an API client's token may do; stable codes stored with each client. No scope re-arms."""
+
+    READ = "read"
+    TRADE = "trade"
+    KILL = "kill"
+
+
+# A trading client may cancel and modify only its own orders: a script never cancels a person's.
+# KILL grants no permission: engaging the kill switch needs none; the scope only lets a token call it.
+SCOPE_PERMISSIONS: Mapping[ApiScope, frozenset[Permission]] = MappingProxyType({
+    ApiScope.READ: _WATCH,
+    ApiScope.TRADE: frozenset({Permission.TRADE, Permission.CANCEL_OWN}),
+    ApiScope.KILL: frozenset(),
+})
+
+API_ACTOR_PREFIX = "api:"
+
+
+def api_actor(client_name: str, scopes: frozenset[ApiScope]) -> Actor:
+    """The actor an API client acts as: named ``api:<name>`` (never mistaken for an operator's
+    name), with the permissions of its scopes and nothing else."""
+    permissions: frozenset[Permission] = frozenset().union(*(SCOPE_PERMISSIONS[s] for s in scopes))
+    return Actor(API_ACTOR_PREFIX + client_name, permissions)
+
+
+def is_api_actor(name: str) -> bool:
+    """Whether ``name`` is an API client's actor (operators' names cannot hold a colon)."""
+    return name.startswith(API_ACTOR_PREFIX)
+
+
 SYSTEM = Actor("system")

@@ -20,6 +20,9 @@ class OrderRequest:
     Fields are loosely typed on purpose: a ticket, an API client or a script may send a string,
     a float or garbage, and every such value must come back as a clear rejection, not an exception.
     ``price`` is in rupees (``Decimal``, ``str``, ``int`` or ``float``); ``None`` for a market order.
+    The default source, STRATEGY, is for code inside the desk's own process (tests, benchmarks, an
+    embedded strategy), which vouches for itself; the local API always says API and is asked for
+    its client's authority, as the ticket is for the signed-in operator's.
     """
 
     instrument_key: str
@@ -29,7 +32,7 @@ class OrderRequest:
     order_type: object = OrderType.LIMIT
     product: object = Product.INTRADAY
     validity: object = Validity.DAY
-    source: OrderSource = OrderSource.API
+    source: OrderSource = OrderSource.STRATEGY
     actor: str = "unknown"
     tag: str = ""
 

@@ -50,6 +50,7 @@ from app.domain.requests import OrderRequest, validate_request
 from app.domain.trading_state import TradingState
 
 from .bus import EventBus
+from .call_stats import BrokerCallStats, LatencyHistogram
 from .config import EngineConfig
 from .governor import CallKind, Governor, Throttled
 from .loop_lag import LoopLagMonitor
@@ -189,6 +190,9 @@ class Engine:
         self._book_stale = False
         self._book_reread: asyncio.Task[None] | None = None
         self._rtt = RoundTrips()
+        # For the metrics: each broker method's latency and failures, and the gate's own time per order.
+        self.call_stats = BrokerCallStats()
+        self.gate_latency = LatencyHistogram()
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -641,14 +645,15 @@ class Engine:
     async def submit(self, request: OrderRequest, *, operator: Actor | None = None) -> SubmitResult:
         """The one path to the broker: validate, risk gate, durable audit, governor, send. Never raises.
 
-        A ticket order needs ``operator``, the signed-in operator, allowed to TRADE and named as the
-        request's actor. Other sources are not asked here yet: flatten and the kill switch carry
-        their own authority, and the local API's clients get theirs in a later issue.
+        A ticket order needs ``operator``, the signed-in operator, and a local API order its client's
+        actor (``app.domain.actors.api_actor``): allowed to TRADE and named as the request's actor;
+        without one it is refused (deny by default). Flatten, the kill switch and the simulation
+        carry their own authority.
         """
         self.submitted += 1
         self._audit(AuditEventType.ORDER_PROPOSED, _request_payload(request), request)
-        if request.source is OrderSource.TICKET:
-            refusal = _ticket_authority(request, operator)
+        if request.source in _NEEDS_AUTHORITY:
+            refusal = _order_authority(request, operator)
             if refusal is not None:
                 return self._refuse(request, refusal)
         if self.lifecycle is not Lifecycle.RUNNING:
@@ -658,7 +663,9 @@ class Engine:
         if isinstance(checked, Rejection):
             return self._refuse(request, checked)
         now = self.clock_ns()
+        started = time.perf_counter()
         decision = self.gate.check(checked, now)
+        self.gate_latency.observe(time.perf_counter() - started)
         if isinstance(decision, Rejection):
             return self._refuse(request, decision)
         self.gate.accepted(checked, now)
@@ -750,7 +757,7 @@ class Engine:
             validity=order.validity,
         )
         try:
-            ack = await self.call_broker(self.broker.place(request), None)
+            ack = await self.call_broker(self.broker.place(request), None, named=BrokerCall.PLACE)
         except BrokerError as exc:
             self.broker_failed(exc)
             if exc.code in UNKNOWN_OUTCOME:
@@ -995,13 +1002,17 @@ class Engine:
         """The broker's own positions (a governed read)."""
         return await self.call_broker(self.broker.positions(), CallKind.READ, BrokerCall.POSITIONS)
 
-    async def call_broker(self, call: Awaitable[T], kind: CallKind | None, method: BrokerCall | None = None) -> T:
+    async def call_broker(
+        self, call: Awaitable[T], kind: CallKind | None, method: BrokerCall | None = None, *, named: BrokerCall | None = None,
+    ) -> T:
         """Every broker call waits for the governor (``kind``; ``None`` when the caller already did),
         is bounded by a timeout and counted as in flight for a graceful drain. ``method`` prices the
-        call in the broker's API calls (hidden SDK calls included); one that costs none is not governed."""
+        call in the broker's API calls (hidden SDK calls included); one that costs none is not governed.
+        Its latency and failures are counted under ``method`` (or ``named``, when the caller priced it)."""
         self._inflight += 1
         self._idle.clear()
         calls = self.broker.capabilities.calls(method) if method is not None else 1
+        label = str(method or named or "other")
         try:
             if kind is not None and calls > 0:
                 try:
@@ -1011,7 +1022,19 @@ class Engine:
                         call.close()
                     raise
             started = time.perf_counter()
-            result = await asyncio.wait_for(call, self.config.broker_call_timeout)
+            try:
+                result = await asyncio.wait_for(call, self.config.broker_call_timeout)
+            except BrokerError as exc:
+                self.call_stats.failed(label, str(exc.code))
+                raise
+            except TimeoutError:
+                self.call_stats.failed(label, "timeout")
+                raise
+            except Exception as exc:
+                self.call_stats.failed(label, type(exc).__name__)
+                raise
+            finally:
+                self.call_stats.observe(label, time.perf_counter() - started)
             self._rtt.add(time.perf_counter() - started)
             return result
         except TimeoutError:
@@ -1183,9 +1206,16 @@ def _request_payload(request: OrderRequest) -> dict[str, Any]:
     }
 
 
-def _ticket_authority(request: OrderRequest, operator: Actor | None) -> Rejection | None:
-    """A ticket order goes out in the name of the operator signed in at the desk, who must be allowed to trade."""
+# Sources whose orders go out in the name of someone who must be allowed to trade.
+_NEEDS_AUTHORITY = frozenset({OrderSource.TICKET, OrderSource.API})
+
+
+def _order_authority(request: OrderRequest, operator: Actor | None) -> Rejection | None:
+    """A ticket order goes out in the name of the operator signed in at the desk, a local API order in
+    its client's; either must be allowed to trade."""
     if operator is None:
+        if request.source is OrderSource.API:
+            return Rejection(RejectReason.NOT_AUTHORISED, "an API order needs an API client's authority", "nobody", str(Permission.TRADE))
         return Rejection(RejectReason.NOT_AUTHORISED, "nobody is signed in: sign in to send orders", "nobody", str(Permission.TRADE))
     if not operator.can(Permission.TRADE):
         role = operator.role or "no role"

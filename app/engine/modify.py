@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from app.brokers.base import BrokerCall, BrokerError, BrokerErrorCode
-from app.domain.actors import Actor, Permission
+from app.domain.actors import Actor, Permission, is_api_actor
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import AlertLevel
 from app.domain.money import format_inr
@@ -191,7 +191,7 @@ class OrderModifier:
         if engine.recorder is not None:
             try:
                 await engine.recorder.durable(AuditEventType.ORDER_MODIFY, payload, actor=operator.name,
-                                              source=AuditSource.TICKET)
+                                              source=_source_of(operator))
             except Exception as exc:  # noqa: BLE001 - the recorder already halted the desk
                 return self._undone(
                     order, operator, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"),
@@ -203,7 +203,9 @@ class OrderModifier:
             )
             return self._undone(order, operator, why)
         try:
-            await engine.call_broker(engine.broker.modify(change.broker_order_id, quantity=quantity, price=price), None)
+            await engine.call_broker(
+                engine.broker.modify(change.broker_order_id, quantity=quantity, price=price), None, named=BrokerCall.MODIFY,
+            )
         except BrokerError as exc:
             return self._broker_refused(order, operator, exc)
         except TimeoutError:
@@ -299,6 +301,11 @@ class OrderModifier:
             AuditEventType.ORDER_MODIFY_REFUSED,
             {"client_order_id": client_order_id, "order_actor": order.actor if order is not None else None,
              **rejection_payload(rejection)},
-            operator.name, AuditSource.TICKET,
+            operator.name, _source_of(operator),
         )
         return ModifyResult(False, client_order_id, rejection.message, rejection)
+
+
+def _source_of(operator: Actor) -> AuditSource:
+    """A modify comes from the ticket (an operator) or from the local API (a client's actor)."""
+    return AuditSource.API if is_api_actor(operator.name) else AuditSource.TICKET

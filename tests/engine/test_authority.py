@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from app.domain.actors import Actor
+from app.domain.actors import Actor, ApiScope, api_actor
 from app.domain.audit import AuditSource
 from app.domain.events import OrderRejected
 from app.domain.orders import OrderSource, OrderStatus, Side
-from app.domain.rejections import REASON_TEXT, RejectReason
+from app.domain.rejections import REASON_TEXT, Rejection, RejectReason
 from app.domain.requests import OrderRequest
 from tests.engine.ticket_desk import (
     ADMIN,
@@ -69,12 +69,24 @@ async def test_ticket_orders_need_an_operator_who_may_trade_in_their_own_name(
     assert len(audited(writer, "order.proposed")) == 1
 
 
-async def test_the_administrator_holds_trade_and_other_sources_are_not_asked_yet() -> None:
+async def test_the_administrator_holds_trade_and_an_api_order_needs_its_clients_trade_scope() -> None:
     engine = await started(make_engine()[0])
     assert (await engine.submit(ticket(actor="ada"), operator=ADMIN)).accepted
-    # The local API's clients get their own authority in a later issue: today an API order needs no operator.
-    api = OrderRequest(REL, Side.BUY, 1, "1500", source=OrderSource.API, actor="script-7")
-    assert (await engine.submit(api)).accepted
+    trader = api_actor("script-7", frozenset({ApiScope.READ, ApiScope.TRADE}))
+    reader = api_actor("dash", frozenset({ApiScope.READ, ApiScope.KILL}))
+
+    def api(actor: str, price: str) -> OrderRequest:
+        return OrderRequest(REL, Side.BUY, 1, price, source=OrderSource.API, actor=actor)
+
+    # Deny by default: an API order with no client's authority, or a client without TRADE, or in another's name.
+    refusals = [
+        await engine.submit(api("api:script-7", "1500")),
+        await engine.submit(api("api:dash", "1500.05"), operator=reader),
+        await engine.submit(api("api:someone-else", "1500.10"), operator=trader),
+    ]
+    assert [r.rejection.reason for r in refusals if r.rejection] == [RejectReason.NOT_AUTHORISED] * 3
+    assert "API client's authority" in refusals[0].rejection.message  # type: ignore[union-attr]
+    assert (await engine.submit(api("api:script-7", "1500.15"), operator=trader)).accepted
     assert RejectReason.NOT_AUTHORISED in REASON_TEXT
     await engine.stop()
 
@@ -121,4 +133,26 @@ async def test_a_viewer_cancels_nothing_and_the_desk_itself_cancels_anything() -
     assert (await engine.cancel(order)).ok
     await settle()
     assert engine.oms.get(order).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+    await engine.stop()
+
+
+async def test_each_api_client_has_the_api_sources_rate_to_itself() -> None:
+    # The clock is frozen, so every order falls in the same second: the cap is reached for certain.
+    engine = await started(make_engine(rates={"api": 2})[0])
+    alpha = api_actor("alpha", frozenset({ApiScope.TRADE}))
+    beta = api_actor("beta", frozenset({ApiScope.TRADE}))
+
+    async def send(actor: Actor, price: str) -> Rejection | None:
+        request = OrderRequest(REL, Side.BUY, 1, price, source=OrderSource.API, actor=actor.name)
+        return (await engine.submit(request, operator=actor)).rejection
+
+    assert [await send(alpha, p) for p in ("1500", "1500.05")] == [None, None]
+    refused = await send(alpha, "1500.10")
+    assert refused is not None and refused.reason is RejectReason.SOURCE_RATE_LIMIT
+    assert refused.message == "API client api:alpha already sent 2 orders in the last second"
+    assert (refused.value, refused.limit) == ("3", "2")
+    # The busy script does not starve the other one.
+    assert [await send(beta, p) for p in ("1500.15", "1500.20")] == [None, None]
+    third = await send(beta, "1500.25")
+    assert third is not None and third.reason is RejectReason.SOURCE_RATE_LIMIT
     await engine.stop()

@@ -105,7 +105,7 @@ class RiskBook:
         self.orders_today = 0
         self._recent: deque[tuple[int, tuple[str, Side, int, int | None]]] = deque()
         self._recent_keys: dict[tuple[str, Side, int, int | None], int] = {}
-        self._by_source: dict[OrderSource, deque[int]] = {}
+        self._by_source: dict[OrderSource | tuple[OrderSource, str], deque[int]] = {}
 
     # -- open orders -------------------------------------------------------------------------------
 
@@ -247,22 +247,32 @@ class RiskBook:
         last = self._recent_keys.get(key)
         return last is not None and last > now_ns - window_ns
 
-    def source_rate(self, source: OrderSource, now_ns: int) -> int:
-        """Orders accepted from ``source`` in the last second."""
-        times = self._by_source.get(source)
+    def source_rate(self, source: OrderSource, now_ns: int, actor: str = "") -> int:
+        """Orders accepted from ``source`` in the last second; for the local API, from its client ``actor``
+        (each client has the API's rate to itself: one busy script never starves another)."""
+        times = self._by_source.get(rate_lane(source, actor))
         if not times:
             return 0
         while times and times[0] <= now_ns - _SECOND_NS:
             times.popleft()
         return len(times)
 
-    def accepted(self, source: OrderSource, key: tuple[str, Side, int, int | None], now_ns: int) -> None:
-        """Remember an order the gate let through: it counts for today, for its source's rate and as a duplicate."""
+    def accepted(
+        self, source: OrderSource, key: tuple[str, Side, int, int | None], now_ns: int, actor: str = "",
+    ) -> None:
+        """Remember an order the gate let through: it counts for today, for its source's rate (its API
+        client's, for the local API) and as a duplicate."""
         self.roll(now_ns)
         self.orders_today += 1
         self._recent.append((now_ns, key))
         self._recent_keys[key] = now_ns
-        times = self._by_source.get(source)
+        lane = rate_lane(source, actor)
+        times = self._by_source.get(lane)
         if times is None:
-            times = self._by_source[source] = deque()
+            times = self._by_source[lane] = deque()
         times.append(now_ns)
+
+
+def rate_lane(source: OrderSource, actor: str) -> OrderSource | tuple[OrderSource, str]:
+    """Whose orders share one per-second rate: a source's, but each local API client's apart."""
+    return (source, actor) if source is OrderSource.API else source

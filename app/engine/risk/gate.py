@@ -188,11 +188,13 @@ def check_daily_loss(d: Decision, gate: RiskGate) -> Rejection | None:
 def check_source_rate(d: Decision, gate: RiskGate) -> Rejection | None:
     if d.order.source is OrderSource.FLATTEN:
         return None
-    cap = d.limits.desk.max_orders_per_second[d.order.source]
-    sent = gate.book.source_rate(d.order.source, d.now_ns)
+    source = d.order.source
+    cap = d.limits.desk.max_orders_per_second[source]
+    sent = gate.book.source_rate(source, d.now_ns, d.order.actor)
     if sent >= cap:
+        who = f"API client {d.order.actor}" if source is OrderSource.API else str(source)
         return Rejection(
-            RejectReason.SOURCE_RATE_LIMIT, f"{d.order.source} already sent {sent} orders in the last second",
+            RejectReason.SOURCE_RATE_LIMIT, f"{who} already sent {sent} orders in the last second",
             str(sent + 1), str(cap),
         )
     return None
@@ -559,7 +561,7 @@ class RiskGate:
         book = self.book
         source = order.source
         if source is not _FLATTEN and (
-            book.source_rate(source, now_ns) >= self._rates[source]
+            book.source_rate(source, now_ns, order.actor) >= self._rates[source]
             or book.orders_on(now_ns) >= desk.max_orders_per_day
         ):
             return None
@@ -722,7 +724,7 @@ class RiskGate:
         """Count an order that passed (and is going to the broker)."""
         key = self._last_key if order is self._last_order and self._last_key is not None else duplicate_key(order)
         self._last_order = self._last_key = None
-        self.book.accepted(order.source, key, now_ns)
+        self.book.accepted(order.source, key, now_ns, order.actor)
 
 
 def _net_bound(net: int, pending: PendingTotals, side: Side, value: int) -> int:
