@@ -417,10 +417,35 @@ def test_no_secret_fields() -> None:
     for model in (
         Settings.model_fields["paper"].annotation,
         Settings.model_fields["breeze"].annotation,
+        Settings.model_fields["api"].annotation,
     ):
         names |= set(model.model_fields)  # type: ignore[union-attr]
+    # The TLS key is named by its file's path (kept private by the file's own permissions), never held here.
+    names.discard("tls_key")
     for forbidden in ("key", "secret", "token", "password"):
         assert not [n for n in names if forbidden in n], "credentials come from the keyring only"
+
+
+def test_the_local_api_listens_on_loopback_unless_given_tls(home: Path, tmp_path: Path) -> None:
+    s = load_settings()
+    assert (s.api.host, s.api.port, s.api.loopback) == ("127.0.0.1", 8740, True)
+    for host in ("localhost", "::1", "127.0.0.2"):
+        assert load_settings(api={"host": host}).api.loopback
+    message = settings_error(api={"host": "0.0.0.0"})
+    assert "0.0.0.0 only over TLS" in message and "api.tls_cert and api.tls_key" in message
+    assert "only over TLS" in settings_error(api={"host": "192.168.1.20"})
+    assert "set both or neither" in settings_error(api={"tls_cert": str(tmp_path / "cert.pem")})
+    served = load_settings(api={"host": "0.0.0.0", "tls_cert": "cert.pem", "tls_key": "key.pem"}).api
+    assert not served.loopback and served.tls_cert == Path("cert.pem")
+
+
+def test_api_settings_come_from_the_file_and_the_environment(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_toml(home, "[api]\nport = 9001\nburst = 5\n")
+    monkeypatch.setenv("BULWARK_API__PER_MINUTE", "60")
+    api = load_settings().api
+    assert (api.port, api.burst, api.per_minute) == (9001, 5, 60)
+    assert "api.port" in settings_error(api={"port": 70000})
+    assert "api.host" in settings_error(api={"host": "  "})
 
 
 @pytest.mark.parametrize(
