@@ -12,10 +12,21 @@ from .models import RateCounterRow
 
 _COUNTERS: Table = RateCounterRow.__table__  # type: ignore[assignment]
 
+
+def _upsert_statement(insert: Callable[[Table], sqlite.Insert | postgresql.Insert]) -> sqlite.Insert | postgresql.Insert:
+    statement = insert(_COUNTERS)
+    return statement.on_conflict_do_update(
+        index_elements=[_COUNTERS.c.trading_day, _COUNTERS.c.broker, _COUNTERS.c.kind],
+        set_={"count": statement.excluded.count},
+    )
+
+
 # Both dialects spell the upsert the same way (ON CONFLICT ... DO UPDATE), each with its own construct.
-_INSERTS: dict[str, Callable[[Table], sqlite.Insert | postgresql.Insert]] = {
-    "sqlite": sqlite.insert,
-    "postgresql": postgresql.insert,
+# Built once, values bound at execution: the governor counts every broker call, and a statement rebuilt
+# with literal values each time cost the audit writer's thread (which every submit waits for) ~0.3 ms.
+_UPSERTS: dict[str, sqlite.Insert | postgresql.Insert] = {
+    "sqlite": _upsert_statement(sqlite.insert),
+    "postgresql": _upsert_statement(postgresql.insert),
 }
 
 
@@ -32,11 +43,7 @@ def load(engine: Engine, trading_day: str, broker: str) -> dict[str, int]:
 
 def upsert(connection: Connection, trading_day: str, broker: str, kind: str, count: int) -> None:
     """Set one counter in the caller's transaction (the audit writer's, in the running desk)."""
-    insert = _INSERTS.get(connection.dialect.name)
-    if insert is None:
+    statement = _UPSERTS.get(connection.dialect.name)
+    if statement is None:
         raise StoreError(f"rate counters need SQLite or PostgreSQL, not {connection.dialect.name}")
-    statement = insert(_COUNTERS).values(trading_day=trading_day, broker=broker, kind=kind, count=count)
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=[_COUNTERS.c.trading_day, _COUNTERS.c.broker, _COUNTERS.c.kind],
-        set_={"count": statement.excluded.count},
-    ))
+    connection.execute(statement, {"trading_day": trading_day, "broker": broker, "kind": kind, "count": count})
