@@ -180,3 +180,34 @@ class UnknownSignInRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     attempts: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ApiClientRow(Base):
+    """One local-API client: a program (a strategy script, a stop button) that calls the desk's HTTP API.
+
+    ``name_key`` is the casefolded name (unique regardless of case, as operators' names are). The
+    token itself is never stored: ``token_hash`` is its SHA-256 hex (unique), ``token_hint`` its last
+    four characters, enough to tell two tokens apart in a list. ``scopes`` is the comma-separated
+    scope codes of ``app.domain.actors.ApiScope``; a row edited into something else is read as damaged.
+    """
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    scopes: Mapped[str] = mapped_column(String(64), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    token_hint: Mapped[str] = mapped_column(String(8), nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean(create_constraint=True, name="enabled"), nullable=False)
+    created_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    changed_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    changed_by: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    # At least one scope, and a hash that is a SHA-256 hex digest's length. Which codes are known is
+    # checked on read (a check here would have to change with every new scope).
+    __table_args__ = (
+        CheckConstraint("scopes <> ''", name="scopes"),
+        CheckConstraint("length(token_hash) = 64", name="token_hash"),
+    )

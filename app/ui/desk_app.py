@@ -247,6 +247,7 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
                     _add_work_docks(window, run.desk)
                     # The engine already runs (whoever is signed in); the window now asks who is at the desk.
                     window.open_session(run.desk.operators)
+                    window.set_api_clients(run.desk.api_clients)
                 if gui.on_running is not None:
                     await gui.on_running(window)
                 if gui.quit_after_s is not None:

@@ -93,8 +93,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
 
     from app.engine.engine import Engine
+    from app.security.api_clients import ApiClientDirectory
     from app.security.operators import OperatorDirectory
     from app.store.chain_key import ChainKeys
+    from app.ui.api_clients_dialog import ApiClientsDialog
     from app.ui.bridge import Batch, EngineBridge
     from app.ui.charts import ExposurePanel
     from app.ui.work_docks import WorkDocks
@@ -206,6 +208,8 @@ class DeskWindow(QMainWindow):
         self.os_user = actor or getpass.getuser()
         self.session = OperatorSession(self)
         self.session_controller = SessionController(self, self.session)
+        # The desk's local-API clients (``set_api_clients``): managed from Operator > API clients….
+        self.api_clients: ApiClientDirectory | None = None
         self.dark = dark
         self.engine: Engine | None = None
         self.bridge: EngineBridge | None = None
@@ -365,6 +369,7 @@ class DeskWindow(QMainWindow):
         self.sign_out_action = operator.addAction("Sign out", self.sign_out)
         operator.addSeparator()
         self.operators_action = operator.addAction("Operators…", self.open_operators)
+        self.api_clients_action = operator.addAction("API clients…", self.open_api_clients)
         self.operator_menu = operator
         view = self.menu.addMenu("&View")
         for dock in (self.orders_dock, self.positions_dock, self.alerts_dock):
@@ -777,6 +782,18 @@ class DeskWindow(QMainWindow):
         """Operators… for an administrator: list, add, disable/enable, reset a password."""
         return self.session_controller.open_operators()
 
+    def set_api_clients(self, clients: ApiClientDirectory) -> None:
+        """API clients… manages ``clients`` (the desk's) from now on."""
+        self.api_clients = clients
+        self.apply_session()
+
+    def open_api_clients(self) -> ApiClientsDialog | None:
+        """API clients… for an administrator: list, add (token shown once), disable/enable, rotate."""
+        # Imported when first opened: it pulls SQLAlchemy in, which the window's first paint must not wait for.
+        from app.ui.api_clients_dialog import open_api_clients_dialog
+
+        return open_api_clients_dialog(self, self.api_clients)
+
     def apply_session(self) -> None:
         """Bring the window in line with who is signed in: the lock screen, the menus, the operator shown."""
         session = self.session
@@ -805,6 +822,8 @@ class DeskWindow(QMainWindow):
         self.sign_out_action.setEnabled(actor is not None)
         self.operators_action.setVisible(actor is not None and actor.can(Permission.MANAGE_OPERATORS))
         self.operators_action.setEnabled(can(Permission.MANAGE_OPERATORS) and self.directory is not None)
+        self.api_clients_action.setVisible(actor is not None and actor.can(Permission.MANAGE_API_CLIENTS))
+        self.api_clients_action.setEnabled(can(Permission.MANAGE_API_CLIENTS) and self.api_clients is not None)
         for dock in self.findChildren(QDockWidget):
             # Any dock, the ones added later too: none can be shown (or floated out) from under the lock screen.
             dock.toggleViewAction().setEnabled(not covered)
