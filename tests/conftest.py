@@ -17,6 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A desk started in a test serves its local API on any free port: tests run side by side, and a
+# real desk on this machine may hold the default one.
+os.environ.setdefault("BULWARK_API__PORT", "0")
 
 NO_PG_REASON = (
     "no PostgreSQL server (set BULWARK_TEST_PG_URL or install postgresql); CI never skips this"

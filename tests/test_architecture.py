@@ -23,6 +23,7 @@ DOMAIN = "The domain imports nothing of ours"
 NO_QT = "Engine, brokers and store never touch Qt or the UI"
 LAYERS = "Layers point down: ui, engine, store/brokers, domain"
 RISK = "The risk components never import the engine"
+CLIENT = "The API client stands alone"
 
 
 def importlinter_config() -> dict:
@@ -79,7 +80,7 @@ def test_contracts_are_declared_as_designed() -> None:
 
     no_qt = contracts[NO_QT]
     assert no_qt["type"] == "forbidden"
-    assert set(no_qt["source_modules"]) >= {"app.engine", "app.brokers", "app.store", "app.domain", "app.simulation", "app.desk"}
+    assert set(no_qt["source_modules"]) >= {"app.engine", "app.brokers", "app.store", "app.domain", "app.simulation", "app.desk", "app.api"}
     assert set(no_qt["forbidden_modules"]) >= {"app.ui", "PySide6", "qasync", "pyqtgraph"}
     assert not no_qt.get("allow_indirect_imports"), "indirect imports of Qt count too"
 
@@ -94,12 +95,17 @@ def test_contracts_are_declared_as_designed() -> None:
     assert layers["type"] == "layers"
     assert layers["layers"] == [
         "app.cli",
-        "app.ui | app.simulation",
+        "app.ui | app.simulation | app.api",
         "app.desk | app.order_flow",
         "app.engine",
         "app.store | app.brokers",
         "app.domain",
     ]
+
+    client = contracts[CLIENT]
+    assert client["type"] == "forbidden"
+    assert client["source_modules"] == ["app.api.client"]
+    assert set(client["forbidden_modules"]) >= {"app.engine", "app.desk", "app.store", "fastapi", "sqlalchemy", "PySide6"}
 
 
 def test_the_code_keeps_every_contract() -> None:
@@ -122,6 +128,10 @@ def test_the_code_keeps_every_contract() -> None:
         ("app/brokers/_probe.py", "import app.engine\n", LAYERS),
         ("app/store/_probe.py", "import app.ui\n", LAYERS),
         ("app/engine/risk/_probe.py", "import app.engine.engine\n", RISK),
+        ("app/api/_probe.py", "from PySide6 import QtCore\n", NO_QT),
+        ("app/api/_probe.py", "import app.ui\n", LAYERS),
+        ("app/api/client/_probe.py", "import app.engine\n", CLIENT),
+        ("app/api/client/_probe.py", "import fastapi\n", CLIENT),
         ("app/engine/risk/_probe.py", "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from ..engine import Engine\n", RISK),
     ],
 )

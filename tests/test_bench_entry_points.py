@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name: (tiny arguments, whether it keeps data on disk)
 BENCHES: dict[str, tuple[list[str], bool]] = {
+    "api_load": (["--seconds", "1", "--kill-seconds", "1", "--clients", "4", "--rate", "20", "--kills", "1",
+                  "--processes", "1"], True),
     "audit": (["--appends", "300", "--window", "50", "--latency-samples", "5", "--verify-records", "1000",
                "--rounds", "1", "--verify-rounds", "1"], True),
     "audit_anchor": (["--appends", "300", "--latency-samples", "5"], True),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .common import BROKERS, EXIT_FAILED, EXIT_USAGE, positive_float, positive_int
 
 if TYPE_CHECKING:
-    from app.desk import DeskOptions
+    from app.desk import DeskOptions, DeskService
     from app.settings import Settings
     from app.ui.desk_app import BreezeLogin
 
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             backup_time=settings.backup_time, settings_summary=settings.summary(), calendar=load_effective(settings.home),
             # A real broker trades in real time; the paper market runs from the next open when closed now.
             session_horizon_s=None if breeze is not None else 0.0,
+            services=_services(settings),
         )
 
     from app.ui.desk_app import GuiOptions, run_desk_window
@@ -106,6 +107,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         global_hotkey=not args.no_global_hotkey, quit_after_s=args.quit_after, idle_lock_minutes=settings.idle_lock_minutes,
     )
     return run_desk_window(make_options, gui, breeze)
+
+
+def _services(settings: Settings) -> tuple[DeskService, ...]:
+    if not settings.api.enabled:
+        return ()
+    # Here, after the window's first paint: FastAPI, pydantic's schemas and uvicorn cost more than half a second.
+    from app.api.server import ApiServer
+
+    return (ApiServer(settings.api),)
 
 
 def _say(message: str) -> None:

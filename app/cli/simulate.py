@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from app.brokers.breeze import BreezeCredentials
     from app.brokers.paper import PaperConfig
     from app.brokers.paper.universe import UniverseEntry
-    from app.desk import BrokerFactory
+    from app.desk import BrokerFactory, DeskService
     from app.engine.config import EngineConfig
     from app.settings import Settings
 
@@ -51,7 +51,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--session-token-stdin", action="store_true",
         help="Breeze: print the login URL, then read today's session token from stdin (default: the one stored today)",
     )
+    sim.add_argument("--api", action="store_true", help="serve the local API during the run (its URL goes to stderr)")
+    sim.add_argument(
+        "--api-port", type=port_number, default=None, metavar="N",
+        help="with --api: listen on this port instead of the api.port setting (0: any free port)",
+    )
     sim.set_defaults(run=run)
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -158,6 +173,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         secrets.append(token)
     seed = args.seed if args.seed is not None else settings.paper.seed
     redact_in_logs(secrets)
+    services = _api_services(args, settings)
     options = SimulationOptions(
         seconds=args.seconds,
         seed=seed,
@@ -175,8 +191,27 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         control_home=settings.home,
         broker_factory=factory,
         calendar=load_effective(settings.home),
+        services=services,
     )
     return asyncio.run(run_simulation(options))
+
+
+def _api_services(args: argparse.Namespace, settings: Settings) -> tuple[DeskService, ...]:
+    from app.desk import DeskError
+
+    if args.api_port is not None and not args.api:
+        raise DeskError("--api-port goes with --api")
+    if not args.api:
+        return ()
+    if not settings.api.enabled:
+        raise DeskError("the local API is disabled in the settings (api.enabled = false): enable it to serve it")
+    from app.api.server import ApiServer
+    from app.settings import ApiSettings
+
+    api = settings.api
+    if args.api_port is not None:
+        api = ApiSettings.model_validate({**api.model_dump(), "port": args.api_port})
+    return (ApiServer(api, announce=lambda url: print(f"simulate: the local API is serving at {url}", file=sys.stderr)),)
 
 
 def _print_summary(result: dict[str, Any]) -> None:

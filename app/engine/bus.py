@@ -110,6 +110,11 @@ class EventBus:
         self._routes.clear()
         return queue
 
+    def unsubscribe(self, handler: Callable[[Any], None]) -> None:
+        """Stop calling ``handler`` inline (every subscription of it, whatever the event type); unknown is a no-op."""
+        self._inline = [sub for sub in self._inline if sub.handler != handler]
+        self._routes.clear()
+
     def unsubscribe_queue(self, queue: QueueSubscription) -> None:
         self._queues.remove(queue)
         self._routes.clear()

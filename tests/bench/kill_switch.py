@@ -53,7 +53,7 @@ async def run(orders: int, latency_ms: float, cap: int) -> dict[str, Any]:
         # Resting bids 10-15 % under the market: they stay working until cancelled.
         price = (last * (85 + i % 5) // 100) // tick * tick
         requests.append(OrderRequest(entry.instrument.key, Side.BUY, entry.instrument.lot_size, Decimal(price) / 100,
-                                     source=OrderSource.API, actor="bench"))
+                                     source=OrderSource.STRATEGY, actor="bench"))
     results = await asyncio.gather(*(engine.submit(r) for r in requests))
     refused = [r.rejection for r in results if not r.accepted]
     if refused:

@@ -146,3 +146,19 @@ async def test_queue_get_waits_for_next_event() -> None:
     assert not getter.done()
     bus.publish(Other(5))
     assert await asyncio.wait_for(getter, 1) == Other(5)
+
+
+def test_unsubscribe_removes_every_inline_subscription_of_the_handler() -> None:
+    bus = EventBus()
+    seen: list[object] = []
+    kept: list[object] = []
+    bus.subscribe(Base, seen.append)
+    bus.subscribe(Other, seen.append)
+    bus.subscribe(Base, kept.append)
+    bus.publish(Base(1))  # routes cached before the unsubscribe: it must clear them
+    bus.unsubscribe(seen.append)
+    bus.publish(Base(2))
+    bus.publish(Other(3))
+    bus.unsubscribe(seen.append)  # twice, or never subscribed: nothing to do
+    assert seen == [Base(1)]
+    assert kept == [Base(1), Base(2)]

@@ -47,6 +47,8 @@ def audit_records(home: Path, kind: str) -> list[dict[str, object]]:
 def main_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     environ["BULWARK_HOME"] = str(cover_today(home))
+    # Any free port for the local API: tests run side by side, and a real desk may hold the default.
+    environ["BULWARK_API__PORT"] = "0"
     environ.update(env or {})
     return environ
 

@@ -330,7 +330,7 @@ async def expire(desk: Desk, emulator: BreezeEmulator) -> None:
     assert last is not None
     price = last - 10 * instrument.tick_size
     price -= price % instrument.tick_size
-    request = OrderRequest(key, Side.BUY, instrument.lot_size, Decimal(price) / 100, source=OrderSource.API, actor="test")
+    request = OrderRequest(key, Side.BUY, instrument.lot_size, Decimal(price) / 100, source=OrderSource.STRATEGY, actor="test")
     assert not (await desk.engine.submit(request)).accepted
     await until(lambda: desk.engine.trading_state is TradingState.HALTED, "the session-expiry halt")
     assert "session expired" in desk.engine.halt_reason

@@ -83,7 +83,7 @@ def _expire_mid_day(qtbot: QtBot, run: Running) -> None:
     assert last is not None
     price = last - 10 * instrument.tick_size
     price -= price % instrument.tick_size
-    request = OrderRequest(key, Side.BUY, instrument.lot_size, Decimal(price) / 100, source=OrderSource.API, actor="test")
+    request = OrderRequest(key, Side.BUY, instrument.lot_size, Decimal(price) / 100, source=OrderSource.STRATEGY, actor="test")
     assert not await_in_qt(qtbot, engine.submit(request)).accepted
     assert engine.session_expired
     assert engine.trading_state is TradingState.HALTED and "session expired" in engine.halt_reason

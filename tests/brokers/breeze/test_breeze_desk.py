@@ -57,7 +57,7 @@ def order(desk: Desk, key: str, side: Side, ticks_away: int, lots: int = 1) -> O
     step = ticks_away * instrument.tick_size
     price = last - step if side is Side.BUY else last + step
     price -= price % instrument.tick_size
-    return OrderRequest(key, side, lots * instrument.lot_size, Decimal(price) / 100, source=OrderSource.API, actor="test")
+    return OrderRequest(key, side, lots * instrument.lot_size, Decimal(price) / 100, source=OrderSource.STRATEGY, actor="test")
 
 
 async def test_place_ack_fill_position(emulator: BreezeEmulator, tmp_path: Path) -> None:
