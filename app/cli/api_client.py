@@ -20,8 +20,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from .admin_change import run_admin_change
 from .authority import AuthorityRefused, read_secret
-from .common import EXIT_FAILED, EXIT_OK, first_line
+from .common import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
@@ -58,49 +59,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(run=run)
 
 
-def _fail(command: str, text: str) -> int:
-    print(f"api-client {command} refused: {text}", file=sys.stderr, flush=True)
-    return EXIT_FAILED
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from app.security.accounts import AuthError
     from app.security.api_clients import ApiClientError
-    from app.store.audit_writer import AuditWriter
-    from app.store.db import StoreError
-    from app.store.migrate import open_store
-
-    from .operator import _unkeyed
 
     command = args.api_client_command
-    try:
-        store = open_store(settings.database_url)
-    except StoreError as exc:
-        return _fail(command, f"the store cannot be used: {exc}")
-    writer: AuditWriter | None = None
-    try:
-        if command == "list":
-            return _list(store)
-        writer = AuditWriter(store)
-        if (problem := _unkeyed(store, writer)) is not None:
-            return _fail(command, f"{problem}: nothing was changed (an API client change must be audited)")
-        writer.start()
-        return _change(args, store, writer)
-    except AuthorityRefused as exc:
-        return _fail(command, str(exc))
-    except AuthError as exc:
-        # Not the name as typed: a password typed into it would be printed back (and kept in scrollback).
-        return _fail(command, f"the administrator's authority (--as): {exc}")
-    except ApiClientError as exc:
-        return _fail(command, str(exc))
-    except (StoreError, SQLAlchemyError, TimeoutError) as exc:
-        return _fail(command, f"the store cannot be used: {first_line(exc)}")
-    finally:
-        if writer is not None:
-            writer.close(timeout=5.0)
-        store.dispose()
+    return run_admin_change(
+        f"api-client {command}", settings, listing=_list if command == "list" else None,
+        change=lambda store, writer: _change(args, store, writer), refusals=(ApiClientError,), what="API client",
+    )
 
 
 def _change(args: argparse.Namespace, store: SqlEngine, writer: AuditWriter) -> int:

@@ -20,8 +20,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from .admin_change import refuse, run_admin_change
 from .authority import AuthorityRefused, read_secret
-from .common import EXIT_FAILED, EXIT_OK, first_line
+from .common import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
@@ -57,59 +58,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _fail(command: str, text: str) -> int:
-    print(f"operator {command} refused: {text}", file=sys.stderr, flush=True)
-    return EXIT_FAILED
+    return refuse(f"operator {command}", text)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from app.security.accounts import AuthError, OperatorInputError
-    from app.store.audit_writer import AuditWriter
-    from app.store.db import StoreError
-    from app.store.migrate import open_store
+    from app.security.accounts import OperatorInputError
 
     command = args.operator_command
-    try:
-        store = open_store(settings.database_url)
-    except StoreError as exc:
-        return _fail(command, f"the store cannot be used: {exc}")
-    writer: AuditWriter | None = None
-    try:
-        if command == "list":
-            return _list(store)
-        writer = AuditWriter(store)
-        if (problem := _unkeyed(store, writer)) is not None:
-            return _fail(command, f"{problem}: nothing was changed (an operator change must be audited)")
-        writer.start()
-        return _change(args, store, writer)
-    except AuthorityRefused as exc:
-        return _fail(command, str(exc))
-    except AuthError as exc:
-        # Not the name as typed: a password typed into it would be printed back (and kept in scrollback).
-        return _fail(command, f"the administrator's authority (--as): {exc}")
-    except OperatorInputError as exc:
-        return _fail(command, str(exc))
-    except PermissionError as exc:
-        return _fail(command, str(exc))
-    except (StoreError, SQLAlchemyError, TimeoutError) as exc:
-        return _fail(command, f"the store cannot be used: {first_line(exc)}")
-    finally:
-        if writer is not None:
-            writer.close(timeout=5.0)
-        store.dispose()
-
-
-def _unkeyed(store: SqlEngine, writer: AuditWriter) -> str | None:
-    """Why this command could not append to the chain, checked before changing anything: a keyed chain whose key this
-    machine's keyring lacks refuses every append, and a change written but not audited must not happen."""
-    from app.store.chain_key import missing_key_message
-    from app.store.checkpoints import chain_tail
-
-    fingerprint = chain_tail(store)[2]
-    if fingerprint is not None and writer.keys.get(fingerprint) is None:
-        return missing_key_message(fingerprint, writer.keys.describe())
-    return None
+    return run_admin_change(
+        f"operator {command}", settings, listing=_list if command == "list" else None,
+        change=lambda store, writer: _change(args, store, writer),
+        refusals=(OperatorInputError, PermissionError), what="operator",
+    )
 
 
 def _change(args: argparse.Namespace, store: SqlEngine, writer: AuditWriter) -> int:
