@@ -10,15 +10,18 @@ give. The stand-ins never reach the gate: a request with any problem is not risk
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from decimal import Decimal
+from types import MappingProxyType
 
 from app.domain.instruments import Instrument
 from app.domain.orders import OrderType, Product, Side, Validity
 from app.domain.rejections import Rejection, RejectReason
 from app.domain.requests import NewOrder, OrderRequest, validate_request
 
-# The field of the request each validation refusal is about: the one the stand-in replaces.
-_FIELD = {
+# The field of the request each validation refusal is about: the one the stand-in replaces (the local
+# API names the same fields in its 422s and previews). An unknown instrument is not here: it is reported alone.
+REQUEST_FIELD: Mapping[RejectReason, str] = MappingProxyType({
     RejectReason.INVALID_SIDE: "side",
     RejectReason.INVALID_ORDER_TYPE: "order_type",
     RejectReason.INVALID_PRODUCT: "product",
@@ -28,7 +31,7 @@ _FIELD = {
     RejectReason.ABOVE_FREEZE_QUANTITY: "quantity",
     RejectReason.INVALID_PRICE: "price",
     RejectReason.PRICE_OFF_TICK: "price",
-}
+})
 
 
 def _set_aside(request: OrderRequest, field: str, instrument: Instrument) -> OrderRequest:
@@ -57,12 +60,12 @@ def request_problems(request: OrderRequest, instrument: Instrument | None) -> tu
     """
     problems: list[Rejection] = []
     # At most one pass per field, plus the last one that validates.
-    for _ in range(len(set(_FIELD.values())) + 1):
+    for _ in range(len(set(REQUEST_FIELD.values())) + 1):
         checked = validate_request(request, instrument)
         if not isinstance(checked, Rejection):
             return problems, (checked if not problems else None)
         problems.append(checked)
-        field = _FIELD.get(checked.reason)
+        field = REQUEST_FIELD.get(checked.reason)
         if field is None or instrument is None:
             break
         request = _set_aside(request, field, instrument)

@@ -40,6 +40,7 @@ from app.domain.money import paise_to_rupees
 from app.domain.orders import Order, OrderSource
 from app.domain.rejections import Rejection, RejectReason
 from app.domain.requests import OrderRequest
+from app.engine.request_problems import REQUEST_FIELD
 from app.engine.results import OrderPreview, SubmitResult
 
 router = APIRouter(prefix=API_PREFIX, tags=["orders"])
@@ -47,19 +48,8 @@ router = APIRouter(prefix=API_PREFIX, tags=["orders"])
 _AUTH_ERRORS = (401, 403, 429)
 _BODY_ERRORS = (413, 422)
 
-# The body field each field-level refusal is about (the engine names its own fields, e.g. instrument_key).
-_BODY_FIELD = {
-    RejectReason.UNKNOWN_INSTRUMENT: "instrument",
-    RejectReason.INVALID_SIDE: "side",
-    RejectReason.INVALID_ORDER_TYPE: "order_type",
-    RejectReason.INVALID_PRODUCT: "product",
-    RejectReason.INVALID_VALIDITY: "validity",
-    RejectReason.INVALID_QUANTITY: "quantity",
-    RejectReason.NOT_LOT_MULTIPLE: "quantity",
-    RejectReason.ABOVE_FREEZE_QUANTITY: "quantity",
-    RejectReason.INVALID_PRICE: "price",
-    RejectReason.PRICE_OFF_TICK: "price",
-}
+# The body field each field-level refusal is about: the engine's own table, with the instrument under its body name.
+_BODY_FIELD = {**REQUEST_FIELD, RejectReason.UNKNOWN_INSTRUMENT: "instrument"}
 
 IdempotencyKey = Annotated[
     str | None,
