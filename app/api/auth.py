@@ -21,7 +21,7 @@ from starlette.requests import HTTPConnection
 
 from app.api.context import ApiContext, get_context, use_context
 from app.api.errors import ApiProblem
-from app.domain.actors import Actor, ApiScope, api_actor
+from app.domain.actors import Actor, ApiScope
 from app.domain.audit import AuditEventType, AuditSource
 from app.security.api_clients import ApiClient, AuthRefusal
 from app.security.operators import AuditSink
@@ -138,11 +138,16 @@ def authenticate(
     if scope not in found.scopes:
         context.refusals.refused(WRONG_SCOPE, client=found.name, remote=_remote(connection), path=path, scope=str(scope))
         return ApiProblem(403, "FORBIDDEN", f"the API client {found.name} lacks the {scope} scope this call needs")
-    return Principal(found, api_actor(found.name, found.scopes))
+    return Principal(found, found.actor)
 
 
-def require(scope: ApiScope) -> Callable[..., Awaitable[Principal]]:
-    """A FastAPI dependency: the caller's ``Principal`` if its bearer token holds ``scope`` and its rate allows."""
+def require(
+    scope: ApiScope, *, refuse_over_rate: Callable[[ApiContext], bool] | None = None,
+) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency: the caller's ``Principal`` if its bearer token holds ``scope`` and its rate allows.
+
+    With ``refuse_over_rate``, a call past the rate is still counted but refused only when it answers true
+    (the kill switch: refused for rate only once the desk is already HALTED)."""
 
     async def principal(
         request: Request,
@@ -154,7 +159,7 @@ def require(scope: ApiScope) -> Callable[..., Awaitable[Principal]]:
         if isinstance(found, ApiProblem):
             raise found
         wait = context.limiter.take(found.client.name)
-        if wait is not None:
+        if wait is not None and (refuse_over_rate is None or refuse_over_rate(context)):
             raise ApiProblem(
                 429, "RATE_LIMITED",
                 f"the API client {found.client.name} made more than {context.limiter.burst} requests at once or "

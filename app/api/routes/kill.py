@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Body, Depends
 
-from app.api.auth import Principal, authenticate, bearer, require
+from app.api.auth import Principal, require
 from app.api.context import ApiContext, use_context
 from app.api.convert import ist_time
-from app.api.errors import ApiProblem, error_responses
+from app.api.errors import error_responses
 from app.api.models import API_PREFIX, KillIn, KillOut
 from app.domain.actors import ApiScope
 from app.domain.audit import AuditSource
@@ -23,23 +22,15 @@ from app.domain.trading_state import TradingState
 
 router = APIRouter(prefix=API_PREFIX, tags=["kill switch"])
 
-_rate_limited_killer = require(ApiScope.KILL)
 
 
-async def killer(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    context: Annotated[ApiContext, Depends(use_context)],
-) -> Principal:
-    """A caller whose token holds the ``kill`` scope. Its rate limit refuses a kill only once the desk
-    is already HALTED: a strategy that spent its budget trading can still stop the desk."""
-    if context.engine.trading_state is TradingState.HALTED:
-        return await _rate_limited_killer(request, credentials, context)
-    found = authenticate(context, request, credentials.credentials if credentials is not None else None, ApiScope.KILL)
-    if isinstance(found, ApiProblem):
-        raise found
-    context.limiter.take(found.client.name)  # counted against the rate, never refused by it
-    return found
+def _halted(context: ApiContext) -> bool:
+    return context.engine.trading_state is TradingState.HALTED
+
+
+# Its rate limit refuses a kill only once the desk is already HALTED: a strategy that spent its budget
+# trading can still stop the desk.
+killer = require(ApiScope.KILL, refuse_over_rate=_halted)
 
 
 @router.post(
