@@ -59,8 +59,9 @@ from app.store.checkpoints import (
     refuse_rolled_back_store,
     write_checkpoint,
 )
+from app.store.desk_identity import DeskIdentity, RegisteredDesk, load_or_create, register, unfoldered
 from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
-from app.store.desk_state import unclean_end
+from app.store.desk_state import DeskScope, unclean_end
 from app.store.last_desk import record_last_desk
 from app.store.migrate import open_store
 from app.store.redaction import Redactor
@@ -224,6 +225,9 @@ class Desk:
         self._stopping: asyncio.Future[None] | None = None
         # Why the last run on this store did not stop cleanly (read at start); this run then starts HALTED.
         self.unclean_end: str | None = None
+        # Which desk this is: the data folder's id (created at its first start), registered in the store.
+        self.identity: DeskIdentity = unfoldered()
+        self.registered: RegisteredDesk | None = None
 
     async def __aenter__(self) -> Self:
         try:
@@ -251,18 +255,26 @@ class Desk:
         (a window attaches there, so a kill switch pressed during a long start already reaches it)."""
         options = self.options
         tail_key: str | None = None
+        order_id_stem: str | None = None
+        if options.home is not None:
+            self.identity = await asyncio.to_thread(load_or_create, options.home)
         if options.database_url is not None:
-            self._resources.enter_context(DeskLock(options.database_url))
+            lock = DeskLock(options.database_url, self.identity.desk_id)
+            await asyncio.to_thread(lock.__enter__)
+            self._resources.push(lock.__exit__)
             if options.home is not None:
                 await asyncio.to_thread(refuse_forgotten_store, options.database_url, options.home)
             store = await asyncio.to_thread(open_store, options.database_url, application_name=DESK_APPLICATION_NAME)
             if options.home is not None:
                 await asyncio.to_thread(refuse_rolled_back_store, store, options.home)
-            # Before this run's own app.start: did the last run record a clean stop?
-            self.unclean_end = await asyncio.to_thread(unclean_end, store)
+            self.registered = await asyncio.to_thread(register, store, self.identity)
+            order_id_stem = self.registered.order_id_stem(options.engine.client_id_prefix)
+            scope = DeskScope(self.identity.desk_id, legacy=self.registered.adopted_legacy)
+            # Before this run's own app.start: did this desk's last run record a clean stop?
+            self.unclean_end = await asyncio.to_thread(unclean_end, store, scope)
             tail_key = (await asyncio.to_thread(chain_tail, store))[2]
             # The desk keys the chain (a new key in the OS keyring) when it is not keyed yet.
-            self.writer = AuditWriter(store, redactor=Redactor(options.secrets), create_key=True)
+            self.writer = AuditWriter(store, redactor=Redactor(options.secrets), create_key=True, desk_id=self.identity.desk_id)
             self.writer.start()
             self._loop = asyncio.get_running_loop()
             self._operators = OperatorDirectory(store, self._record_operator_event)
@@ -283,6 +295,7 @@ class Desk:
         engine = Engine(
             broker, [e.instrument for e in entries], options.engine, audit=self.writer, clock_ns=self.clock_ns,
             limits=limits if isinstance(limits, RiskLimits) else None, calendar=self.calendar,
+            desk_id=self.identity.desk_id, order_id_stem=order_id_stem,
         )
         self.engine = engine
         if self.writer is not None:

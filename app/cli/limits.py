@@ -88,11 +88,20 @@ def _history(settings: Settings, limit: int) -> int:
     from app.domain.india_time import IST
     from app.store import limit_versions
     from app.store.db import StoreError, open_read_only
+    from app.store.desk_identity import DeskIdentityError, read_identity
 
     url = settings.database_url
     if (missing := no_database(url, "no limits have been stored in this data folder")) is not None:
         print(missing, file=sys.stderr)
         return EXIT_FAILED
+    try:
+        identity = read_identity(settings.home)
+    except DeskIdentityError as exc:
+        print(f"limits: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if identity is None:
+        print(f"no desk has started from {settings.home} yet, so it has stored no limits")
+        return EXIT_OK
     # Read as it is, like `audit verify`: listing the history never migrates or writes, and works
     # on a read-only copy of the data folder.
     try:
@@ -101,7 +110,7 @@ def _history(settings: Settings, limit: int) -> int:
         print(f"limits: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        versions = limit_versions.history(engine, limit)
+        versions = limit_versions.history(engine, identity.desk_id, limit)
     except SQLAlchemyError as exc:
         print(f"limits: cannot read the stored versions: {first_line(getattr(exc, 'orig', None) or exc)}", file=sys.stderr)
         return EXIT_FAILED

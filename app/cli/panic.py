@@ -162,15 +162,17 @@ def _write_flag(settings: Settings, reason: str, actor: str) -> tuple[str | None
         # Imported here, inside the guard: even a store package that cannot load must not stop step 2.
         from app.engine.halt_watch import newest_flag_id
         from app.store.audit_writer import AuditWriter
+        from app.store.desk_state import scope_for_home
         from app.store.halt_flag import persist_halt
         from app.store.migrate import open_store
 
         engine = open_store(settings.database_url)
         try:
-            writer = AuditWriter(engine)
+            desk_id = scope_for_home(engine, settings.home).desk_id
+            writer = AuditWriter(engine, desk_id=desk_id)
             writer.start()
             try:
-                persist_halt(writer, reason, actor, timeout=STORE_TIMEOUT_S)
+                persist_halt(writer, desk_id, reason, actor, timeout=STORE_TIMEOUT_S)
             finally:
                 writer.close(timeout=1.0)
             flag_id = _quietly(lambda: newest_flag_id(engine, reason, actor))
@@ -342,14 +344,14 @@ def _cancel_at_broker(settings: Settings, broker: str, route: DirectCancel | Non
 def _working_in_store(settings: Settings) -> list[StoredOrder] | None:
     """What the store last showed working (``None`` when it cannot be read); never creates a database."""
     from app.store.db import make_engine
-    from app.store.desk_state import working_orders
+    from app.store.desk_state import scope_for_home, working_orders
 
     if absent_database(settings.database_url) is not None:
         return []
     try:
         engine = make_engine(settings.database_url)
         try:
-            return working_orders(engine)
+            return working_orders(engine, scope_for_home(engine, settings.home))
         finally:
             engine.dispose()
     except Exception as exc:  # noqa: BLE001 - reported; the operator is told to act either way

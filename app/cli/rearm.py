@@ -103,6 +103,7 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
     from app.store.audit_writer import AuditWriter
     from app.store.db import StoreError, sqlite_path
     from app.store.desk_lock import DeskLock, desk_running
+    from app.store.desk_state import scope_for_home
     from app.store.halt_flag import persist_rearm, record_refused_rearm
     from app.store.migrate import open_store
 
@@ -131,7 +132,8 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
                 return _fail(not_answering)
             store = open_store(url)
             held.callback(store.dispose)
-            writer = AuditWriter(store)
+            scope = scope_for_home(store, settings.home)
+            writer = AuditWriter(store, desk_id=scope.desk_id)
             writer.start()
             held.callback(writer.close, timeout=1.0)
             try:
@@ -146,7 +148,7 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
                     return _fail(f"{missing}: a risk officer or an administrator re-arms the desk")
                 print(f"authorised: {operator.name} ({operator.role})", flush=True)
             try:
-                found = check_offline_rearm(store, target, now_ns=time.time_ns(), limits_file=default_limits_file(settings))
+                found = check_offline_rearm(store, scope, target, now_ns=time.time_ns(), limits_file=default_limits_file(settings))
             except RearmRefused as exc:
                 # Audited like the engine's refusals: who tried to lift the halt, and why not.
                 try:
@@ -156,7 +158,7 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
                 return _fail(str(exc))
             print(f"checked: the store says {found.previous}; today's realised P&L {format_inr(found.today_realized)}, "
                   f"daily loss limit {format_inr(found.daily_loss_limit)} ({found.limits_origin})", flush=True)
-            persist_rearm(writer, found.previous, target, reason, user, timeout=STORE_TIMEOUT_S)
+            persist_rearm(writer, scope.desk_id, found.previous, target, reason, user, timeout=STORE_TIMEOUT_S)
         except TimeoutError:
             return _fail(f"the store did not confirm the re-arm within {STORE_TIMEOUT_S:g}s: it may still land; "
                          "see `main.py audit export` before trying again")

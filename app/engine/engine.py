@@ -77,6 +77,8 @@ from .risk.day_pnl import DayPnl
 from .risk.flatten import Flattener, FlattenReport
 from .risk.gate import RiskGate
 from .risk.kill_switch import KillSwitch, KillSwitchReport
+from app.store.desk_identity import UNFOLDERED_DESK_ID
+
 from .risk.limits import RiskLimits
 from .risk.limits_registry import LimitsLoad, LimitsRegistry
 from .round_trips import RoundTrips
@@ -132,15 +134,20 @@ class Engine:
         clock_ns: Callable[[], int] = time.time_ns,
         limits: RiskLimits | None = None,
         calendar: TradingCalendar | None = None,
+        desk_id: str = UNFOLDERED_DESK_ID,
+        order_id_stem: str | None = None,
     ) -> None:
+        """``desk_id`` marks every row the engine stores and limits what it reads back at start to its own;
+        ``order_id_stem`` (the desk's, unique on the database) starts every client order id."""
         self.config = config or EngineConfig()
+        self.desk_id = desk_id
         self.broker = broker
         self.instruments: dict[str, Instrument] = {i.key: i for i in instruments}
         self.clock_ns = clock_ns
         self.bus = EventBus(on_critical_error=self._critical_handler_failed)
         self.market_data = MarketData()
         self.portfolio = Portfolio(self.instruments)
-        self.oms = OrderManager(self.bus, clock_ns, self.config.client_id_prefix)
+        self.oms = OrderManager(self.bus, clock_ns, self.config.client_id_prefix, id_stem=order_id_stem)
         self.supervisor = Supervisor(self._task_crashed)
         self.loop_lag = LoopLagMonitor(self.config.loop_lag_interval)
         self.risk_book = RiskBook(self.portfolio, self.instruments, self.oms.pending_modifies)
@@ -153,7 +160,9 @@ class Engine:
         self.bus.subscribe(OrderEvent, self.risk_book.on_order, name="risk.order")
         self.bus.subscribe(BrokerStatus, self._on_broker_status, name="engine.broker_status")
         # Without a store the engine still runs (unit tests, benchmarks); the desk always has one.
-        self.recorder = Recorder(audit, self._store_failed) if audit is not None else None
+        self.recorder = (
+            Recorder(audit, self._store_failed, desk_id=desk_id, on_fill_conflict=self._fill_conflict) if audit is not None else None
+        )
         if self.recorder is not None:
             self.recorder.attach(self.bus)
         self.trading_state = self.config.initial_state
@@ -565,6 +574,11 @@ class Engine:
     def _store_failed(self, exc: BaseException) -> None:
         self.halt(f"the audit store failed: {exc}")
         self.alert(AlertLevel.CRITICAL, "store", f"audit store failed ({type(exc).__name__}); trading halted")
+
+    def _fill_conflict(self, fill: Fill, why: str) -> None:
+        # The stored picture no longer matches what was traded: the next start would rebuild the wrong position.
+        self.halt(f"fill {fill.fill_id} conflicts with a stored fill")
+        self.alert(AlertLevel.CRITICAL, "store", f"{why}; trading halted")
 
     def _on_broker_status(self, status: BrokerStatus) -> None:
         if status.connected:

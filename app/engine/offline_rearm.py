@@ -37,6 +37,7 @@ from app.domain.india_time import ist_day_number
 from app.domain.money import format_inr
 from app.domain.trading_state import TradingState
 from app.store import desk_state, limit_versions
+from app.store.desk_state import DeskScope
 
 from .portfolio import Portfolio
 from .risk.limits import LimitsError, RiskLimits, load_limits_file, parse_document
@@ -72,12 +73,12 @@ def today_realized(fills: Iterable[Fill], now_ns: int) -> int:
     return portfolio.realized - (portfolio.realized if start_of_day is None else start_of_day)
 
 
-def limits_in_force(store: SqlEngine, limits_file: Path) -> tuple[RiskLimits, str]:
+def limits_in_force(store: SqlEngine, scope: DeskScope, limits_file: Path) -> tuple[RiskLimits, str]:
     """The newest stored limits version, or ``limits_file`` when none was ever stored; with where they came from.
 
     Raises ``RearmRefused`` when they cannot be read: a loss limit that cannot be read is not met.
     """
-    stored = limit_versions.latest(store)
+    stored = limit_versions.latest(store, scope.desk_id)
     try:
         if stored is not None:
             origin = f"stored limits version {stored.version}"
@@ -87,12 +88,12 @@ def limits_in_force(store: SqlEngine, limits_file: Path) -> tuple[RiskLimits, st
         raise RearmRefused(f"cannot read the daily loss limit in force: {exc}") from None
 
 
-def check_offline_rearm(store: SqlEngine, to: TradingState, *, now_ns: int, limits_file: Path) -> OfflineRearm:
+def check_offline_rearm(store: SqlEngine, scope: DeskScope, to: TradingState, *, now_ns: int, limits_file: Path) -> OfflineRearm:
     """Apply the checks above in order; ``RearmRefused`` at the first that fails."""
     if to is TradingState.HALTED:
         raise RearmRefused("re-arm goes to ACTIVE or REDUCING; use panic to halt")
-    state = desk_state.last_trading_state(store)
-    unclean = desk_state.unclean_end(store)
+    state = desk_state.last_trading_state(store, scope)
+    unclean = desk_state.unclean_end(store, scope)
     # After a run that did not stop cleanly the next start is HALTED whatever the store says, and only
     # that start, reading the broker's book, learns what is really working: a re-arm made here cannot.
     after_unclean = (f"the last desk run did not end with a clean stop ({unclean}): the next start is HALTED "
@@ -103,7 +104,7 @@ def check_offline_rearm(store: SqlEngine, to: TradingState, *, now_ns: int, limi
         raise RearmRefused("the desk is not halted: the store says the next start is ACTIVE; nothing to re-arm")
     if state.state is to:
         raise RearmRefused(f"the desk is already {to} ({state.reason}): nothing to re-arm")
-    interrupted = desk_state.interrupted_actions(store)
+    interrupted = desk_state.interrupted_actions(store, scope)
     if interrupted:
         found = interrupted[0]
         raise RearmRefused(
@@ -113,8 +114,8 @@ def check_offline_rearm(store: SqlEngine, to: TradingState, *, now_ns: int, limi
         )
     if unclean is not None:
         raise RearmRefused(after_unclean)
-    limits, origin = limits_in_force(store, limits_file)
-    realized = today_realized(desk_state.fills(store), now_ns)
+    limits, origin = limits_in_force(store, scope, limits_file)
+    realized = today_realized(desk_state.fills(store, scope), now_ns)
     limit = limits.desk.daily_loss_limit
     if to is TradingState.ACTIVE and realized <= -limit:
         raise RearmRefused(

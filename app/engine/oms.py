@@ -146,11 +146,12 @@ def snapshot(order: Order) -> OrderSnapshot:
 class OrderManager:
     """Owns every order of the session and publishes ``OrderEvent`` and ``Fill`` on the bus."""
 
-    def __init__(self, bus: EventBus, clock_ns: Callable[[], int], id_prefix: str = "BW") -> None:
+    def __init__(self, bus: EventBus, clock_ns: Callable[[], int], id_prefix: str = "BW", *, id_stem: str | None = None) -> None:
+        """``id_stem``: the desk's own (its id and start number, unique on the database); without one (no
+        store), a random per-session tag keeps client ids unique across restarts."""
         self._bus = bus
         self._clock_ns = clock_ns
-        # A per-session random tag keeps client ids unique across restarts without a shared counter.
-        self._id_stem = f"{id_prefix}{secrets.token_hex(3).upper()}"
+        self._id_stem = id_stem if id_stem is not None else f"{id_prefix}{secrets.token_hex(3).upper()}"
         self._seq = itertools.count(1)
         self._orders: dict[str, Order] = {}
         self._by_broker_id: dict[str, Order] = {}

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -46,6 +46,7 @@ from app.domain.orders import (
 from app.domain.trading_state import TradingState
 from app.store import rate_counters
 from app.store.audit_writer import AuditEntry, AuditWriter
+from app.store.desk_identity import UNFOLDERED_DESK_ID
 from app.store.models import FillRow, OrderRow, PositionSnapshotRow, TradingStateRow
 
 from .bus import EventBus
@@ -87,9 +88,14 @@ class ResumeState:
 class Recorder:
     """Writes audit records and desk rows through the single writer, and reads them back at start."""
 
-    def __init__(self, writer: AuditWriter, on_failure: Callable[[BaseException], None]) -> None:
+    def __init__(self, writer: AuditWriter, on_failure: Callable[[BaseException], None], *,
+                 desk_id: str = UNFOLDERED_DESK_ID, on_fill_conflict: Callable[[Fill, str], None] | None = None) -> None:
+        """``desk_id`` goes on every row written and limits every row read back to this desk's.
+        ``on_fill_conflict(fill, why)`` hears of a fill whose id is stored with different details."""
         self.writer = writer
+        self.desk_id = desk_id
         self._on_failure = on_failure
+        self._on_fill_conflict = on_fill_conflict
         self.failed = False
 
     @property
@@ -125,8 +131,19 @@ class Recorder:
         future.add_done_callback(self._check)
 
     def _check(self, future: asyncio.Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
             self._failed(future.exception())  # type: ignore[arg-type]
+            return
+        conflict = future.result()
+        if isinstance(conflict, FillConflict):
+            why = (f"fill {conflict.fill.fill_id} for order {conflict.fill.client_order_id} ({conflict.fill.side} "
+                   f"{conflict.fill.quantity} @ {conflict.fill.price / 100:.2f}) has the id of a stored fill of another "
+                   f"trade ({conflict.stored}): not stored; the position may be wrong until the broker's book is read")
+            log.critical(why)
+            if self._on_fill_conflict is not None:
+                self._on_fill_conflict(conflict.fill, why)
 
     def _failed(self, exc: BaseException) -> None:
         # Only the first failure is reported: the engine's reaction (halt, alert) writes again,
@@ -141,7 +158,8 @@ class Recorder:
 
     def _on_order(self, event: OrderEvent) -> None:
         order = event.order
-        self._write_rows(lambda connection: _upsert_order(connection, order))
+        desk = self.desk_id
+        self._write_rows(lambda connection: _upsert_order(connection, desk, order))
         if event.previous is None or event.previous is OrderStatus.NEW:
             return  # creation and sending are audited by the engine with their decisions
         kind = AuditEventType.CANCELLED if order.status is OrderStatus.CANCELLED else AuditEventType.ORDER_UPDATE
@@ -154,7 +172,8 @@ class Recorder:
         )
 
     def _on_fill(self, fill: Fill) -> None:
-        self._write_rows(lambda connection: _insert_fill(connection, fill))
+        desk = self.desk_id
+        self._watch(self.writer.execute(lambda connection: _insert_fill(connection, desk, fill)))
         self.record(
             AuditEventType.FILL,
             {"fill_id": fill.fill_id, "client_order_id": fill.client_order_id, "instrument": fill.instrument_key,
@@ -163,8 +182,10 @@ class Recorder:
         )
 
     def _on_state(self, event: TradingStateChanged) -> None:
+        desk = self.desk_id
         self._write_rows(lambda connection: connection.execute(
-            insert(_STATE).values(ts_ns=time.time_ns(), state=str(event.current), reason=event.reason, actor=event.actor)
+            insert(_STATE).values(desk_id=desk, ts_ns=time.time_ns(), state=str(event.current), reason=event.reason,
+                                  actor=event.actor)
         ))
         self.record(
             AuditEventType.TRADING_STATE_CHANGED,
@@ -185,26 +206,37 @@ class Recorder:
     def snapshot_positions(self, rows: list[tuple[str, int, int, int]]) -> None:
         """Store (instrument, quantity, cost, realized) rows stamped now."""
         ts = time.time_ns()
+        desk = self.desk_id
         if rows:
             self._write_rows(lambda connection: connection.execute(
-                insert(_SNAPSHOTS), [{"ts_ns": ts, "instrument_key": k, "quantity": q, "cost": c, "realized": r} for k, q, c, r in rows]
+                insert(_SNAPSHOTS),
+                [{"desk_id": desk, "ts_ns": ts, "instrument_key": k, "quantity": q, "cost": c, "realized": r}
+                 for k, q, c, r in rows],
             ))
 
-    def count_calls(self, trading_day: str, broker: str, kind: str, count: int) -> None:
-        """Persist the governor's day count so a restart the same day resumes it."""
-        self._write_rows(lambda connection: rate_counters.upsert(connection, trading_day, broker, kind, count))
+    def count_calls(self, trading_day: str, account: str, kind: str, count: int) -> None:
+        """Persist this desk's day count on the broker account so a restart the same day resumes it."""
+        desk = self.desk_id
+        self._write_rows(lambda connection: rate_counters.upsert(connection, trading_day, account, desk, kind, count))
 
-    def load(self, trading_day: str, broker: str) -> ResumeState:
-        """Read the last trading state, the orders not yet settled (working, or queued and never sent), every fill
-        and today's counts (blocking; call at start)."""
+    def load(self, trading_day: str, account: str) -> ResumeState:
+        """Read this desk's last trading state, its orders not yet settled (working, or queued and never sent),
+        its fills and today's counts (blocking; call at start). Other desks' rows are never read."""
+        desk = self.desk_id
         with self.engine.connect() as connection:
-            state_row = connection.execute(select(_STATE).order_by(_STATE.c.id.desc()).limit(1)).first()
+            state_row = connection.execute(
+                select(_STATE).where(_STATE.c.desk_id == desk).order_by(_STATE.c.id.desc()).limit(1)
+            ).first()
             # NEW too: an order the desk had queued for the rate governor when it stopped still needs an end.
             unsettled = [status.value for status in (*WORKING_STATUSES, OrderStatus.NEW)]
-            orders = connection.execute(select(_ORDERS).where(_ORDERS.c.status.in_(unsettled))).all()
-            fills = connection.execute(select(_FILLS).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)).all()
+            orders = connection.execute(
+                select(_ORDERS).where(_ORDERS.c.desk_id == desk, _ORDERS.c.status.in_(unsettled))
+            ).all()
+            fills = connection.execute(
+                select(_FILLS).where(_FILLS.c.desk_id == desk).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)
+            ).all()
             orders_today = connection.execute(
-                select(func.count()).select_from(_ORDERS).where(_ORDERS.c.trading_day == trading_day)
+                select(func.count()).select_from(_ORDERS).where(_ORDERS.c.desk_id == desk, _ORDERS.c.trading_day == trading_day)
             ).scalar_one()
         state = TradingState(state_row.state) if state_row is not None else None
         return ResumeState(
@@ -216,7 +248,7 @@ class Recorder:
                 for row in fills
             ],
             orders_today=orders_today,
-            call_counts=rate_counters.load(self.engine, trading_day, broker),
+            call_counts=rate_counters.load(self.engine, trading_day, account, desk),
         )
 
 
@@ -238,34 +270,51 @@ _ORDER_FIELDS = (
 )
 _UPDATE_ORDER = (
     update(_ORDERS)
-    .where(_ORDERS.c.client_order_id == bindparam("key"))
+    .where(_ORDERS.c.client_order_id == bindparam("key"), _ORDERS.c.desk_id == bindparam("desk"))
     .values({name: bindparam(name) for name in _ORDER_FIELDS})
 )
 _INSERT_ORDER = insert(_ORDERS)
-_FILL_EXISTS = select(_FILLS.c.fill_id).where(_FILLS.c.fill_id == bindparam("fill_id"))
+_STORED_FILL = select(_FILLS.c.client_order_id, _FILLS.c.instrument_key, _FILLS.c.side, _FILLS.c.quantity, _FILLS.c.price).where(
+    _FILLS.c.desk_id == bindparam("desk"), _FILLS.c.fill_id == bindparam("fill_id"))
 _INSERT_FILL = insert(_FILLS)
 
 
-def _upsert_order(connection: Connection, order: OrderSnapshot) -> None:
+class FillConflict(NamedTuple):
+    """A fill whose id this desk already stored with other details: never stored over, never skipped silently."""
+
+    fill: Fill
+    stored: str
+
+
+def _upsert_order(connection: Connection, desk: str, order: OrderSnapshot) -> None:
     values = {
         "broker_order_id": order.broker_order_id, "instrument_key": order.instrument_key, "side": str(order.side),
         "quantity": order.quantity, "price": order.price, "order_type": str(order.order_type), "product": str(order.product),
         "source": str(order.source), "actor": order.actor, "status": str(order.status),
         "filled_quantity": order.filled_quantity, "fill_value": order.fill_value, "updated_ns": order.ts_ns,
     }
-    result = connection.execute(_UPDATE_ORDER, {"key": order.client_order_id, **values})
+    result = connection.execute(_UPDATE_ORDER, {"key": order.client_order_id, "desk": desk, **values})
     if result.rowcount == 0:
         connection.execute(_INSERT_ORDER, {
-            "client_order_id": order.client_order_id, "created_ns": order.ts_ns,
+            "client_order_id": order.client_order_id, "desk_id": desk, "created_ns": order.ts_ns,
             "trading_day": ist_day(order.ts_ns).isoformat(), **values,
         })
 
 
-def _insert_fill(connection: Connection, fill: Fill) -> None:
-    # A replayed fill is stored once; checking first keeps a duplicate from failing the whole batch.
-    exists = connection.execute(_FILL_EXISTS, {"fill_id": fill.fill_id}).first()
-    if exists is None:
+def _insert_fill(connection: Connection, desk: str, fill: Fill) -> FillConflict | None:
+    """Store a fill once; a replay (same id, same details) is a no-op, and a different fill under a stored id
+    is returned as a conflict. Checking first keeps either from failing the whole batch."""
+    stored = connection.execute(_STORED_FILL, {"desk": desk, "fill_id": fill.fill_id}).first()
+    if stored is None:
         connection.execute(_INSERT_FILL, {
-            "fill_id": fill.fill_id, "client_order_id": fill.client_order_id, "instrument_key": fill.instrument_key,
-            "side": str(fill.side), "quantity": fill.quantity, "price": fill.price, "ts_ns": fill.ts_ns,
+            "desk_id": desk, "fill_id": fill.fill_id, "client_order_id": fill.client_order_id,
+            "instrument_key": fill.instrument_key, "side": str(fill.side), "quantity": fill.quantity, "price": fill.price,
+            "ts_ns": fill.ts_ns,
         })
+        return None
+    same = (stored.client_order_id, stored.instrument_key, stored.side, stored.quantity, stored.price) == (
+        fill.client_order_id, fill.instrument_key, str(fill.side), fill.quantity, fill.price)
+    if same:
+        return None
+    return FillConflict(fill, f"order {stored.client_order_id}, {stored.side} {stored.quantity} {stored.instrument_key} "
+                              f"@ {stored.price / 100:.2f}")

@@ -39,6 +39,8 @@ from .redaction import Redactor
 log = logging.getLogger(__name__)
 
 CHAIN_KEYED = "audit.chain_keyed"
+# The payload key naming the desk that wrote a record, on a chain several desks extend.
+DESK_KEY = "desk"
 _COLUMNS = ("seq", "ts_ns", "actor", "source", "event_type", "payload", "prev_hash", "hash", "key_fp")
 # Rows per multi-row INSERT on SQLite. The driver releases the GIL at every statement step, and a
 # busy event loop then keeps the writer waiting a whole switch interval (5 ms) for it back: one
@@ -101,6 +103,7 @@ class AuditWriter:
         max_batch: int = 500,
         keys: ChainKeys | None = None,
         create_key: bool = False,
+        desk_id: str | None = None,
     ) -> None:
         """``keys`` finds the chain's key by the tail's fingerprint (the system keyring by default).
 
@@ -108,8 +111,12 @@ class AuditWriter:
         keyring lacks, create a key and append an ``audit.chain_keyed`` record announcing it.
         Without it (``panic``, ``rearm``, CLI commands) a keyed chain whose key is missing refuses
         the append: nothing unkeyed is ever written after a keyed record.
+
+        ``desk_id`` (a desk, or a command acting for one): added to every record's payload as ``desk``.
         """
         self.engine = engine
+        # Several desks may extend one chain: each record says which desk wrote it (``desk`` in its payload).
+        self.desk_id = desk_id
         self.redactor = redactor or Redactor()
         self.keys = keys if keys is not None else ChainKeys()
         self._create_key = create_key
@@ -170,7 +177,7 @@ class AuditWriter:
     def _prepare(self, event_type: AuditEventType | str, payload: Mapping[str, Any], actor: str, source: AuditSource | str) -> _Append:
         if self._thread is None:
             raise StoreError("the audit writer is not running")
-        text = self.redactor.canonical(payload)
+        text = self.redactor.canonical(payload if self.desk_id is None else {**payload, DESK_KEY: self.desk_id})
         return _Append(self._clock_ns(), str(actor), str(source), str(event_type), text)
 
     def append(

@@ -1,23 +1,29 @@
 """Knowing whether a desk is running against a database, so a restore never swaps it underneath.
 
 SQLite: the desk holds an exclusive OS lock on ``<database>.desk-lock`` for as long as it runs;
-the lock dies with the process, so a crashed desk never leaves a stale lock. PostgreSQL: desks
-connect with ``application_name = 'bulwark-desk'``, visible to every workstation in
-``pg_stat_activity``.
+the lock dies with the process, so a crashed desk never leaves a stale lock. PostgreSQL: several
+desks share the database, each holding a session advisory lock on its own desk id for as long as
+it runs (so one desk's data folder never runs twice, from two workstations say); the server drops
+it with the connection, so a crashed desk leaves none either. Desks connect with
+``application_name = 'bulwark-desk'``, visible to every workstation in ``pg_stat_activity``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import zlib
 from types import TracebackType
 from typing import IO, Self
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.pool import NullPool
 
 from .db import StoreError, make_engine, sqlite_path
 
 DESK_APPLICATION_NAME = "bulwark-desk"
+# The high half of every desk lock's advisory key ("bwkd"); the migration lock's key differs.
+_DESK_LOCK_NAMESPACE = 0x62776B64
 
 
 def _lock(handle: IO[bytes]) -> bool:
@@ -38,21 +44,50 @@ def _lock(handle: IO[bytes]) -> bool:
     return True
 
 
+def _advisory_key(desk_id: str) -> int:
+    """The advisory lock's 64-bit key for a desk: a fixed namespace in the high half, the desk id's CRC in the low."""
+    return (_DESK_LOCK_NAMESPACE << 32) | zlib.crc32(desk_id.encode())
+
+
 class DeskLock:
     """Held by a running desk, and by ``rearm`` from its check to its write, on one database.
 
     SQLite: an exclusive OS lock on ``<database>.desk-lock``; while one holder has it, no desk can
-    start on that file and ``desk_running`` says so. PostgreSQL: a no-op: ``desk_running`` sees a desk
-    already connected, but nothing keeps another workstation's desk from starting meanwhile.
+    start on that file and ``desk_running`` says so. PostgreSQL, given the desk's id: a session
+    advisory lock on that id, on a connection of its own held until the lock is released; no other
+    process can take the same desk's lock meanwhile. Without a desk id, nothing on PostgreSQL.
     """
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, desk_id: str | None = None) -> None:
         path = sqlite_path(db_url)
         self.path = path.with_name(path.name + ".desk-lock") if path is not None else None
+        self._url = db_url
+        self._desk_id = desk_id
         self._handle: IO[bytes] | None = None
+        self._engine: Engine | None = None
+        self._connection: Connection | None = None
+
+    def _enter_postgresql(self, desk_id: str) -> None:
+        engine = make_engine(self._url, application_name=DESK_APPLICATION_NAME, poolclass=NullPool,
+                             connect_args={"connect_timeout": 10})
+        try:
+            connection = engine.connect()
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _advisory_key(desk_id)}).scalar()
+            connection.commit()
+        except BaseException:
+            engine.dispose()
+            raise
+        if not taken:
+            connection.close()
+            engine.dispose()
+            raise StoreError(f"desk {desk_id} is already running on this database (another process holds its lock): "
+                             "a data folder runs one desk at a time")
+        self._engine, self._connection = engine, connection
 
     def __enter__(self) -> Self:
         if self.path is None:
+            if self._desk_id is not None:
+                self._enter_postgresql(self._desk_id)
             return self
         handle = self.path.open("a+b")
         if not _lock(handle):
@@ -69,6 +104,13 @@ class DeskLock:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+        if self._connection is not None and self._engine is not None:
+            # Closing the session releases its advisory locks, even if the unlock itself fails.
+            try:
+                self._connection.close()
+            finally:
+                self._engine.dispose()
+                self._connection = self._engine = None
 
 
 def desk_running(db_url: str) -> bool:

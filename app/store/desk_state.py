@@ -1,7 +1,9 @@
-"""The desk's stored picture, read by commands that run without a desk (``panic``, ``rearm``).
+"""A desk's stored picture, read by commands that run without a desk (``panic``, ``rearm``).
 
 Read only: nothing here writes. A running desk keeps these tables current as it trades; after it
 stops or dies they hold its last known picture, which is all a command without a desk can know.
+Every reader takes the desk it asks about (``DeskScope``): several desks may share the database,
+and one desk's rows and audit records say nothing about another's.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, Table, select
 
@@ -17,15 +21,48 @@ from app.domain.fills import Fill
 from app.domain.orders import WORKING_STATUSES, Side
 from app.domain.trading_state import TradingState
 
-from .models import AuditRecord, FillRow, OrderRow, TradingStateRow
+from .audit_writer import DESK_KEY
+from .desk_identity import adopted_legacy, read_identity
+from .models import LEGACY_DESK_ID, AuditRecord, DeskRow, FillRow, OrderRow, TradingStateRow
 
 _AUDIT: Table = AuditRecord.__table__  # type: ignore[assignment]
 _ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
 _FILLS: Table = FillRow.__table__  # type: ignore[assignment]
 _STATE: Table = TradingStateRow.__table__  # type: ignore[assignment]
+_DESKS: Table = DeskRow.__table__  # type: ignore[assignment]
 
 _SWEEP_STARTED, _SWEEP_DONE = AuditEventType.KILL_SWITCH_ENGAGED, AuditEventType.CANCEL_SWEEP_DONE
 _FLATTEN_STARTED, _FLATTEN_DONE = AuditEventType.FLATTEN_REQUESTED, AuditEventType.FLATTEN_DONE
+
+
+@dataclass(frozen=True, slots=True)
+class DeskScope:
+    """Which desk's rows and records to read. ``legacy``: this desk adopted what was written before desks
+    had ids, so an audit record naming no desk is its own."""
+
+    desk_id: str
+    legacy: bool = False
+
+    def owns(self, document: object) -> bool:
+        """Whether an audit payload (parsed) was written by this desk."""
+        if not isinstance(document, dict):
+            return self.legacy
+        desk = document.get(DESK_KEY)
+        return desk == self.desk_id if desk is not None else self.legacy
+
+
+def scope_for_home(engine: Engine, home: Path) -> DeskScope:
+    """The desk whose data folder is ``home``, as a command run there (``panic``, ``rearm``) reads it.
+
+    A folder no desk has started from since desks had ids reads the rows from before (``legacy``),
+    unless a desk has already adopted them. Raises ``DeskIdentityError`` for a damaged id file.
+    """
+    identity = read_identity(home)
+    if identity is None:
+        with engine.connect() as connection:
+            taken = connection.execute(select(_DESKS.c.desk_id).where(_DESKS.c.adopted_legacy.is_(True)).limit(1)).first()
+        return DeskScope(LEGACY_DESK_ID, legacy=taken is None)
+    return DeskScope(identity.desk_id, legacy=adopted_legacy(engine, identity.desk_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +104,22 @@ class Interrupted:
     actor: str
 
 
-def last_trading_state(engine: Engine) -> StoredState | None:
-    """The newest trading-state row, or ``None`` when the desk never left its initial ACTIVE."""
+def last_trading_state(engine: Engine, scope: DeskScope) -> StoredState | None:
+    """The desk's newest trading-state row, or ``None`` when the desk never left its initial ACTIVE."""
     with engine.connect() as connection:
-        row = connection.execute(select(_STATE).order_by(_STATE.c.id.desc()).limit(1)).first()
+        row = connection.execute(
+            select(_STATE).where(_STATE.c.desk_id == scope.desk_id).order_by(_STATE.c.id.desc()).limit(1)
+        ).first()
     return StoredState(TradingState(row.state), row.reason, row.actor, row.ts_ns) if row is not None else None
 
 
-def working_orders(engine: Engine) -> list[StoredOrder]:
+def working_orders(engine: Engine, scope: DeskScope) -> list[StoredOrder]:
     """Orders the desk last recorded as working (sent, open or partly filled), oldest first."""
     working = [status.value for status in WORKING_STATUSES]
     with engine.connect() as connection:
         rows = connection.execute(
-            select(_ORDERS).where(_ORDERS.c.status.in_(working)).order_by(_ORDERS.c.created_ns, _ORDERS.c.client_order_id)
+            select(_ORDERS).where(_ORDERS.c.desk_id == scope.desk_id, _ORDERS.c.status.in_(working))
+            .order_by(_ORDERS.c.created_ns, _ORDERS.c.client_order_id)
         ).all()
     return [
         StoredOrder(row.client_order_id, row.broker_order_id, row.instrument_key, row.side, row.quantity,
@@ -88,15 +128,17 @@ def working_orders(engine: Engine) -> list[StoredOrder]:
     ]
 
 
-def fills(engine: Engine) -> list[Fill]:
-    """Every stored fill in time order (as the desk replays them at start)."""
+def fills(engine: Engine, scope: DeskScope) -> list[Fill]:
+    """Every fill the desk stored, in time order (as the desk replays them at start)."""
     with engine.connect() as connection:
-        rows = connection.execute(select(_FILLS).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)).all()
+        rows = connection.execute(
+            select(_FILLS).where(_FILLS.c.desk_id == scope.desk_id).order_by(_FILLS.c.ts_ns, _FILLS.c.fill_id)
+        ).all()
     return [Fill(row.fill_id, row.client_order_id, row.instrument_key, Side(row.side), row.quantity, row.price, row.ts_ns)
             for row in rows]
 
 
-def interrupted_actions(engine: Engine) -> list[Interrupted]:
+def interrupted_actions(engine: Engine, scope: DeskScope) -> list[Interrupted]:
     """Sweeps and flattens started and never recorded an end for, since a desk last read the broker's book at start.
 
     Reads the audit chain backwards to the ``app.start`` of the newest run that recorded reading
@@ -117,22 +159,25 @@ def interrupted_actions(engine: Engine) -> list[Interrupted]:
             .where(_AUDIT.c.event_type.in_(kinds)).order_by(_AUDIT.c.seq.desc())
         )
         for row in rows:
+            document = _parsed(row.payload)
+            if document is not _UNREADABLE and not scope.owns(document):
+                continue
             if (row.event_type == AuditEventType.APP_START and book_read) or len(decided) == 2:
                 break
             if row.event_type == AuditEventType.RECONCILED:
-                book_read = book_read or _reconciled_at_start(row.payload)
+                book_read = book_read or _reconciled_at_start(document)
                 continue
             if row.event_type == AuditEventType.APP_START:
                 continue
             action = "kill-switch sweep" if row.event_type in (_SWEEP_STARTED, _SWEEP_DONE) else "flatten"
-            if action in decided or (row.event_type == _SWEEP_STARTED and not _starts_a_sweep(row.payload)):
+            if action in decided or (row.event_type == _SWEEP_STARTED and not _starts_a_sweep(document)):
                 continue
             started = row.event_type in (_SWEEP_STARTED, _FLATTEN_STARTED)
             decided[action] = Interrupted(action, row.seq, row.ts_ns, row.actor) if started else None
     return [found for found in decided.values() if found is not None]
 
 
-def unclean_end(engine: Engine) -> str | None:
+def unclean_end(engine: Engine, scope: DeskScope) -> str | None:
     """Why the last desk run on this store did not end with a clean stop, or ``None`` when it did (or none ran).
 
     Read from the audit chain, which every store has (SQLite or PostgreSQL): the newest ``app.start``
@@ -143,20 +188,25 @@ def unclean_end(engine: Engine) -> str | None:
     ``app.start``.
     """
     kinds = [str(AuditEventType.APP_START), str(AuditEventType.APP_STOP)]
+    found: Any = None
+    document: Any = _UNREADABLE
     with engine.connect() as connection:
-        row = connection.execute(
+        rows = connection.execute(
             select(_AUDIT.c.seq, _AUDIT.c.ts_ns, _AUDIT.c.event_type, _AUDIT.c.payload)
-            .where(_AUDIT.c.event_type.in_(kinds)).order_by(_AUDIT.c.seq.desc()).limit(1)
-        ).first()
-    if row is None:
+            .where(_AUDIT.c.event_type.in_(kinds)).order_by(_AUDIT.c.seq.desc())
+        )
+        for row in rows:
+            document = _parsed(row.payload)
+            # An unreadable record may be this desk's: it stops the search (and is reported below).
+            if document is _UNREADABLE or scope.owns(document):
+                found = row
+                break
+    if found is None:
         return None
+    row = found
     started = dt.datetime.fromtimestamp(row.ts_ns / 1e9, dt.UTC).isoformat(timespec="seconds")
-    if row.event_type == AuditEventType.APP_START:
+    if row.event_type == AuditEventType.APP_START and document is not _UNREADABLE:
         return f"the run started {started} (audit record {row.seq}) recorded no stop: it was killed, crashed or its store failed"
-    try:
-        document = json.loads(row.payload)
-    except ValueError:
-        return f"the stop record of the last run (audit record {row.seq}) cannot be read"
     if not isinstance(document, dict):
         return f"the stop record of the last run (audit record {row.seq}) cannot be read"
     if document.get("store_failed") is True:
@@ -168,17 +218,21 @@ def unclean_end(engine: Engine) -> str | None:
     return None
 
 
-def _reconciled_at_start(payload: str) -> bool:
+_UNREADABLE = object()
+
+
+def _parsed(payload: str) -> Any:
     try:
-        document = json.loads(payload)
+        return json.loads(payload)
     except ValueError:
-        return False  # unreadable: not proof that a desk read the book
+        return _UNREADABLE
+
+
+def _reconciled_at_start(document: Any) -> bool:
+    # Unreadable: not proof that a desk read the book.
     return isinstance(document, dict) and document.get("at") == RECONCILED_AT_START
 
 
-def _starts_a_sweep(payload: str) -> bool:
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        return True  # unreadable: assume the worst, that a sweep started
+def _starts_a_sweep(document: Any) -> bool:
+    # Unreadable: assume the worst, that a sweep started.
     return not (isinstance(document, dict) and (document.get("via") == "panic" or document.get("repeat") is True))

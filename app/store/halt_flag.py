@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 _STATE: Table = TradingStateRow.__table__  # type: ignore[assignment]
 
 
-def persist_halt(writer: AuditWriter, reason: str, actor: str, *, timeout: float = 30.0) -> None:
+def persist_halt(writer: AuditWriter, desk_id: str, reason: str, actor: str, *, timeout: float = 30.0) -> None:
     """Record ``KILL_SWITCH_ENGAGED`` and a HALTED trading-state row; both are committed when this returns.
 
     One transaction holds both, so the audit trail never claims a halt the next start would not
@@ -36,7 +36,8 @@ def persist_halt(writer: AuditWriter, reason: str, actor: str, *, timeout: float
     ts_ns = time.time_ns()
 
     def halted_row(connection: Connection) -> None:
-        connection.execute(insert(_STATE).values(ts_ns=ts_ns, state=str(TradingState.HALTED), reason=reason, actor=actor))
+        connection.execute(insert(_STATE).values(desk_id=desk_id, ts_ns=ts_ns, state=str(TradingState.HALTED), reason=reason,
+                                                 actor=actor))
 
     try:
         writer.append_blocking(
@@ -53,7 +54,8 @@ def persist_halt(writer: AuditWriter, reason: str, actor: str, *, timeout: float
 
 
 def persist_rearm(
-    writer: AuditWriter, previous: TradingState, to: TradingState, reason: str, actor: str, *, timeout: float = 30.0
+    writer: AuditWriter, desk_id: str, previous: TradingState, to: TradingState, reason: str, actor: str, *,
+    timeout: float = 30.0,
 ) -> None:
     """Record ``REARMED`` and a trading-state row for ``to`` in one transaction, for a re-arm with no desk running.
 
@@ -64,7 +66,8 @@ def persist_rearm(
     ts_ns = time.time_ns()
 
     def state_row(connection: Connection) -> None:
-        connection.execute(insert(_STATE).values(ts_ns=ts_ns, state=str(to), reason=f"re-armed: {reason}", actor=actor))
+        connection.execute(insert(_STATE).values(desk_id=desk_id, ts_ns=ts_ns, state=str(to), reason=f"re-armed: {reason}",
+                                                 actor=actor))
 
     writer.append_blocking(
         AuditEventType.REARMED, {"from": previous, "to": to, "reason": reason, "via": "rearm command, no desk running"},

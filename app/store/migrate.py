@@ -38,6 +38,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # once it is older than any creation takes.
 CREATING_PREFIX = ".creating-"
 STALE_CREATION_S = 600.0
+# The PostgreSQL advisory lock every migration holds for its transaction (any fixed 64-bit number
+# no other application on the server uses: "bulwark\0" in ASCII).
+MIGRATION_LOCK_KEY = 0x62756C7761726B00
 
 
 def _config() -> Config:
@@ -72,15 +75,25 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             # take the transaction from it. IMMEDIATE: a second process starting at the same moment
             # waits here, then finds the schema already at head.
             connection.execution_options(isolation_level="AUTOCOMMIT")
+            # SQLite's own recipe for a table rebuilt in place (a batch migration): foreign keys off
+            # outside the transaction (the pragma is a no-op inside one), checked before the commit.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 _upgrade_in(connection, revision)
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+                if broken is not None:
+                    raise StoreError(f"the migration left a row of {broken[0]} without its {broken[2]} row; nothing was changed")
             except BaseException:
                 connection.exec_driver_sql("ROLLBACK")
                 raise
+            finally:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             connection.exec_driver_sql("COMMIT")
         else:
             with connection.begin():
+                # Desks starting together on one server take turns: the second finds the schema at head.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 _upgrade_in(connection, revision)
 
 

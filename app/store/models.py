@@ -15,6 +15,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# The desk that owns rows written before desks had ids (migration 0007); the first desk registered
+# on the database adopts them (``desk_identity.register``).
+LEGACY_DESK_ID = "legacy"
+DESK_ID_LENGTH = 32
+
 # Stable constraint names, so batch migrations on SQLite can find and alter them.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -56,6 +61,7 @@ class OrderRow(Base):
     __tablename__ = "orders"
 
     client_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), nullable=False, index=True)
     broker_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
     instrument_key: Mapped[str] = mapped_column(String(96), nullable=False)
     side: Mapped[str] = mapped_column(String(4), nullable=False)
@@ -74,10 +80,15 @@ class OrderRow(Base):
 
 
 class FillRow(Base):
-    """One execution; ``fill_id`` is unique so a replayed fill is stored once."""
+    """One execution; ``(desk_id, fill_id)`` is unique so a replayed fill is stored once.
+
+    The broker's fill id is unique only within one broker account's book (paper markets of two desks
+    both number from the start), hence the desk in the key.
+    """
 
     __tablename__ = "fills"
 
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), primary_key=True)
     fill_id: Mapped[str] = mapped_column(String(96), primary_key=True)
     client_order_id: Mapped[str] = mapped_column(ForeignKey("orders.client_order_id"), nullable=False, index=True)
     instrument_key: Mapped[str] = mapped_column(String(96), nullable=False)
@@ -93,6 +104,7 @@ class PositionSnapshotRow(Base):
     __tablename__ = "position_snapshots"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), nullable=False)
     ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     instrument_key: Mapped[str] = mapped_column(String(96), nullable=False)
     quantity: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -111,9 +123,11 @@ class _DocumentVersion:
 
 
 class LimitVersionRow(_DocumentVersion, Base):
-    """One version of the risk limits: the whole document, who set it, when and why."""
+    """One version of one desk's risk limits: the whole document, who set it, when and why."""
 
     __tablename__ = "limit_versions"
+
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), primary_key=True)
 
 
 class CalendarVersionRow(_DocumentVersion, Base):
@@ -128,21 +142,106 @@ class TradingStateRow(Base):
     __tablename__ = "trading_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), nullable=False)
     ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
 
+    __table_args__ = (Index("ix_trading_state_desk_id_id", "desk_id", "id"),)
+
 
 class RateCounterRow(Base):
-    """Broker calls spent on one trading day, per broker and kind, so the daily cap survives a restart."""
+    """Broker calls one desk spent through one broker account on one trading day, by kind.
+
+    ``account`` is a fingerprint of the broker account (never its key). Each desk writes its own rows,
+    so no desk overwrites another's count; the account's day total is their sum.
+    """
 
     __tablename__ = "rate_counters"
 
     trading_day: Mapped[str] = mapped_column(String(10), primary_key=True)
-    broker: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class DeskRow(Base):
+    """One desk registered on this database: a data folder on a workstation, with its stable id.
+
+    ``seen_ns`` is the desk's heartbeat while it runs (``None`` once it stopped cleanly): the firm
+    view tells a running desk from one that died by how old it is. ``adopted_legacy``: this desk
+    took over the rows written before desks had ids.
+    """
+
+    __tablename__ = "desks"
+
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    os_user: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    started_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    seen_ns: Mapped[int | None] = mapped_column(BigInteger)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    # How many times the desk started: part of its client order ids, so no two runs share one.
+    starts: Mapped[int] = mapped_column(Integer, nullable=False)
+    adopted_legacy: Mapped[bool] = mapped_column(Boolean(create_constraint=True, name="adopted_legacy"), nullable=False)
+
+
+class BrokerAccountRow(Base):
+    """A broker account desks trade through, by fingerprint: how many desks may share its rate limits.
+
+    Each desk holding one of its ``slots`` gets that fraction of the account's per-second, per-minute
+    and per-day limits, so the desks together stay inside them.
+    """
+
+    __tablename__ = "broker_accounts"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    broker: Mapped[str] = mapped_column(String(32), nullable=False)
+    slots: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (CheckConstraint("slots >= 1", name="slots"),)
+
+
+class AccountLeaseRow(Base):
+    """One slot of a broker account's rate budget, leased by a running desk until ``expires_ns``."""
+
+    __tablename__ = "account_leases"
+
+    account: Mapped[str] = mapped_column(ForeignKey("broker_accounts.account"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), nullable=False)
+    expires_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class FirmStateRow(Base):
+    """Every change of the firm-wide trading state: HALTED stops every desk on the database, ACTIVE
+    lifts the firm halt (each desk then re-arms on its own). The newest row is in force."""
+
+    __tablename__ = "firm_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    origin_desk: Mapped[str | None] = mapped_column(String(DESK_ID_LENGTH))
+
+
+class FirmAckRow(Base):
+    """A desk's confirmation of a firm halt: when it halted, when its sweep ended and what it left working."""
+
+    __tablename__ = "firm_acks"
+
+    firm_id: Mapped[int] = mapped_column(ForeignKey("firm_state.id"), primary_key=True, autoincrement=False)
+    desk_id: Mapped[str] = mapped_column(String(DESK_ID_LENGTH), primary_key=True)
+    halted_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    swept_ns: Mapped[int | None] = mapped_column(BigInteger)
+    still_working: Mapped[int | None] = mapped_column(Integer)
 
 
 class OperatorRow(Base):

@@ -204,7 +204,8 @@ class LimitsPanel(QWidget):
         edit_layout.addWidget(edit_split)
 
         store = engine.recorder.engine if engine.recorder is not None else None
-        self.history = LimitsHistory((lambda: limit_versions.history(store, HISTORY_LIMIT)) if store is not None else None)
+        desk = engine.desk_id
+        self.history = LimitsHistory((lambda: limit_versions.history(store, desk, HISTORY_LIMIT)) if store is not None else None)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.in_force_view, "In force")

@@ -144,7 +144,7 @@ class LimitsRegistry:
     async def _latest(self) -> StoredLimits | None:
         if self._recorder is None:
             return self._stored
-        return await asyncio.to_thread(limit_versions.latest, self._recorder.engine)
+        return await asyncio.to_thread(limit_versions.latest, self._recorder.engine, self._recorder.desk_id)
 
     async def _commit(
         self, limits: RiskLimits, document: str, *, actor: str, source: AuditSource, reason: str, origin: str
@@ -162,7 +162,8 @@ class LimitsRegistry:
         }
         if self._recorder is not None:
             await self._recorder.durable(AuditEventType.LIMIT_CHANGED, payload, actor=actor, source=source)
-            await self._recorder.writer.execute(lambda connection: limit_versions.insert(connection, stored))
+            desk = self._recorder.desk_id
+            await self._recorder.writer.execute(lambda connection: limit_versions.insert(connection, stored, desk))
         self._stored = stored
         self._set(limits, version)
         log.info("risk limits version %d in force (%s, by %s)", version, reason, actor)
