@@ -59,7 +59,13 @@ from app.store.checkpoints import (
     refuse_rolled_back_store,
     write_checkpoint,
 )
-from app.store.desk_identity import DeskIdentity, RegisteredDesk, load_or_create, register, unfoldered
+from app.store.desk_identity import (
+    DeskIdentity,
+    RegisteredDesk,
+    load_or_create,
+    register,
+    unfoldered,
+)
 from app.store.desk_lock import DESK_APPLICATION_NAME, DeskLock
 from app.store.desk_state import DeskScope, unclean_end
 from app.store.last_desk import record_last_desk

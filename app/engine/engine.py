@@ -48,6 +48,7 @@ from app.domain.orders import Order, OrderSource
 from app.domain.rejections import Rejection, RejectReason
 from app.domain.requests import OrderRequest, validate_request
 from app.domain.trading_state import TradingState
+from app.store.desk_identity import UNFOLDERED_DESK_ID
 
 from .bus import EventBus
 from .call_stats import BrokerCallStats, LatencyHistogram
@@ -77,8 +78,6 @@ from .risk.day_pnl import DayPnl
 from .risk.flatten import Flattener, FlattenReport
 from .risk.gate import RiskGate
 from .risk.kill_switch import KillSwitch, KillSwitchReport
-from app.store.desk_identity import UNFOLDERED_DESK_ID
-
 from .risk.limits import RiskLimits
 from .risk.limits_registry import LimitsLoad, LimitsRegistry
 from .round_trips import RoundTrips

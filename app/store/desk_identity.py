@@ -26,7 +26,16 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from .db import StoreError
-from .models import LEGACY_DESK_ID, DeskRow, FillRow, LimitVersionRow, OrderRow, PositionSnapshotRow, RateCounterRow, TradingStateRow
+from .models import (
+    LEGACY_DESK_ID,
+    DeskRow,
+    FillRow,
+    LimitVersionRow,
+    OrderRow,
+    PositionSnapshotRow,
+    RateCounterRow,
+    TradingStateRow,
+)
 
 IDENTITY_FILE_NAME = "desk-id.json"
 # The id of a desk run without a data folder (tests, throwaway simulations): one such desk per database.

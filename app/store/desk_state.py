@@ -23,7 +23,14 @@ from app.domain.trading_state import TradingState
 
 from .audit_writer import DESK_KEY
 from .desk_identity import adopted_legacy, read_identity
-from .models import LEGACY_DESK_ID, AuditRecord, DeskRow, FillRow, OrderRow, TradingStateRow
+from .models import (
+    LEGACY_DESK_ID,
+    AuditRecord,
+    DeskRow,
+    FillRow,
+    OrderRow,
+    TradingStateRow,
+)
 
 _AUDIT: Table = AuditRecord.__table__  # type: ignore[assignment]
 _ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
