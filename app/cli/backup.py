@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .authority import AuthorityRefused, add_arguments
-from .common import EXIT_FAILED, EXIT_OK, no_database
+from .common import EXIT_FAILED, EXIT_OK, EXIT_UNVERIFIED, no_database
 
 if TYPE_CHECKING:
     from app.domain.audit import AuditEventType
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         restore_backup,
         verify_backup,
     )
+    from app.store.backup.postgres import VERIFY_PG_URL_ENV
     from app.store.checkpoints import checkpoint_file, set_aside_after_restore
     from app.store.db import StoreError
     from app.store.desk_lock import desk_running
@@ -114,6 +115,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 for problem in check.problems:
                     print(f"PROBLEM: {problem}")
                 return EXIT_FAILED
+            if not check.chain_checked:
+                print(f"NOT VERIFIED: only the checksum of {args.path} was checked (it matches its manifest); its audit "
+                      f"chain was not, so tampering before the backup was made would go unseen. Set {VERIFY_PG_URL_ENV} "
+                      "to a scratch PostgreSQL server to check the chain too", file=sys.stderr)
+                return EXIT_UNVERIFIED
             print(f"verified backup {args.path}: {check.records} audit records intact")
             return EXIT_OK
         restorer = _restorer(args, settings)

@@ -10,6 +10,8 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# `backup verify` of a backup whose checksum matches but whose audit chain could not be checked here.
+EXIT_UNVERIFIED = 3
 
 # The broker profiles a desk can run on (the settings' ``broker`` values).
 BROKERS = ("paper", "breeze")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from sqlalchemy import event
 
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
+from app.domain.events import Alert, AlertLevel
+from app.domain.fills import Fill
 from app.domain.orders import OrderStatus, Side
 from app.domain.rejections import RejectReason
 from app.domain.requests import OrderRequest
@@ -130,3 +133,88 @@ async def test_restart_resumes_halt_positions_and_settles_working_orders(db_url:
     await engine2.stop()
     writer2.close()
     assert verify_chain(writer2.engine).ok
+
+
+async def desk_named(url: str, desk_id: str) -> tuple[Engine, PaperBroker, AuditWriter]:
+    writer = AuditWriter(open_store(url), desk_id=desk_id)
+    writer.start()
+    broker = PaperBroker(PaperConfig(seed=3, tick_interval_ms=None), universe=[RELIANCE])
+    engine = Engine(broker, [RELIANCE.instrument], audit=writer, limits=LIMITS, desk_id=desk_id,
+                    order_id_stem=f"BW{desk_id}001")
+    await engine.start()
+    broker.step()
+    await asyncio.sleep(0)
+    return engine, broker, writer
+
+
+async def trade_and_stop(engine: Engine, broker: PaperBroker, writer: AuditWriter) -> tuple[str, int]:
+    last = engine.market_data.last_price("NSE:RELIANCE")
+    assert last is not None
+    filled = await engine.submit(order(str((last + 500) / 100), 2))
+    resting = await engine.submit(order(str(last * 6 // 10 // 5 * 5 / 100), 1))
+    for _ in range(8):
+        broker.step()
+        await asyncio.sleep(0.01)
+    assert filled.accepted and resting.client_order_id is not None
+    await engine.stop()
+    writer.close()
+    return resting.client_order_id, engine.portfolio.position("NSE:RELIANCE")
+
+
+async def test_desks_sharing_a_store_resume_only_their_own_orders_and_fills(db_url: str) -> None:
+    # Both paper markets number their orders and fills alike (PB00000001...): ids that collide across desks.
+    first, second = await desk_named(db_url, "AAAAAA"), await desk_named(db_url, "BBBBBB")
+    resting_a, position_a = await trade_and_stop(*first)
+    resting_b, position_b = await trade_and_stop(*second)
+    assert position_a == position_b == 2 and resting_a != resting_b
+    with first[2].engine.connect() as connection:
+        stored = dict(connection.exec_driver_sql("SELECT desk_id, count(*) FROM fills GROUP BY desk_id").all())
+    assert stored["AAAAAA"] == stored["BBBBBB"] > 0
+
+    engine, _, writer = await desk_named(db_url, "AAAAAA")
+    try:
+        assert engine.portfolio.position("NSE:RELIANCE") == position_a
+        assert engine.oms.get(resting_a) is not None and engine.oms.get(resting_b) is None
+        # Only its own resting order was looked for at the broker, and settled; none is left working.
+        assert engine.oms.working() == []
+    finally:
+        await engine.stop()
+        writer.close()
+    fills = [r for r in rows(writer.engine) if r["event_type"] == "fill"]
+    assert {json.loads(str(r["payload"]))["desk"] for r in fills} == {"AAAAAA", "BBBBBB"}
+    assert verify_chain(writer.engine).ok
+
+
+async def test_a_fill_colliding_with_a_different_stored_fill_halts_and_alerts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bulwark.db"
+    engine, broker, writer = await desk_named(url, "AAAAAA")
+    alerts: list[Alert] = []
+    engine.bus.subscribe(Alert, alerts.append, name="test.alerts")
+    last = engine.market_data.last_price("NSE:RELIANCE")
+    assert last is not None
+    placed = await engine.submit(order(str((last + 500) / 100), 2))
+    for _ in range(8):
+        broker.step()
+        await asyncio.sleep(0.01)
+    stored = json.loads(str(next(r for r in rows(writer.engine) if r["event_type"] == "fill")["payload"]))
+    fill_id, quantity, price = stored["fill_id"], stored["quantity"], stored["price_paise"]
+    assert placed.client_order_id is not None and engine.trading_state is TradingState.ACTIVE
+
+    # The broker reports another execution under an id already stored for a different one.
+    engine.bus.publish(Fill(fill_id, placed.client_order_id, "NSE:RELIANCE", Side.BUY, quantity + 5, price, engine.clock_ns()))
+    await writer.execute(lambda connection: None)
+    await asyncio.sleep(0)
+    assert engine.trading_state is TradingState.HALTED
+    assert any(a.level is AlertLevel.CRITICAL and fill_id in a.message and "not stored" in a.message for a in alerts)
+    with writer.engine.connect() as connection:
+        quantities = connection.exec_driver_sql(f"SELECT quantity FROM fills WHERE fill_id = '{fill_id}'").scalars().all()
+    assert quantities == [quantity]
+
+    # The same fill again (a replay) is no conflict and changes nothing.
+    engine.bus.publish(Fill(fill_id, placed.client_order_id, "NSE:RELIANCE", Side.BUY, quantity, price, engine.clock_ns()))
+    before = len(alerts)
+    await writer.execute(lambda connection: None)
+    await asyncio.sleep(0)
+    assert len([a for a in alerts[before:] if a.level is AlertLevel.CRITICAL]) == 0
+    await engine.stop()
+    writer.close()

@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from app.cli.common import EXIT_UNVERIFIED
+from app.store.backup import create_backup
 from tests.support.calendar import cover_today
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +104,33 @@ def test_restore_refused_while_a_desk_runs(tmp_path: Path) -> None:
         desk.wait(10)
     # the desk is gone (killed): its lock went with it, and the restore now goes through
     assert main_py(tmp_path, "backup", "restore", str(backup)).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("pg_dump") is None, reason="PostgreSQL client tools missing")
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_verifying_a_dump_without_a_scratch_server_says_only_the_checksum_was_checked(
+    db_url: str, pg_base_url: str | None, tmp_path: Path
+) -> None:
+    from tests.store.test_backup import NOW, _append
+
+    _append(db_url, 5)
+    info = create_backup(db_url, tmp_path / "backups", now=NOW)
+    assert info.ok and info.records == 5
+
+    unchecked = main_py(tmp_path, "backup", "verify", str(info.path))
+    assert unchecked.returncode == EXIT_UNVERIFIED, unchecked.stdout + unchecked.stderr
+    assert "NOT VERIFIED" in unchecked.stderr and "BULWARK_VERIFY_PG_URL" in unchecked.stderr
+    assert "None" not in unchecked.stdout + unchecked.stderr
+
+    assert pg_base_url is not None
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "backup", "verify", str(info.path)], capture_output=True, text=True,
+        env={**env_for(tmp_path), "BULWARK_VERIFY_PG_URL": pg_base_url}, timeout=120, check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "5 audit records intact" in checked.stdout
+
+    dump = info.path.read_bytes()
+    info.path.write_bytes(dump[:-1] + bytes([dump[-1] ^ 0xFF]))
+    damaged = main_py(tmp_path, "backup", "verify", str(info.path))
+    assert damaged.returncode == 1 and "checksum mismatch" in damaged.stdout
