@@ -14,9 +14,10 @@ from sqlalchemy import insert
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.india_time import ist_day
 from app.store.audit_writer import AuditWriter
+from app.store.desk_identity import read_identity
 from app.store.desk_lock import DeskLock
 from app.store.migrate import open_store
-from app.store.models import FillRow, OrderRow
+from app.store.models import LEGACY_DESK_ID, FillRow, OrderRow
 from tests.support.desk_process import audit_records, desk, run_main, states, url_of
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -46,8 +47,9 @@ def test_rearm_after_panic_then_the_next_start_is_active(tmp_path: Path) -> None
     assert states(tmp_path)[-1] == ("ACTIVE", "re-armed: strategy fixed and the book checked", user)
     [rearmed] = audit_records(tmp_path, AuditEventType.REARMED)
     assert rearmed["actor"] == user and rearmed["source"] == "operator"
+    # The folder has not started a desk yet: the re-arm is of the desk that ran before desks had ids.
     assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "strategy fixed and the book checked",
-                                                   "via": "rearm command, no desk running"}
+                                                   "via": "rearm command, no desk running", "desk": "legacy"}
     started = run_main(tmp_path, "simulate", "--seconds", "1", "--json")
     assert started.returncode == 0, started.stderr
     assert json.loads(started.stdout)["trading_state"] == "ACTIVE"
@@ -120,14 +122,15 @@ def add_losing_round_trip(home: Path, loss_per_share_paise: int) -> None:
         with engine.begin() as connection:
             for n, (side, price) in enumerate(legs):
                 order_id = f"T-{n}"
+                # The folder never started a desk: its rows are the ones from before desks had ids.
                 connection.execute(insert(OrderRow).values(
-                    client_order_id=order_id, broker_order_id=f"B-{n}", instrument_key="NSE:RELIANCE", side=side,
+                    client_order_id=order_id, desk_id=LEGACY_DESK_ID, broker_order_id=f"B-{n}", instrument_key="NSE:RELIANCE", side=side,
                     quantity=100, price=price, order_type="LIMIT", product="INTRADAY", source="TICKET", actor="tom",
                     status="FILLED", filled_quantity=100, fill_value=100 * price, created_ns=ts + n, updated_ns=ts + n,
                     trading_day=ist_day(ts).isoformat(),
                 ))
                 connection.execute(insert(FillRow).values(
-                    fill_id=f"F-{n}", client_order_id=order_id, instrument_key="NSE:RELIANCE", side=side, quantity=100,
+                    desk_id=LEGACY_DESK_ID, fill_id=f"F-{n}", client_order_id=order_id, instrument_key="NSE:RELIANCE", side=side, quantity=100,
                     price=price, ts_ns=ts + n,
                 ))
     finally:
@@ -220,8 +223,24 @@ def test_rearm_refused_while_a_desk_holds_the_store_but_does_not_answer(tmp_path
     with DeskLock(url_of(tmp_path)):
         proc = run_main(tmp_path, "rearm", "--reason", "checked", "--timeout", "0.5")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "a desk is running on this database but did not answer on its control channel" in proc.stderr
+    assert "this folder's desk is running but did not answer on its control channel" in proc.stderr
     assert states(tmp_path)[-1][0] == "HALTED"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_on_a_shared_database_only_the_folders_own_running_desk_blocks_an_offline_rearm(db_url: str, tmp_path: Path) -> None:
+    shared = {"BULWARK_DB_URL": db_url}
+    first, second = tmp_path / "first", tmp_path / "second"
+    for home in (first, second):
+        assert run_main(home, "simulate", "--seconds", "0.5", env=shared).returncode == 0
+        assert run_main(home, "panic", "--reason", "lunch", env=shared).returncode == 0
+    identity = read_identity(first)
+    assert identity is not None
+    with DeskLock(db_url, identity.desk_id):
+        refused = run_main(first, "rearm", "--reason", "checked", "--timeout", "0.5", env=shared)
+        rearmed = run_main(second, "rearm", "--reason", "checked", "--timeout", "0.5", env=shared)
+    assert refused.returncode == 1 and "this folder's desk is running" in refused.stderr, refused.stdout + refused.stderr
+    assert rearmed.returncode == 0, rearmed.stdout + rearmed.stderr
 
 
 def test_rearm_asks_the_running_desk_which_applies_its_own_checks(tmp_path: Path) -> None:
@@ -239,7 +258,10 @@ def test_rearm_asks_the_running_desk_which_applies_its_own_checks(tmp_path: Path
     # The engine audited the re-arm before it happened; the desk, not the command, wrote it.
     [rearmed] = audit_records(home, AuditEventType.REARMED)
     assert rearmed["actor"] == user and rearmed["source"] == "operator"
-    assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "back from lunch"}
+    identity = read_identity(home)
+    assert identity is not None
+    assert json.loads(str(rearmed["payload"])) == {"from": "HALTED", "to": "ACTIVE", "reason": "back from lunch",
+                                                   "desk": identity.desk_id}
 
 
 def test_a_running_desk_with_operators_checks_the_operator_itself(tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
     from app.engine.offline_rearm import RearmRefused, check_offline_rearm
     from app.store.audit_writer import AuditWriter
     from app.store.db import StoreError, sqlite_path
+    from app.store.desk_identity import DeskIdentityError, read_identity
     from app.store.desk_lock import DeskLock, desk_running
     from app.store.desk_state import scope_for_home
     from app.store.halt_flag import persist_rearm, record_refused_rearm
@@ -115,20 +116,26 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
     if (missing := no_database(url, "no desk has run in this data folder, so nothing is halted")) is not None:
         return _fail(missing)
     target = TradingState(to)
-    not_answering = "a desk is running on this database but did not answer on its control channel: re-arm it from that desk"
+    not_answering = "this folder's desk is running but did not answer on its control channel: re-arm it from that desk"
+    try:
+        identity = read_identity(settings.home)
+    except DeskIdentityError as exc:
+        return _fail(str(exc))
     with contextlib.ExitStack() as held:
         try:
-            # SQLite: the desk lock, held from the check to the write, keeps a desk from starting in
-            # between and resuming the state the re-arm replaces. PostgreSQL: DeskLock does nothing and
-            # desk_running sees only a desk already connected, so a desk starting in that moment on
-            # another workstation is not kept out (locking for several desks is still to come).
-            held.enter_context(DeskLock(url))
+            # The desk lock, held from the check to the write, keeps this folder's desk from starting
+            # in between and resuming the state the re-arm replaces: on SQLite the file's lock, on
+            # PostgreSQL the desk's own advisory lock (other desks on the database run on).
+            held.enter_context(DeskLock(url, identity.desk_id if identity is not None else None))
         except StoreError:  # the lock is taken: a desk holds it
             return _fail(not_answering)
+        except SQLAlchemyError as exc:
+            return _fail(f"the store cannot be used ({_store_problem(exc)}): nothing was changed")
         except OSError as exc:
             return _fail(f"cannot lock the database against a desk starting: {exc}")
         try:
-            if sqlite_path(url) is None and desk_running(url):
+            # A folder that never started a desk has no desk lock on PostgreSQL: any desk connected may be its.
+            if sqlite_path(url) is None and identity is None and desk_running(url):
                 return _fail(not_answering)
             store = open_store(url)
             held.callback(store.dispose)
