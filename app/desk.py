@@ -1,7 +1,7 @@
 """The one composition root: every front end (the GUI, ``simulate``) starts the desk here.
 
-``Desk.start`` builds and starts, in this order: the desk lock and the store (with the audit
-writer), the broker (paper by default, or what ``broker_factory`` makes) and the record of which
+``Desk.start`` builds and starts, in this order: the data folder's desk identity, the desk lock
+and the store (registering the desk there, with the audit writer), the broker (paper by default, or what ``broker_factory`` makes) and the record of which
 broker this desk uses (``last-desk.json``, before the broker hears anything, so a panic after a
 crash knows where the orders are), the engine with its limits and trading calendar, the control
 channel that ``main.py panic`` and ``rearm`` talk to (listening before the engine's start, which

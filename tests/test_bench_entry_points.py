@@ -26,6 +26,7 @@ BENCHES: dict[str, tuple[list[str], bool]] = {
                "--rounds", "1", "--verify-rounds", "1"], True),
     "audit_anchor": (["--appends", "300", "--latency-samples", "5"], True),
     "breeze": (["--orders", "3"], False),
+    "firm": (["--desks", "2", "--seconds", "1", "--latency-samples", "5", "--window", "10"], True),
     "governor": (["--acquires", "100", "--cancels", "3", "--cap", "1000"], False),
     "kill_switch": (["--orders", "3", "--latency-ms", "1", "--cap", "100"], False),
     "login": (["--verifies", "3", "--lag-verifies", "2"], False),
