@@ -180,6 +180,7 @@ class AuditWriter:
         self._next_try = 0.0
         self._probing = False
         self._reachable = threading.Event()
+        self._spooled = 0
         self._watchers: list[tuple[Callable[[StoreOutage], None], asyncio.AbstractEventLoop]] = []
         self._watch_lock = threading.Lock()
         # Outages this writer lived through (begun), for the stop record: the next start is then HALTED.
@@ -232,16 +233,17 @@ class AuditWriter:
         """Start the thread; first, replay a spool an earlier run left (raises ``StoreError`` if it cannot)."""
         if self._thread is not None:
             return
-        if self._spool is not None and self._spool.exists():
-            content = self._spool.read()
-            self._spool.resume(content)
+        spool = self._spool
+        if spool is not None and spool.exists():
+            content = spool.read()
+            spool.resume(content)
             self._outage = StoreOutage(content.began_ns, f"{content.reason} (left by an earlier run)")
             log.critical("an outage spool left by an earlier run (%d records): writing it to the database first",
                          len(content.records))
-            failure = self._replay()
+            failure = self._replay(spool, self._outage)
             if failure is not None:
                 self._disconnect()
-                raise StoreError(f"the outage spool {self._spool.path} left by an earlier run could not be written "
+                raise StoreError(f"the outage spool {spool.path} left by an earlier run could not be written "
                                  f"to the database; it is kept: {failure}")
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -338,7 +340,7 @@ class AuditWriter:
                     break
                 batch.append(item)
             self._write([job for job in batch if isinstance(job, _Job)])
-        if self._outage is not None and self._replay() is None:
+        if self._spool is not None and self._outage is not None and self._replay(self._spool, self._outage) is None:
             log.info("the outage spool was written to the database at the writer's close")
         if self._spool is not None:
             self._spool.close()
@@ -469,8 +471,8 @@ class AuditWriter:
             log.info("audit chain keyed from record %d on with key %s (%s)", rows[0][0], announced.fingerprint, ALGORITHM)
 
     def _write(self, jobs: list[_Job]) -> None:
-        if self._outage is not None:
-            self._spool_jobs(jobs)
+        if self._outage is not None and self._spool is not None:
+            self._spool_jobs(self._spool, self._outage, jobs)
             self._try_replay()
             return
         results: list[Any] = []
@@ -495,10 +497,16 @@ class AuditWriter:
                         results.append(work(connection))
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear about the failure
             self._disconnect()  # whatever broke, the next batch starts on a fresh connection
-            if self._spool is not None and self._lost(exc):
-                self._begin_outage(exc, min((job.work.ts_ns for job in jobs if isinstance(job.work, _Append)), default=None))
-                self._spool_jobs(jobs)
-                return
+            spool = self._spool
+            if spool is not None and self._lost(exc):
+                first = min((job.work.ts_ns for job in jobs if isinstance(job.work, _Append)), default=None)
+                try:
+                    outage = self._begin_outage(spool, exc, first)
+                except OSError as spool_exc:
+                    log.critical("the outage spool %s could not be opened: %s", spool.path, spool_exc)
+                else:
+                    self._spool_jobs(spool, outage, jobs)
+                    return
             self.failure = exc
             log.critical("audit write of %d jobs failed: %s", len(jobs), exc)
             error = StoreError(f"audit write failed, nothing in this batch was stored: {exc}")
@@ -518,60 +526,61 @@ class AuditWriter:
             return bool(exc.connection_invalidated) or isinstance(exc, (OperationalError, InterfaceError))
         return isinstance(exc, self._lost_driver_errors)
 
-    def _begin_outage(self, exc: BaseException, first_ns: int | None) -> None:
-        assert self._spool is not None
+    def _begin_outage(self, spool: Spool, exc: BaseException, first_ns: int | None) -> StoreOutage:
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         # No later than the first record that could not be written: every spooled record falls in the window.
         began = self._clock_ns() if first_ns is None else min(first_ns, self._clock_ns())
-        self._spool.begin(began, reason)
-        self._outage = StoreOutage(began, reason)
+        spool.begin(began, reason)
+        self._outage = outage = StoreOutage(began, reason)
+        self._spooled = 0
         self.outages += 1
         self._next_try = time.monotonic() + self._retry_s
         # One line for the whole outage (and one at its end), not one per write.
         log.critical("the audit store is unreachable (%s): records go to the spool %s until it answers",
-                     reason, self._spool.path)
-        self._tell(self._outage)
+                     reason, spool.path)
+        self._tell(outage)
+        return outage
 
-    def _spool_jobs(self, jobs: list[_Job]) -> None:
+    def _spool_jobs(self, spool: Spool, outage: StoreOutage, jobs: list[_Job]) -> None:
         """Keep what can be kept in the spool (one fsync) and resolve it; fail the rest (callables)."""
-        assert self._spool is not None and self._outage is not None
         kept: list[_Job] = []
         items: list[tuple[str, str, str, str, int] | RowWrite] = []
+        results: list[Any] = []
         refused: list[_Job] = []
         for job in jobs:
             work = job.work
             if isinstance(work, RowWrite):
                 items.append(work)
+                results.append(None)
             elif isinstance(work, _Append) and work.rows is None:
                 items.append((work.actor, work.source, work.event_type, work.payload, work.ts_ns))
+                # A spooled record has no seq or hash yet: the replay gives them.
+                results.append(AuditEntry(0, work.ts_ns, work.actor, work.source, work.event_type, work.payload, "", ""))
             else:
                 refused.append(job)
                 continue
             kept.append(job)
         self._settled += len(jobs)
         if refused:
-            error = StoreError(f"the audit store is unreachable since {self._outage.reason}: not written")
+            error = StoreError(f"the audit store is unreachable ({outage.reason}): not written")
             self._settle(refused, [error] * len(refused), failed=True)
         if not kept:
             return
         try:
-            self._spool.write(items)
+            spool.write(items)
         except OSError as exc:
             self.failure = exc
-            log.critical("the outage spool %s could not be written: %s", self._spool.path, exc)
+            log.critical("the outage spool %s could not be written: %s", spool.path, exc)
             error = StoreError(f"the audit store is unreachable and the spool could not be written: {exc}")
             self._settle(kept, [error] * len(kept), failed=True)
             return
-        self._outage = StoreOutage(self._outage.began_ns, self._outage.reason, spooled=self._outage.spooled + len(items))
-        # A spooled record has no seq or hash yet: the replay gives them.
-        results = [None if isinstance(job.work, RowWrite) else AuditEntry(
-            0, job.work.ts_ns, job.work.actor, job.work.source, job.work.event_type, job.work.payload, "", "")  # type: ignore[union-attr]
-            for job in kept]
+        self._spooled += len(items)
         self._settle(kept, results, failed=False)
 
     def _try_replay(self) -> None:
         """Replay once a probe found the database answering; else start a probe when one is due."""
-        if self._outage is None:
+        spool, outage = self._spool, self._outage
+        if spool is None or outage is None:
             return
         if not self._reachable.is_set():
             if not self._probing and time.monotonic() >= self._next_try:
@@ -579,7 +588,7 @@ class AuditWriter:
                 threading.Thread(target=self._probe, name="audit-writer-probe", daemon=True).start()
             return
         self._reachable.clear()
-        failure = self._replay()
+        failure = self._replay(spool, outage)
         if failure is not None:
             self._disconnect()
             self._next_try = time.monotonic() + self._retry_s
@@ -601,20 +610,18 @@ class AuditWriter:
             self._probing = False
             self._queue.put(_WAKE)
 
-    def _replay(self) -> BaseException | None:
+    def _replay(self, spool: Spool, outage: StoreOutage) -> BaseException | None:
         """Write the spool to the database in one transaction, then remove it; the failure, if any."""
-        assert self._spool is not None and self._outage is not None
-        outage = self._outage
         announced: ChainKey | None = None
         try:
-            content = self._spool.read()
+            content = spool.read()
             connection = self._connect()
             with connection.begin():
                 self._lock(connection)
                 ended = self._clock_ns()
                 if _replayed(connection, content, self.desk_id):
                     # The commit of an earlier replay landed although it reported a failure.
-                    log.warning("the outage spool %s was already in the chain", self._spool.path)
+                    log.warning("the outage spool %s was already in the chain", spool.path)
                     rows: list[_Row] = []
                     written = 0
                 else:
@@ -643,10 +650,10 @@ class AuditWriter:
         except BaseException as exc:  # noqa: BLE001 - the spool is kept; the caller retries or refuses to start
             return exc
         self._keyed(announced, rows)
-        self._spool.remove()
+        spool.remove()
         self.commits += 1
         self._outage = None
-        done = StoreOutage(outage.began_ns, outage.reason, ended, outage.spooled)
+        done = StoreOutage(outage.began_ns, outage.reason, ended, self._spooled)
         log.warning("the audit store answers again after %.1f s: %d spooled records written to the chain",
                     done.duration_s, written)
         self._tell(done)

@@ -191,8 +191,9 @@ def unclean_end(engine: Engine, scope: DeskScope) -> str | None:
     with no ``app.stop`` after it is a run that was killed, crashed or lost its store before it could
     record its stop; an ``app.stop`` that says its store had failed (``store_failed``) is a run whose
     records after the failure are lost; one that counts ``store_outages`` lost its database for a while
-(its records were spooled and replayed, but nothing read the broker's book meanwhile); one that carries an ``unclean_end`` stopped without reading the
-    broker's book after such an end, which is still unsettled. Call before the new run writes its own
+    (its records were spooled and replayed, but nothing read the broker's book meanwhile); one that
+    carries an ``unclean_end`` stopped without reading the broker's book after such an end, which is
+    still unsettled. Call before the new run writes its own
     ``app.start``.
     """
     kinds = [str(AuditEventType.APP_START), str(AuditEventType.APP_STOP)]
@@ -221,7 +222,7 @@ def unclean_end(engine: Engine, scope: DeskScope) -> str | None:
         return f"the run that stopped {started} (audit record {row.seq}) had lost its store: records after the failure are missing"
     if isinstance(document.get("store_outages"), int) and document["store_outages"] > 0:
         return (f"the run that stopped {started} (audit record {row.seq}) lost its database for a while "
-                f"({document['store_outages']} outages, see the store.outage records)")
+                f"(outages: {document['store_outages']}; see the store.outage records)")
     carried = document.get("unclean_end")
     if isinstance(carried, str) and carried:
         # That run stopped without reading the broker's book (its start failed): the earlier end is still unsettled.

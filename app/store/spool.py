@@ -109,7 +109,7 @@ class Spool:
         lines = []
         for item in items:
             if isinstance(item, RowWrite):
-                lines.append(json.dumps({"b": batch, "r": item.kind, "v": item.values}, separators=(",", ":")))
+                lines.append(json.dumps({"b": batch, "r": item.kind, "v": dict(item.values)}, separators=(",", ":")))
             else:
                 actor, source, event_type, payload, ts_ns = item
                 lines.append(json.dumps({"b": batch, "a": [ts_ns, actor, source, event_type, payload]},
