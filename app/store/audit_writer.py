@@ -181,6 +181,7 @@ class AuditWriter:
         self._probing = False
         self._reachable = threading.Event()
         self._spooled = 0
+        self._replay_refused = ""
         self._watchers: list[tuple[Callable[[StoreOutage], None], asyncio.AbstractEventLoop]] = []
         self._watch_lock = threading.Lock()
         # Outages this writer lived through (begun), for the stop record: the next start is then HALTED.
@@ -592,9 +593,11 @@ class AuditWriter:
         if failure is not None:
             self._disconnect()
             self._next_try = time.monotonic() + self._retry_s
-            if not self._lost(failure):
-                # Not the connection: a replay that cannot work as it is. The spool is kept; said once per try.
-                log.error("the outage spool could not be written to the database (kept, retried): %s", failure)
+            said = f"{type(failure).__name__}: {failure}"
+            if not self._lost(failure) and said != self._replay_refused:
+                # Not the connection: a replay that cannot work as it is. The spool is kept; said once per reason.
+                self._replay_refused = said
+                log.error("the outage spool could not be written to the database (kept, retried): %s", said)
 
     def _probe(self) -> None:
         """Try the database off the writer thread: a connection that hangs (a network gone silent) must not

@@ -24,7 +24,7 @@ from app.store.audit_writer import AuditWriter, StoreOutage
 from app.store.db import StoreError
 from app.store.desk_rows import RowWrite
 from app.store.migrate import open_store
-from app.store.spool import spool_file
+from app.store.spool import Spool, spool_file
 from app.store.verify import verify_chain
 from tests.conftest import NO_PG_REASON
 from tests.pg_server import psycopg_conninfo
@@ -161,3 +161,23 @@ def test_a_refused_statement_is_a_failure_not_an_outage(pg_database: PgDatabase,
         with pytest.raises(StoreError, match="nothing in this batch was stored"):
             writer.execute_blocking(wrong)
         assert writer.outage is None and not spool_file(tmp_path).exists()
+
+
+def test_a_left_spool_that_cannot_be_written_refuses_the_start_and_is_kept(pg_database: PgDatabase, tmp_path: Path) -> None:
+    engine = open_store(pg_database.url)
+    spool = Spool(spool_file(tmp_path))
+    spool.begin(1, "OperationalError: connection refused")
+    spool.write([("broker", "broker", "fill", '{"n":1}', 2)])
+    spool.close()
+    kept = spool.path.read_bytes()
+    pg_database.cut()
+    with pytest.raises(StoreError, match="left by an earlier run could not be written to the database; it is kept"):
+        AuditWriter(engine, spool=spool.path).start()
+    assert spool.path.read_bytes() == kept
+    pg_database.restore()
+    with running(AuditWriter(engine, spool=spool.path)):
+        pass
+    assert not spool.path.exists()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT event_type FROM audit_log ORDER BY seq")).scalars().all() == [
+            "store.outage", "fill"]
