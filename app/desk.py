@@ -71,6 +71,7 @@ from app.store.desk_state import DeskScope, unclean_end
 from app.store.last_desk import record_last_desk
 from app.store.migrate import open_store
 from app.store.redaction import Redactor
+from app.store.spool import spool_file
 from app.store.verify import VerifyResult, verify_chain
 
 log = logging.getLogger(__name__)
@@ -276,12 +277,14 @@ class Desk:
             self.registered = await asyncio.to_thread(register, store, self.identity)
             order_id_stem = self.registered.order_id_stem(options.engine.client_id_prefix)
             scope = DeskScope(self.identity.desk_id, legacy=self.registered.adopted_legacy)
+            tail_key = (await asyncio.to_thread(chain_tail, store))[2]
+            # The desk keys the chain (a new key in the OS keyring) when it is not keyed yet. Through a database
+            # outage its records wait in the data folder's spool; one a dead run left is written first, here.
+            self.writer = AuditWriter(store, redactor=Redactor(options.secrets), create_key=True, desk_id=self.identity.desk_id,
+                                      spool=spool_file(options.home) if options.home is not None else None)
+            await asyncio.to_thread(self.writer.start)
             # Before this run's own app.start: did this desk's last run record a clean stop?
             self.unclean_end = await asyncio.to_thread(unclean_end, store, scope)
-            tail_key = (await asyncio.to_thread(chain_tail, store))[2]
-            # The desk keys the chain (a new key in the OS keyring) when it is not keyed yet.
-            self.writer = AuditWriter(store, redactor=Redactor(options.secrets), create_key=True, desk_id=self.identity.desk_id)
-            self.writer.start()
             self._loop = asyncio.get_running_loop()
             self._operators = OperatorDirectory(store, self._record_operator_event)
             # Reads the clients table once (off the loop); audited like operator changes.
@@ -453,6 +456,9 @@ class Desk:
         if engine.recorder is not None and engine.recorder.failed:
             # A store that failed during the run lost records: the next start must not trust it blindly.
             payload["store_failed"] = True
+        if self.writer.outages:
+            # Its records were kept through the outage, but the next start must read the broker's book HALTED first.
+            payload["store_outages"] = self.writer.outages
         if self.unclean_end is not None and engine.start_report is None:
             # This run never read the broker's book, so the last run's unclean end is still unsettled.
             payload["unclean_end"] = self.unclean_end

@@ -112,6 +112,8 @@ def _verify(engine: Engine, args: argparse.Namespace, home: Path) -> int:
         print(f"compared {len(digests)} day digests from {args.digests}")
     for note in notes:
         print(f"note: {note}")
+    for outage in result.outages:
+        print(outage.describe())
     failed = False
     if result.broken_at is not None:
         print(f"BROKEN at seq {result.broken_at}: {result.reason}")

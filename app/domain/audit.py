@@ -82,6 +82,9 @@ class AuditEventType(enum.StrEnum):
     BACKUP_RESTORED = "backup.restored"
     CONFIG_CHANGED = "config.changed"
     RECONCILED = "reconciled"
+    # The database was unreachable from began_ns to ended_ns: the records after this one, up to its
+    # count, were kept in the desk's spool meanwhile and appended when it answered again.
+    STORE_OUTAGE = "store.outage"
 
 
 # The ``"at"`` of the ``RECONCILED`` record a desk writes once its start has read the broker's order

@@ -48,6 +48,7 @@ from app.domain.orders import Order, OrderSource
 from app.domain.rejections import Rejection, RejectReason
 from app.domain.requests import OrderRequest, validate_request
 from app.domain.trading_state import TradingState
+from app.store.audit_writer import StoreOutage
 from app.store.desk_identity import UNFOLDERED_DESK_ID
 
 from .bus import EventBus
@@ -312,6 +313,7 @@ class Engine:
     async def _start(self, unclean: str | None) -> None:
         name = self.broker.capabilities.name
         if self.recorder is not None:
+            self.recorder.writer.watch_outages(self._store_outage, asyncio.get_running_loop())
             await self._resume(self.recorder)
         if unclean is not None:
             # Before anything can trade: the reason is restated once the broker's book is read.
@@ -573,6 +575,17 @@ class Engine:
     def _store_failed(self, exc: BaseException) -> None:
         self.halt(f"the audit store failed: {exc}")
         self.alert(AlertLevel.CRITICAL, "store", f"audit store failed ({type(exc).__name__}); trading halted")
+
+    def _store_outage(self, outage: StoreOutage) -> None:
+        # The records go on (the writer keeps them in its spool), but a desk whose store is away must not trade;
+        # it stays HALTED when the store is back: re-arming is the operator's decision.
+        if outage.ended_ns is None:
+            self.halt(f"the audit store is unreachable ({outage.reason}); records go to the local spool")
+            self.alert(AlertLevel.CRITICAL, "store", f"audit store unreachable ({outage.reason}): trading halted, "
+                       "records kept in the local spool until it is back")
+            return
+        self.alert(AlertLevel.WARNING, "store", f"audit store back after {outage.duration_s:.1f} s: the {outage.spooled} "
+                   "records and rows kept meanwhile are written; the desk stays HALTED until re-armed")
 
     def _fill_conflict(self, fill: Fill, why: str) -> None:
         # The stored picture no longer matches what was traded: the next start would rebuild the wrong position.

@@ -14,16 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Table,
-    bindparam,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Engine, Table, func, select
 
 from app.domain.audit import AuditEventType, AuditSource
 from app.domain.events import (
@@ -44,10 +35,11 @@ from app.domain.orders import (
     Side,
 )
 from app.domain.trading_state import TradingState
-from app.store import rate_counters
+from app.store import desk_rows, rate_counters
 from app.store.audit_writer import AuditEntry, AuditWriter
 from app.store.desk_identity import UNFOLDERED_DESK_ID
-from app.store.models import FillRow, OrderRow, PositionSnapshotRow, TradingStateRow
+from app.store.desk_rows import RowWrite
+from app.store.models import FillRow, OrderRow, TradingStateRow
 
 from .bus import EventBus
 
@@ -56,7 +48,6 @@ log = logging.getLogger(__name__)
 _ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
 _FILLS: Table = FillRow.__table__  # type: ignore[assignment]
 _STATE: Table = TradingStateRow.__table__  # type: ignore[assignment]
-_SNAPSHOTS: Table = PositionSnapshotRow.__table__  # type: ignore[assignment]
 
 _SOURCE_OF_ORDER = {
     OrderSource.TICKET: AuditSource.TICKET,
@@ -124,8 +115,11 @@ class Recorder:
         """Append without waiting; a failure still reaches ``on_failure``."""
         self._watch(self.writer.append(event, payload, actor=actor, source=source))
 
-    def _write_rows(self, work: Callable[[Connection], Any]) -> None:
-        self._watch(self.writer.execute(work))
+    def _write_rows(self, kind: str, values: dict[str, Any]) -> asyncio.Future[Any]:
+        # As data, not a callable: through a database outage the writer keeps it in its spool.
+        future = self.writer.execute(RowWrite(kind, values))
+        self._watch(future)
+        return future
 
     def _watch(self, future: asyncio.Future[Any]) -> None:
         future.add_done_callback(self._check)
@@ -135,9 +129,13 @@ class Recorder:
             return
         if future.exception() is not None:
             self._failed(future.exception())  # type: ignore[arg-type]
+
+    def _check_fill(self, fill: Fill, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
             return
-        conflict = future.result()
-        if isinstance(conflict, FillConflict):
+        stored = future.result()
+        if isinstance(stored, str):
+            conflict = FillConflict(fill, stored)
             why = (f"fill {conflict.fill.fill_id} for order {conflict.fill.client_order_id} ({conflict.fill.side} "
                    f"{conflict.fill.quantity} @ {conflict.fill.price / 100:.2f}) has the id of a stored fill of another "
                    f"trade ({conflict.stored}): not stored; the position may be wrong until the broker's book is read")
@@ -158,8 +156,7 @@ class Recorder:
 
     def _on_order(self, event: OrderEvent) -> None:
         order = event.order
-        desk = self.desk_id
-        self._write_rows(lambda connection: _upsert_order(connection, desk, order))
+        self._write_rows(desk_rows.ORDER, _order_values(self.desk_id, order))
         if event.previous is None or event.previous is OrderStatus.NEW:
             return  # creation and sending are audited by the engine with their decisions
         kind = AuditEventType.CANCELLED if order.status is OrderStatus.CANCELLED else AuditEventType.ORDER_UPDATE
@@ -172,8 +169,12 @@ class Recorder:
         )
 
     def _on_fill(self, fill: Fill) -> None:
-        desk = self.desk_id
-        self._watch(self.writer.execute(lambda connection: _insert_fill(connection, desk, fill)))
+        future = self._write_rows(desk_rows.FILL, {
+            "desk_id": self.desk_id, "fill_id": fill.fill_id, "client_order_id": fill.client_order_id,
+            "instrument_key": fill.instrument_key, "side": str(fill.side), "quantity": fill.quantity, "price": fill.price,
+            "ts_ns": fill.ts_ns,
+        })
+        future.add_done_callback(lambda done: self._check_fill(fill, done))
         self.record(
             AuditEventType.FILL,
             {"fill_id": fill.fill_id, "client_order_id": fill.client_order_id, "instrument": fill.instrument_key,
@@ -182,11 +183,8 @@ class Recorder:
         )
 
     def _on_state(self, event: TradingStateChanged) -> None:
-        desk = self.desk_id
-        self._write_rows(lambda connection: connection.execute(
-            insert(_STATE).values(desk_id=desk, ts_ns=time.time_ns(), state=str(event.current), reason=event.reason,
-                                  actor=event.actor)
-        ))
+        self._write_rows(desk_rows.TRADING_STATE, {"desk_id": self.desk_id, "ts_ns": time.time_ns(), "state": str(event.current),
+                                                  "reason": event.reason, "actor": event.actor})
         self.record(
             AuditEventType.TRADING_STATE_CHANGED,
             {"from": event.previous, "to": event.current, "reason": event.reason},
@@ -208,16 +206,14 @@ class Recorder:
         ts = time.time_ns()
         desk = self.desk_id
         if rows:
-            self._write_rows(lambda connection: connection.execute(
-                insert(_SNAPSHOTS),
-                [{"desk_id": desk, "ts_ns": ts, "instrument_key": k, "quantity": q, "cost": c, "realized": r}
-                 for k, q, c, r in rows],
-            ))
+            self._write_rows(desk_rows.POSITIONS, {"rows": [
+                {"desk_id": desk, "ts_ns": ts, "instrument_key": k, "quantity": q, "cost": c, "realized": r}
+                for k, q, c, r in rows]})
 
     def count_calls(self, trading_day: str, account: str, kind: str, count: int) -> None:
         """Persist this desk's day count on the broker account so a restart the same day resumes it."""
-        desk = self.desk_id
-        self._write_rows(lambda connection: rate_counters.upsert(connection, trading_day, account, desk, kind, count))
+        self._write_rows(desk_rows.RATE_COUNTER, {"trading_day": trading_day, "account": account, "desk_id": self.desk_id,
+                                                 "kind": kind, "count": count})
 
     def load(self, trading_day: str, account: str) -> ResumeState:
         """Read this desk's last trading state, its orders not yet settled (working, or queued and never sent),
@@ -261,24 +257,6 @@ def _snapshot_from_row(row: Any) -> OrderSnapshot:
     )
 
 
-# Built once with bound parameters: SQLAlchemy then compiles each statement once and reuses it, where
-# a statement rebuilt with literal values per order cost ~1 ms of the writer thread's time (measured),
-# and every submit waits for that thread's commit.
-_ORDER_FIELDS = (
-    "broker_order_id", "instrument_key", "side", "quantity", "price", "order_type", "product", "source", "actor",
-    "status", "filled_quantity", "fill_value", "updated_ns",
-)
-_UPDATE_ORDER = (
-    update(_ORDERS)
-    .where(_ORDERS.c.client_order_id == bindparam("key"), _ORDERS.c.desk_id == bindparam("desk"))
-    .values({name: bindparam(name) for name in _ORDER_FIELDS})
-)
-_INSERT_ORDER = insert(_ORDERS)
-_STORED_FILL = select(_FILLS.c.client_order_id, _FILLS.c.instrument_key, _FILLS.c.side, _FILLS.c.quantity, _FILLS.c.price).where(
-    _FILLS.c.desk_id == bindparam("desk"), _FILLS.c.fill_id == bindparam("fill_id"))
-_INSERT_FILL = insert(_FILLS)
-
-
 class FillConflict(NamedTuple):
     """A fill whose id this desk already stored with other details: never stored over, never skipped silently."""
 
@@ -286,35 +264,12 @@ class FillConflict(NamedTuple):
     stored: str
 
 
-def _upsert_order(connection: Connection, desk: str, order: OrderSnapshot) -> None:
-    values = {
+def _order_values(desk: str, order: OrderSnapshot) -> dict[str, Any]:
+    return {
+        "client_order_id": order.client_order_id, "desk_id": desk, "created_ns": order.ts_ns,
+        "trading_day": ist_day(order.ts_ns).isoformat(),
         "broker_order_id": order.broker_order_id, "instrument_key": order.instrument_key, "side": str(order.side),
         "quantity": order.quantity, "price": order.price, "order_type": str(order.order_type), "product": str(order.product),
         "source": str(order.source), "actor": order.actor, "status": str(order.status),
         "filled_quantity": order.filled_quantity, "fill_value": order.fill_value, "updated_ns": order.ts_ns,
     }
-    result = connection.execute(_UPDATE_ORDER, {"key": order.client_order_id, "desk": desk, **values})
-    if result.rowcount == 0:
-        connection.execute(_INSERT_ORDER, {
-            "client_order_id": order.client_order_id, "desk_id": desk, "created_ns": order.ts_ns,
-            "trading_day": ist_day(order.ts_ns).isoformat(), **values,
-        })
-
-
-def _insert_fill(connection: Connection, desk: str, fill: Fill) -> FillConflict | None:
-    """Store a fill once; a replay (same id, same details) is a no-op, and a different fill under a stored id
-    is returned as a conflict. Checking first keeps either from failing the whole batch."""
-    stored = connection.execute(_STORED_FILL, {"desk": desk, "fill_id": fill.fill_id}).first()
-    if stored is None:
-        connection.execute(_INSERT_FILL, {
-            "desk_id": desk, "fill_id": fill.fill_id, "client_order_id": fill.client_order_id,
-            "instrument_key": fill.instrument_key, "side": str(fill.side), "quantity": fill.quantity, "price": fill.price,
-            "ts_ns": fill.ts_ns,
-        })
-        return None
-    same = (stored.client_order_id, stored.instrument_key, stored.side, stored.quantity, stored.price) == (
-        fill.client_order_id, fill.instrument_key, str(fill.side), fill.quantity, fill.price)
-    if same:
-        return None
-    return FillConflict(fill, f"order {stored.client_order_id}, {stored.side} {stored.quantity} {stored.instrument_key} "
-                              f"@ {stored.price / 100:.2f}")

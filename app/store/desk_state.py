@@ -190,8 +190,10 @@ def unclean_end(engine: Engine, scope: DeskScope) -> str | None:
     Read from the audit chain, which every store has (SQLite or PostgreSQL): the newest ``app.start``
     with no ``app.stop`` after it is a run that was killed, crashed or lost its store before it could
     record its stop; an ``app.stop`` that says its store had failed (``store_failed``) is a run whose
-    records after the failure are lost; one that carries an ``unclean_end`` stopped without reading the
-    broker's book after such an end, which is still unsettled. Call before the new run writes its own
+    records after the failure are lost; one that counts ``store_outages`` lost its database for a while
+    (its records were spooled and replayed, but nothing read the broker's book meanwhile); one that
+    carries an ``unclean_end`` stopped without reading the broker's book after such an end, which is
+    still unsettled. Call before the new run writes its own
     ``app.start``.
     """
     kinds = [str(AuditEventType.APP_START), str(AuditEventType.APP_STOP)]
@@ -218,6 +220,9 @@ def unclean_end(engine: Engine, scope: DeskScope) -> str | None:
         return f"the stop record of the last run (audit record {row.seq}) cannot be read"
     if document.get("store_failed") is True:
         return f"the run that stopped {started} (audit record {row.seq}) had lost its store: records after the failure are missing"
+    if isinstance(document.get("store_outages"), int) and document["store_outages"] > 0:
+        return (f"the run that stopped {started} (audit record {row.seq}) lost its database for a while "
+                f"(outages: {document['store_outages']}; see the store.outage records)")
     carried = document.get("unclean_end")
     if isinstance(carried, str) and carried:
         # That run stopped without reading the broker's book (its start failed): the earlier end is still unsettled.

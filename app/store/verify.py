@@ -18,8 +18,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.domain.audit import AuditEventType
 from app.domain.india_time import IST_OFFSET_S, day_from_number, ist_day_number
 
 from .canonical import GENESIS_HASH, json_string
@@ -42,6 +44,29 @@ class DayDigest:
     hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class OutageWindow:
+    """A database outage a desk recorded (``store.outage``): the records after ``seq`` were spooled meanwhile."""
+
+    seq: int
+    desk: str | None
+    began_ns: int
+    ended_ns: int
+    records: int
+    reason: str
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_ns - self.began_ns) / 1e9
+
+    def describe(self) -> str:
+        began = dt.datetime.fromtimestamp(self.began_ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
+        ended = dt.datetime.fromtimestamp(self.ended_ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
+        who = f" desk {self.desk}" if self.desk else ""
+        return (f"outage{who} at seq {self.seq}: the database was unreachable from {began} to {ended} "
+                f"({self.duration_s:.1f} s, {self.reason}); {self.records} records spooled and appended after it")
+
+
 @dataclass(slots=True)
 class VerifyResult:
     """What ``verify_chain`` found. ``broken_at`` is the first bad sequence number.
@@ -49,7 +74,8 @@ class VerifyResult:
     ``missing_keys``: fingerprints of keys the records name and this keyring lacks (those hashes
     were not checked). ``keys``: the fingerprints the chain was checked against. ``integrity``:
     what SQLite's ``quick_check`` reported, when it was not ``ok``. ``hashes_at``: the hash of
-    each record asked for in ``hashes_at`` that exists.
+    each record asked for in ``hashes_at`` that exists. ``outages``: the database outages desks
+    recorded in the verified part of the chain (recorded, so no gap: they do not fail it).
     """
 
     records: int = 0
@@ -65,6 +91,7 @@ class VerifyResult:
     hashes_at: dict[int, str] = field(default_factory=dict)
     days_at: dict[int, dt.date] = field(default_factory=dict)
     keyring: str = ""
+    outages: list[OutageWindow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -189,7 +216,7 @@ def verify_chain(
             # The driver's own error: rows come from its cursor, not through SQLAlchemy.
             result.broken_at = expected_seq
             result.reason = f"the database cannot be read from here on: {str(exc).strip().splitlines()[0]}"
-            return _finish(result, prev, current_fp, keyring)
+            return _finish(result, prev, current_fp, keyring, engine)
         if batch is None:
             break
         if progress is not None:
@@ -231,18 +258,18 @@ def verify_chain(
                         f"record {expected_seq} is missing (the next one is {seq})" if seq > expected_seq
                         else f"sequence goes backwards: {seq} after {expected_seq - 1}"
                     )
-                    return _finish(result, prev, current_fp, keyring)
+                    return _finish(result, prev, current_fp, keyring, engine)
                 if prev_hash != prev:
                     result.broken_at = seq
                     result.reason = ("its prev_hash is not the previous record's hash "
                                      "(a record was deleted, inserted or reordered)")
-                    return _finish(result, prev, current_fp, keyring)
+                    return _finish(result, prev, current_fp, keyring, engine)
                 if key_fp != current_fp:
                     if key_fp is None:
                         result.broken_at = seq
                         result.reason = (f"it is not keyed, but the chain was keyed with key {current_fp} before it "
                                          "(a record appended or recomputed without the key)")
-                        return _finish(result, prev, current_fp, keyring)
+                        return _finish(result, prev, current_fp, keyring, engine)
                     current_fp = key_fp
                     key: ChainKey | None = keyring.get(key_fp)
                     checked = key is not None
@@ -277,7 +304,7 @@ def verify_chain(
                             else f"its content does not match its HMAC under key {current_fp} "
                                  "(the record was edited, or forged without the key)"
                         )
-                        return _finish(result, prev, current_fp, keyring)
+                        return _finish(result, prev, current_fp, keyring, engine)
                 if not day_lo <= ts_ns < day_hi:
                     # Day boundaries, not a division per record: records arrive in time order.
                     key_day = ist_day_number(ts_ns)
@@ -297,22 +324,47 @@ def verify_chain(
             # Only a column of the wrong storage type (SQLite keeps what it is given) gets here.
             result.broken_at = expected_seq
             result.reason = f"a field holds a value of the wrong type ({exc})"
-            return _finish(result, prev, current_fp, keyring)
+            return _finish(result, prev, current_fp, keyring, engine)
     result.records = expected_seq - 1
     if day_first:
         result.digests.append(DayDigest(day_from_number(day_key), expected_seq - 1, expected_seq - day_first, prev))
-    return _finish(result, prev, current_fp, keyring)
+    return _finish(result, prev, current_fp, keyring, engine)
 
 
-def _finish(result: VerifyResult, last_hash: str, last_key: str | None, keys: ChainKeys) -> VerifyResult:
+def _finish(result: VerifyResult, last_hash: str, last_key: str | None, keys: ChainKeys, engine: Engine) -> VerifyResult:
     if result.broken_at is not None:
         # Records counts the ones that verified, up to the break.
         result.records = result.broken_at - 1
+    try:
+        result.outages = outage_windows(engine, result.records)
+    except SQLAlchemyError:
+        pass  # the walk already says what could not be read
     result.last_hash = last_hash
     result.last_key = last_key
     if result.missing_keys:
         result.keyring = keys.describe()
     return result
+
+
+def outage_windows(engine: Engine, up_to_seq: int) -> list[OutageWindow]:
+    """The ``store.outage`` records up to ``up_to_seq``, in chain order (a scan apart from the walk's hot loop)."""
+    found: list[OutageWindow] = []
+    if up_to_seq < 1:
+        return found
+    with engine.connect() as connection:
+        rows = connection.execute(_OUTAGES, {"kind": str(AuditEventType.STORE_OUTAGE), "last": up_to_seq})
+        for seq, payload in rows:
+            try:
+                document = json.loads(payload)
+                found.append(OutageWindow(int(seq), document.get("desk"), int(document["began_ns"]), int(document["ended_ns"]),
+                                          int(document["records"]), str(document.get("reason", ""))))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                # Verified, so written by a desk: but not one this reader understands. Said, not skipped.
+                found.append(OutageWindow(int(seq), None, 0, 0, 0, "its record cannot be read"))
+    return found
+
+
+_OUTAGES = text("SELECT seq, payload FROM audit_log WHERE event_type = :kind AND seq <= :last ORDER BY seq")
 
 
 def _day_start_ns(day_number: int) -> int:
