@@ -212,6 +212,8 @@ class Engine:
         self._final_answers: dict[str, _FinalAnswer] = {}
         self._final_settler: asyncio.Task[None] | None = None
         self.modifier = OrderModifier(self)
+        # Holds that refuse every re-arm while set, by name, with why (the firm halt's, set by the halt watch).
+        self.rearm_holds: dict[str, str] = {}
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
         recorder = self.recorder
@@ -518,6 +520,8 @@ class Engine:
             raise ValueError("re-arming needs a reason")
         if to is TradingState.HALTED:
             raise ValueError("re-arm goes to ACTIVE or REDUCING; use the kill switch to halt")
+        if self.rearm_holds:
+            raise ValueError("; ".join(self.rearm_holds.values()))
         if self.starting:
             raise ValueError("the desk is still starting (reading the store and the broker's order book): "
                              "re-arm once it runs")

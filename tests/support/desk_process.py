@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.store.db import make_engine
-from app.store.desk_state import StoredOrder, working_orders
+from app.store.desk_state import StoredOrder, scope_for_home, working_orders
 from app.store.export import rows
 from tests.support.calendar import cover_today
 
@@ -109,9 +109,9 @@ def desk(home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = N
 
 
 def stored_working(home: Path) -> list[StoredOrder]:
-    """What the store in ``home`` shows working."""
+    """What the store in ``home`` shows working for the data folder's desk."""
     engine = make_engine(f"sqlite:///{home}/bulwark.db")
     try:
-        return working_orders(engine)
+        return working_orders(engine, scope_for_home(engine, home))
     finally:
         engine.dispose()
