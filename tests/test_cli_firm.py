@@ -17,11 +17,18 @@ from sqlalchemy import Engine
 from app.cli import main
 from app.cli.firm import EXIT_NOT_WRITTEN
 from app.logs import unconfigure_logging
-from app.store.desk_identity import DeskIdentity, mark_stopped, register
+from app.store.db import make_engine
+from app.store.desk_identity import (
+    DeskIdentity,
+    mark_stopped,
+    register,
+    registered_desks,
+)
 from app.store.export import rows
 from app.store.firm_flag import firm_in_force
 from app.store.migrate import open_store
 from tests.support.calendar import cover_today
+from tests.support.desk_process import run_main, url_of
 
 ALPHA, BRAVO = DeskIdentity("AAAAAA", "alpha"), DeskIdentity("BBBBBB", "bravo")
 ADMIN, ADMIN_PW = "asha", "admin pass phrase 1"
@@ -87,6 +94,9 @@ def test_a_firm_halt_is_written_shown_and_lifted(firm: Engine, monkeypatch: pyte
     assert titles.split() == ["DESK", "NAME", "HOST", "LIVENESS", "TRADING", "FIRM", "HALT", "SWEEP", "WORKING"]
     assert alpha.startswith("AAAAAA") and "alive" in alpha and "NOT CONFIRMED" in alpha
     assert bravo.split()[0] == "BBBBBB" and "stopped" in bravo
+    # A desk is not re-armed on its own while the firm is halted, with no desk running either.
+    code, _, err = cli(monkeypatch, capsys, "rearm", "--reason", "mine is fine", "--timeout", "0.2")
+    assert code == 1 and f"rearm refused: the firm is halted (firm halt {halt.id} by " in err
     code, out, err = cli(monkeypatch, capsys, "firm", "rearm", "--reason", "exchange back")
     assert code == 0, out + err
     assert f"done: firm halt {halt.id} lifted" in out and "every desk stays HALTED until it is re-armed on its own" in out
@@ -180,3 +190,18 @@ def test_once_operators_exist_a_firm_halt_needs_a_risk_officer_and_a_rearm_the_r
     assert [(kind, actor, payload.get("refused")) for kind, actor, payload in firm_records(firm)] == [
         ("firm.halted", TRADER, "no firm_halt permission"), ("firm.halted", RISK, None),
         ("firm.rearmed", TRADER, "no rearm permission"), ("firm.rearmed", RISK, None)]
+
+
+def test_a_desk_that_stopped_cleanly_is_shown_stopped(tmp_path: Path) -> None:
+    home = tmp_path / "desk"
+    ran = run_main(home, "simulate", "--seconds", "1", "--json")
+    assert ran.returncode == 0, ran.stderr
+    store = make_engine(url_of(home))
+    try:
+        (row,) = registered_desks(store)
+    finally:
+        store.dispose()
+    assert (row.seen_ns, row.pid) == (None, None)
+    status = run_main(home, "firm", "status")
+    assert status.returncode == 0 and status.stdout.splitlines()[0] == "firm: ACTIVE (never halted)"
+    assert status.stdout.splitlines()[2].split()[:4] == [row.desk_id, row.name, row.host, "stopped"]

@@ -510,7 +510,8 @@ class Engine:
         """Leave HALTED (or REDUCING) for ``to``: an authorised actor with a reason, audited before it happens.
 
         Raises ``PermissionError`` for an actor without REARM and ``ValueError`` when re-arming now
-        would be unsafe (no reason given, a sweep or flatten still running, the loss limit breached).
+        would be unsafe (no reason given, a hold such as the firm halt's, a sweep or flatten still running,
+        the loss limit breached).
         """
         if not actor.can(Permission.REARM):
             log.warning("re-arm refused: %s lacks the rearm permission", actor.name)

@@ -294,7 +294,10 @@ class HaltWatch:
             except Exception as exc:  # noqa: BLE001 - the desk is halted whatever; the firm view shows it unconfirmed
                 log.error("the confirmation of firm halt %d could not be written: %s: %s", firm_id, type(exc).__name__, exc)
 
-        self._writes.submit(write)
+        try:
+            self._writes.submit(write)
+        except RuntimeError:  # the watch stopped with the engine: a sweep ending after that is not confirmed
+            log.warning("firm halt %d: the confirmation %s was not written, the halt watch has stopped", firm_id, payload)
 
     def _own(self, row: StateRow) -> bool:
         """Whether the row is one the desk wrote for a change it announced; that announcement is used up."""
