@@ -63,6 +63,7 @@ from app.store.desk_identity import (
     DeskIdentity,
     RegisteredDesk,
     load_or_create,
+    mark_stopped,
     register,
     unfoldered,
 )
@@ -464,6 +465,9 @@ class Desk:
             payload["unclean_end"] = self.unclean_end
         try:
             await self.writer.append(AuditEventType.APP_STOP, payload, actor="system", source=AuditSource.SYSTEM)
+            if self.registered is not None:
+                # The firm view shows the desk stopped, not silent (its heartbeat ended with the engine).
+                await self.writer.execute(partial(mark_stopped, desk_id=self.identity.desk_id))
         except Exception as exc:  # noqa: BLE001 - a failed store already halted the desk; the stop goes on
             log.error("the stop could not be recorded: %s", exc)
 

@@ -28,6 +28,7 @@ from app.engine.engine import Engine
 from app.logs import unconfigure_logging
 from app.settings import Settings
 from app.store.audit_writer import AuditWriter
+from app.store.desk_identity import UNFOLDERED_DESK_ID, load_or_create, register
 from app.store.desk_lock import DeskLock
 from app.store.last_desk import record_last_desk
 from app.store.migrate import open_store
@@ -93,11 +94,18 @@ class DeskThread:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        writer = AuditWriter(open_store(url_of(self.home))) if self.store else None
-        if writer is not None:
+        writer = None
+        desk_id = UNFOLDERED_DESK_ID
+        if self.store:
+            # The data folder's desk, registered as the real desk registers (adopting a flag written before it).
+            identity = load_or_create(self.home)
+            store = open_store(url_of(self.home))
+            register(store, identity)
+            desk_id = identity.desk_id
+            writer = AuditWriter(store, desk_id=desk_id)
             writer.start()
         broker = PaperBroker(PaperConfig(seed=7, tick_interval_ms=None), universe=[RELIANCE])
-        engine = Engine(broker, [RELIANCE.instrument], audit=writer, limits=wide_limits([RELIANCE.instrument]))
+        engine = Engine(broker, [RELIANCE.instrument], audit=writer, limits=wide_limits([RELIANCE.instrument]), desk_id=desk_id)
         await engine.start()
 
         async def panic(args: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMANDS = ("simulate", "audit", "backup", "panic", "rearm", "limits", "trading_calendar", "credentials",
-            "keyring_setup", "operator", "api_client")
+            "keyring_setup", "operator", "api_client", "firm")
 # Commands that must run on a data folder they cannot write to: an auditor's read-only copy (audit,
 # limits), and panic, which must still reach the desk when the store refuses the HALTED flag. They
 # write no log file into a folder marked read-only, and change no file modes.

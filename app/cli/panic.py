@@ -16,7 +16,10 @@ In order, printing each step as it happens:
    showed working. A damaged ``last-desk.json`` means a desk ran on a broker this cannot know:
    then only ``--broker`` lets the command report success.
 
-Exit 0 when trading is stopped and the flag is written; 1 when the operator must act. Only the
+Exit 0 when trading is stopped and the flag is written; 1 when the operator must act.
+
+``panic --firm`` halts every desk on the database and ``panic --desk ID`` one other desk by its id,
+each through the flag the running desks watch: see ``app.cli.firm``. Only the
 standard library is imported up front: the store, the control client and the broker's SDK load
 inside ``run``, so the flag is written within a second of the command starting.
 """
@@ -32,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .authority import add_arguments
 from .common import (
     BROKERS,
     EXIT_FAILED,
@@ -118,6 +122,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="where to cancel directly if no desk answers (default: the broker the last desk in this data folder "
              "used, else the settings')",
     )
+    beyond = panic.add_mutually_exclusive_group()
+    beyond.add_argument("--firm", action="store_true",
+                        help="halt every desk on the database (a risk officer or an administrator, once operators exist)")
+    beyond.add_argument("--desk", metavar="ID", help="halt the desk with this id on the database (main.py firm status lists them)")
+    add_arguments(panic)
     panic.set_defaults(run=run)
 
 
@@ -138,11 +147,19 @@ def _actor() -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.firm:
+        from .firm import halt_firm
+
+        return halt_firm(args, settings)
     actor = _actor()
+    if args.desk is not None:
+        from .firm import halt_desk
+
+        return halt_desk(args, settings, actor)
     _say(f"PANIC by {actor}: {args.reason}")
-    flag_problem, flag_id = _write_flag(settings, args.reason, actor)
+    flag_problem, flag_id, desk_id = _write_flag(settings, args.reason, actor)
     reply, desk_pid = _tell_desk(settings, args.reason, actor, args.timeout)
-    if reply is None and flag_id is not None and _confirmed_in_store(settings, flag_id, actor):
+    if reply is None and flag_id is not None and desk_id is not None and _confirmed_in_store(settings, desk_id, flag_id, actor):
         _say("done: the desk is HALTED and will start HALTED")
         return EXIT_OK
     if reply is not None:
@@ -155,8 +172,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _without_desk(settings, flag_problem, desk_pid, args.session_token_stdin, args.broker)
 
 
-def _write_flag(settings: Settings, reason: str, actor: str) -> tuple[str | None, int | None]:
-    """Step 1. Returns what went wrong (``None`` once the flag is durable) and the flag's row id when known."""
+def _write_flag(settings: Settings, reason: str, actor: str) -> tuple[str | None, int | None, str | None]:
+    """Step 1. Returns what went wrong (``None`` once the flag is durable), and the flag's row id and desk when known."""
     _say("[1/3] writing the HALTED flag to the store ...")
     try:
         # Imported here, inside the guard: even a store package that cannot load must not stop step 2.
@@ -175,7 +192,7 @@ def _write_flag(settings: Settings, reason: str, actor: str) -> tuple[str | None
                 persist_halt(writer, desk_id, reason, actor, timeout=STORE_TIMEOUT_S)
             finally:
                 writer.close(timeout=1.0)
-            flag_id = _quietly(lambda: newest_flag_id(engine, reason, actor))
+            flag_id = _quietly(lambda: newest_flag_id(engine, desk_id, reason, actor))
         finally:
             engine.dispose()
     except TimeoutError:
@@ -184,10 +201,10 @@ def _write_flag(settings: Settings, reason: str, actor: str) -> tuple[str | None
         problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}"
     else:
         _say("      written: the next start of the desk is HALTED")
-        return None, flag_id
+        return None, flag_id, desk_id
     _shout(f"could not write the HALTED flag: {problem}")
     _shout("carrying on to tell the desk")
-    return problem, None
+    return problem, None, None
 
 
 def _quietly(read: Callable[[], int | None]) -> int | None:
@@ -198,7 +215,7 @@ def _quietly(read: Callable[[], int | None]) -> int | None:
         return None
 
 
-def _confirmed_in_store(settings: Settings, flag_id: int, actor: str) -> bool:
+def _confirmed_in_store(settings: Settings, desk_id: str, flag_id: int, actor: str) -> bool:
     """The control channel failed: a running desk watches the flag, so wait a moment for it to record its halt."""
     from app.engine.halt_watch import halted_after
     from app.store.db import make_engine
@@ -211,7 +228,7 @@ def _confirmed_in_store(settings: Settings, flag_id: int, actor: str) -> bool:
         engine = make_engine(settings.database_url)
         try:
             deadline = time.monotonic() + STORE_CONFIRM_S
-            while (row := halted_after(engine, flag_id, actor)) is None:
+            while (row := halted_after(engine, desk_id, flag_id, actor)) is None:
                 if time.monotonic() >= deadline:
                     _say("      it did not record a halt in time")
                     return False

@@ -105,6 +105,7 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
     from app.store.desk_identity import DeskIdentityError, read_identity
     from app.store.desk_lock import DeskLock, desk_running
     from app.store.desk_state import scope_for_home
+    from app.store.firm_flag import firm_in_force
     from app.store.halt_flag import persist_rearm, record_refused_rearm
     from app.store.migrate import open_store
 
@@ -154,6 +155,12 @@ def _offline(settings: Settings, args: argparse.Namespace, user: str, credential
                     record_refused_rearm(writer, target, "no rearm permission", reason, user, timeout=STORE_TIMEOUT_S)
                     return _fail(f"{missing}: a risk officer or an administrator re-arms the desk")
                 print(f"authorised: {operator.name} ({operator.role})", flush=True)
+            firm = firm_in_force(store)
+            if firm is not None and firm.halted:
+                # The running desk refuses the same (its halt watch holds re-arms while the firm is halted).
+                why = f"the firm is halted ({firm.describe()}): the firm must be re-armed first (main.py firm rearm)"
+                record_refused_rearm(writer, target, why, reason, user, timeout=STORE_TIMEOUT_S)
+                return _fail(why)
             try:
                 found = check_offline_rearm(store, scope, target, now_ns=time.time_ns(), limits_file=default_limits_file(settings))
             except RearmRefused as exc:

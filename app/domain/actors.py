@@ -26,6 +26,8 @@ class Permission(enum.StrEnum):
     MANAGE_OPERATORS = "manage_operators"
     RESTORE_BACKUP = "restore_backup"
     MANAGE_API_CLIENTS = "manage_api_clients"
+    # Halting every desk on the database at once: unlike one desk's kill switch, it stops colleagues' trading.
+    FIRM_HALT = "firm_halt"
 
 
 class Role(enum.StrEnum):
@@ -41,7 +43,8 @@ _WATCH = frozenset({Permission.WATCH})
 _TRADER = _WATCH | {Permission.TRADE, Permission.CANCEL_OWN}
 # The risk officer controls risk but does not trade: nobody raises their own limits or lifts the
 # halt on their own orders.
-_RISK_OFFICER = _WATCH | {Permission.SET_LIMITS, Permission.REARM, Permission.FLATTEN, Permission.CANCEL_ANY}
+_RISK_OFFICER = _WATCH | {Permission.SET_LIMITS, Permission.REARM, Permission.FLATTEN, Permission.CANCEL_ANY,
+                          Permission.FIRM_HALT}
 # The administrator can create an account of any role, so withholding a permission from the role
 # would only make the desk slower to use, not safer: the administrator holds every permission, and
 # every use of one is audited under the administrator's own name.

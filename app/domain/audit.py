@@ -69,6 +69,12 @@ class AuditEventType(enum.StrEnum):
     FLATTEN_REQUESTED = "flatten.requested"
     FLATTEN_DONE = "flatten.done"
     REARMED = "rearmed"
+    # The firm-wide halt (every desk on the database): firm.halted and firm.rearmed by whoever raised
+    # or lifted it (with ``refused`` when they may not), firm.ack by each desk as it halted for it and
+    # again once its sweep ended.
+    FIRM_HALTED = "firm.halted"
+    FIRM_REARMED = "firm.rearmed"
+    FIRM_ACK = "firm.ack"
     TRADING_STATE_CHANGED = "trading_state.changed"
     LIMIT_CHANGED = "limit.changed"
     CALENDAR_CHANGED = "calendar.changed"

@@ -213,6 +213,8 @@ class Engine:
         self._final_answers: dict[str, _FinalAnswer] = {}
         self._final_settler: asyncio.Task[None] | None = None
         self.modifier = OrderModifier(self)
+        # Holds that refuse every re-arm while set, by name, with why (the firm halt's, set by the halt watch).
+        self.rearm_holds: dict[str, str] = {}
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
         recorder = self.recorder
@@ -510,7 +512,8 @@ class Engine:
         """Leave HALTED (or REDUCING) for ``to``: an authorised actor with a reason, audited before it happens.
 
         Raises ``PermissionError`` for an actor without REARM and ``ValueError`` when re-arming now
-        would be unsafe (no reason given, a sweep or flatten still running, the loss limit breached).
+        would be unsafe (no reason given, a hold such as the firm halt's, a sweep or flatten still running,
+        the loss limit breached).
         """
         if not actor.can(Permission.REARM):
             log.warning("re-arm refused: %s lacks the rearm permission", actor.name)
@@ -520,6 +523,8 @@ class Engine:
             raise ValueError("re-arming needs a reason")
         if to is TradingState.HALTED:
             raise ValueError("re-arm goes to ACTIVE or REDUCING; use the kill switch to halt")
+        if self.rearm_holds:
+            raise ValueError("; ".join(self.rearm_holds.values()))
         if self.starting:
             raise ValueError("the desk is still starting (reading the store and the broker's order book): "
                              "re-arm once it runs")

@@ -178,8 +178,12 @@ def _adopt_legacy(connection: Connection, desk_id: str) -> None:
 
 
 def heartbeat(connection: Connection, desk_id: str, now_ns: int) -> None:
-    """Note that the desk is alive (in the caller's transaction)."""
-    connection.execute(update(_DESKS).where(_DESKS.c.desk_id == desk_id).values(seen_ns=now_ns))
+    """Note that the desk is alive (in the caller's transaction).
+
+    Only while the desk runs (``register`` set ``seen_ns``): a beat that lands after ``mark_stopped``
+    (its thread outlives the stop by a moment) must not bring a stopped desk back as silent.
+    """
+    connection.execute(update(_DESKS).where(_DESKS.c.desk_id == desk_id, _DESKS.c.seen_ns.is_not(None)).values(seen_ns=now_ns))
 
 
 def mark_stopped(connection: Connection, desk_id: str) -> None:

@@ -41,13 +41,14 @@ class Watched:
     url: str
     alerts: list[Alert]
 
-    def flag(self, reason: str, actor: str = "panic:alice") -> None:
+    def flag(self, reason: str, actor: str = "panic:alice", desk_id: str | None = None) -> None:
         """What `main.py panic` writes first, from its own writer (its own process, in real life)."""
+        desk = self.engine.desk_id if desk_id is None else desk_id
         store = open_store(self.url)
-        writer = AuditWriter(store)
+        writer = AuditWriter(store, desk_id=desk)
         writer.start()
         try:
-            persist_halt(writer, reason, actor, timeout=10)
+            persist_halt(writer, desk, reason, actor, timeout=10)
         finally:
             writer.close()
             store.dispose()
@@ -95,9 +96,12 @@ async def test_a_flag_from_another_process_engages_the_kill_switch(watched: Watc
     assert report is not None and report.source is AuditSource.PANIC and report.actor == "panic:alice"
     await engine.kill_switch.wait()
     # The desk's own row for it is what `main.py panic` looks for when the channel is out.
-    own = await asyncio.to_thread(halted_after, watched.writer.engine, row.id, "panic:alice")
+    desk = engine.desk_id
+    own = await asyncio.to_thread(halted_after, watched.writer.engine, desk, row.id, "panic:alice")
     assert own is not None and own.reason == "kill switch: runaway algo"
-    assert await asyncio.to_thread(newest_flag_id, watched.writer.engine, "runaway algo", "panic:alice") == row.id
+    assert await asyncio.to_thread(newest_flag_id, watched.writer.engine, desk, "runaway algo", "panic:alice") == row.id
+    # Another desk's rows are not this desk's answer.
+    assert await asyncio.to_thread(halted_after, watched.writer.engine, "OTHERD", row.id, "panic:alice") is None
 
 
 async def test_the_desks_own_halts_and_rearms_are_not_taken_for_a_flag(watched: Watched) -> None:
@@ -124,6 +128,14 @@ async def test_a_rearm_after_a_flag_halt_holds(watched: Watched) -> None:
     assert [row.reason for row in watched.watch.engaged] == ["first", "second"]
 
 
+async def test_a_flag_for_another_desk_is_not_this_desks(watched: Watched) -> None:
+    # A colleague's desk halted on the same database (main.py panic --desk ID): this one trades on.
+    await asyncio.to_thread(watched.flag, "for the colleague", desk_id="OTHERD")
+    await asyncio.to_thread(watched.flag, "for this desk")
+    await watched.engaged_on("for this desk")
+    assert [row.reason for row in watched.watch.engaged] == ["for this desk"]
+
+
 async def test_a_flag_whose_panic_the_channel_already_brought_is_not_engaged_twice(
     watched: Watched, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -144,7 +156,8 @@ async def test_a_rearm_row_from_outside_is_left_alone(watched: Watched, caplog: 
         writer = AuditWriter(store)
         writer.start()
         try:
-            persist_rearm(writer, TradingState.HALTED, TradingState.ACTIVE, "not through the desk", "mallory", timeout=10)
+            persist_rearm(writer, watched.engine.desk_id, TradingState.HALTED, TradingState.ACTIVE, "not through the desk",
+                          "mallory", timeout=10)
         finally:
             writer.close()
             store.dispose()

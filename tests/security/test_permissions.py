@@ -9,14 +9,15 @@ import pytest
 from app.domain.actors import ROLE_PERMISSIONS, Actor, Permission, Role
 
 P = Permission
-# role: (watch, trade, cancel_own, cancel_any, flatten, rearm, set_limits, manage_operators, restore_backup, manage_api_clients)
+# role: (watch, trade, cancel_own, cancel_any, flatten, rearm, set_limits, manage_operators, restore_backup,
+#        manage_api_clients, firm_halt)
 COLUMNS = (P.WATCH, P.TRADE, P.CANCEL_OWN, P.CANCEL_ANY, P.FLATTEN, P.REARM, P.SET_LIMITS, P.MANAGE_OPERATORS,
-           P.RESTORE_BACKUP, P.MANAGE_API_CLIENTS)
+           P.RESTORE_BACKUP, P.MANAGE_API_CLIENTS, P.FIRM_HALT)
 TABLE: dict[Role, tuple[int, ...]] = {
-    Role.VIEWER:       (1, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-    Role.TRADER:       (1, 1, 1, 0, 0, 0, 0, 0, 0, 0),
-    Role.RISK_OFFICER: (1, 0, 0, 1, 1, 1, 1, 0, 0, 0),
-    Role.ADMIN:        (1, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    Role.VIEWER:       (1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    Role.TRADER:       (1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+    Role.RISK_OFFICER: (1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 1),
+    Role.ADMIN:        (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),
 }
 
 

@@ -16,10 +16,12 @@ from app.store.halt_flag import persist_halt
 from app.store.migrate import open_store
 from app.store.verify import verify_chain
 
+DESK = "AAAAAA"
+
 
 def resumed_state(writer: AuditWriter) -> tuple[TradingState | None, str]:
     # What the engine reads at its next start.
-    saved = Recorder(writer, lambda exc: None).load("2026-11-23", "paper")
+    saved = Recorder(writer, lambda exc: None, desk_id=DESK).load("2026-11-23", "paper")
     return saved.trading_state, saved.reason
 
 
@@ -34,7 +36,7 @@ def test_after_persist_halt_the_next_start_is_halted_and_the_chain_verifies(db_u
     writer = AuditWriter(engine)
     writer.start()
     assert last_state(engine) is None
-    persist_halt(writer, "fat finger on NIFTY", "panic:alice")
+    persist_halt(writer, DESK, "fat finger on NIFTY", "panic:alice")
     writer.close()
     # a fresh engine, as a restarted desk would open
     again = AuditWriter(open_store(db_url))
@@ -56,13 +58,13 @@ def test_a_later_state_row_wins_so_a_rearm_after_the_panic_is_respected(db_url: 
     engine = open_store(db_url)
     writer = AuditWriter(engine)
     writer.start()
-    persist_halt(writer, "first", "panic:alice")
+    persist_halt(writer, DESK, "first", "panic:alice")
     with engine.begin() as connection:
         connection.exec_driver_sql(
-            "INSERT INTO trading_state (ts_ns, state, reason, actor) VALUES (1, 'ACTIVE', 're-armed', 'bob')"
+            f"INSERT INTO trading_state (desk_id, ts_ns, state, reason, actor) VALUES ('{DESK}', 1, 'ACTIVE', 're-armed', 'bob')"
         )
     assert last_state(engine) == ("ACTIVE", "re-armed", "bob")
-    persist_halt(writer, "second", "panic:carol")
+    persist_halt(writer, DESK, "second", "panic:carol")
     assert last_state(engine) == ("HALTED", "second", "panic:carol")
     writer.close()
     assert verify_chain(engine).records == 2
@@ -79,7 +81,7 @@ def test_a_failed_write_stores_neither_the_record_nor_the_flag(db_url: str) -> N
 
     event.listen(engine, "before_cursor_execute", refuse_state_rows)
     with pytest.raises(StoreError, match="nothing in this batch was stored"):
-        persist_halt(writer, "boom", "panic:alice")
+        persist_halt(writer, DESK, "boom", "panic:alice")
     event.remove(engine, "before_cursor_execute", refuse_state_rows)
     writer.close()
     # one transaction: the audit record written before the failing row was rolled back with it
@@ -90,4 +92,4 @@ def test_a_failed_write_stores_neither_the_record_nor_the_flag(db_url: str) -> N
 def test_persist_halt_needs_a_running_writer(db_url: str) -> None:
     writer = AuditWriter(open_store(db_url))
     with pytest.raises(StoreError, match="not running"):
-        persist_halt(writer, "r", "panic:alice")
+        persist_halt(writer, DESK, "r", "panic:alice")

@@ -109,7 +109,7 @@ def desk(home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = N
 
 
 def stored_working(home: Path) -> list[StoredOrder]:
-    """What the store in ``home`` shows working."""
+    """What the store in ``home`` shows working for the data folder's desk."""
     engine = make_engine(f"sqlite:///{home}/bulwark.db")
     try:
         return working_orders(engine, scope_for_home(engine, home))
