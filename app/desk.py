@@ -293,7 +293,11 @@ class Desk:
         entries = self.entries
         broker: Broker
         if options.broker_factory is None:
-            broker = PaperBroker(replace(options.paper, wall_clock_ns=self.clock_ns), universe=entries)
+            # Each run's market numbers its orders under this run's own stem: ids (and fill ids) never repeat.
+            paper = replace(options.paper, wall_clock_ns=self.clock_ns)
+            if order_id_stem is not None:
+                paper = replace(paper, order_id_prefix=f"P{order_id_stem}-")
+            broker = PaperBroker(paper, universe=entries)
         else:
             broker, entries = await options.broker_factory(entries, self.clock_ns)
             self.entries = entries

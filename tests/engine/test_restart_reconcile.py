@@ -36,9 +36,10 @@ from app.engine.engine import Engine, EngineStartError
 from app.engine.risk.calendar_data import load_effective
 from app.engine.risk.kill_switch import KillSwitch
 from app.store.audit_writer import AuditWriter
-from app.store.desk_state import unclean_end
+from app.store.desk_state import DeskScope, unclean_end
 from app.store.export import rows
 from app.store.migrate import open_store
+from app.store.desk_identity import UNFOLDERED_DESK_ID
 from app.store.models import OrderRow
 from tests.support.calendar import cover_today
 from tests.support.limits import wide_limits
@@ -57,10 +58,10 @@ class LastingPaper(PaperBroker):
 
 
 def store_order(store: SqlEngine, client_id: str, status: OrderStatus, broker_id: str | None, updated_ns: int) -> None:
-    """An order as a desk that died left it in the store."""
+    """An order as a desk that died left it in the store (the desk these tests run: one without a data folder)."""
     with store.begin() as connection:
         connection.execute(insert(OrderRow.__table__).values(  # type: ignore[arg-type]
-            client_order_id=client_id, broker_order_id=broker_id, instrument_key="NSE:RELIANCE", side="BUY", quantity=1,
+            client_order_id=client_id, desk_id=UNFOLDERED_DESK_ID, broker_order_id=broker_id, instrument_key="NSE:RELIANCE", side="BUY", quantity=1,
             price=100_00, order_type="LIMIT", product="INTRADAY", source="ticket", actor="carol", status=str(status),
             filled_quantity=0, fill_value=0, created_ns=updated_ns, updated_ns=updated_ns,
             trading_day=ist_day(updated_ns).isoformat(),
@@ -248,14 +249,19 @@ async def test_a_start_after_an_unclean_end_is_halted_saying_why_and_what_reconc
 def test_unclean_end_reads_the_last_runs_start_and_stop(
     tmp_path: Path, chain: list[tuple[AuditEventType, dict[str, object]]], unclean: str | None,
 ) -> None:
-    writer = AuditWriter(open_store(f"sqlite:///{tmp_path / 'desk.db'}"))
+    store = open_store(f"sqlite:///{tmp_path / 'desk.db'}")
+    writer, other = AuditWriter(store, desk_id="AAAAAA"), AuditWriter(store, desk_id="BBBBBB")
     writer.start()
+    other.start()
     try:
         for kind, payload in chain:
             writer.append_blocking(kind, payload, actor="system", source=AuditSource.SYSTEM)
-        found = unclean_end(writer.engine)
+        # Another desk on the same chain, started and never stopped: nothing to do with this desk's end.
+        other.append_blocking(AuditEventType.APP_START, {}, actor="system", source=AuditSource.SYSTEM)
+        found = unclean_end(store, DeskScope("AAAAAA"))
     finally:
         writer.close()
+        other.close()
     if unclean is None:
         assert found is None
     else:
@@ -274,7 +280,9 @@ async def test_a_start_that_never_read_the_book_leaves_the_unclean_end_unsettled
     writer.start()
     writer.append_blocking(AuditEventType.APP_START, {"command": "simulate"}, actor="system", source=AuditSource.SYSTEM)
     writer.close()
-    before = unclean_end(writer.engine)
+    # The desk without a data folder below is the first on the store: the records naming no desk are its own.
+    scope = DeskScope(UNFOLDERED_DESK_ID, legacy=True)
+    before = unclean_end(writer.engine, scope)
     assert before is not None
 
     async def down(entries: list[UniverseEntry], clock: Callable[[], int]) -> tuple[Broker, list[UniverseEntry]]:
@@ -288,4 +296,4 @@ async def test_a_start_that_never_read_the_book_leaves_the_unclean_end_unsettled
     # The failed start recorded its stop, and with it the earlier end it could not settle.
     [stop] = [r for r in rows(writer.engine) if r["event_type"] == "app.stop"]
     assert payload_of(stop)["via"] == "close"
-    assert unclean_end(writer.engine) == before
+    assert unclean_end(writer.engine, scope) == before

@@ -53,6 +53,9 @@ class PaperConfig:
     updates. ``starting_cash`` is in paise (₹10,00,000 by default). ``journal_path``, when set, gets
     one JSON line per order the "exchange" received, written before the ack: the broker's own
     record, against which crash tests check that the desk audited every order it sent.
+    ``order_id_prefix`` starts the market's order ids (and so its fill ids): a desk gives each run its
+    own, so a restarted market's ``...00000001`` is never taken for the last run's, as a real broker's
+    ids never repeat.
     """
 
     seed: int = 0
@@ -67,6 +70,7 @@ class PaperConfig:
     journal_path: Path | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     wall_clock_ns: Callable[[], int] = field(default=time.time_ns)
+    order_id_prefix: str = "PB"
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
@@ -269,7 +273,7 @@ class PaperBroker:
             raise _error(BrokerErrorCode.REJECTED, problem)
         self._sequence += 1
         order = _PaperOrder(
-            broker_order_id=f"PB{self._sequence:08d}",
+            broker_order_id=f"{self._config.order_id_prefix}{self._sequence:08d}",
             client_order_id=request.client_order_id,
             instrument=instrument,
             side=request.side,
