@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from app.brokers.account import account_of
 from app.brokers.base import (
     Broker,
     BrokerCall,
@@ -50,6 +51,7 @@ from app.domain.requests import OrderRequest, validate_request
 from app.domain.trading_state import TradingState
 from app.store.desk_identity import UNFOLDERED_DESK_ID
 
+from .budget import AccountShare, share_config, share_limits
 from .bus import EventBus
 from .call_stats import BrokerCallStats, LatencyHistogram
 from .config import EngineConfig
@@ -135,12 +137,15 @@ class Engine:
         calendar: TradingCalendar | None = None,
         desk_id: str = UNFOLDERED_DESK_ID,
         order_id_stem: str | None = None,
+        account_share: AccountShare | None = None,
     ) -> None:
         """``desk_id`` marks every row the engine stores and limits what it reads back at start to its own;
-        ``order_id_stem`` (the desk's, unique on the database) starts every client order id."""
+        ``order_id_stem`` (the desk's, unique on the database) starts every client order id; ``account_share``
+        is the part of the broker account's rate budget this desk holds (by default all of it)."""
         self.config = config or EngineConfig()
         self.desk_id = desk_id
         self.broker = broker
+        self.account_share = account_share or AccountShare(account_of(broker.capabilities.account, desk_id))
         self.instruments: dict[str, Instrument] = {i.key: i for i in instruments}
         self.clock_ns = clock_ns
         self.bus = EventBus(on_critical_error=self._critical_handler_failed)
@@ -214,15 +219,17 @@ class Engine:
         self.modifier = OrderModifier(self)
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
-        recorder = self.recorder
-        broker = self.broker.capabilities.name
+        recorder, share = self.recorder, self.account_share
         on_count = None
         if recorder is not None:
             def on_count(day: str, kind: str, count: int) -> None:
-                recorder.count_calls(day, broker, kind, count)
+                # The store keeps this desk's own calls; the charge is other desks' and already stored.
+                recorder.count_calls(day, share.account, kind, count - share.charge(day, kind))
+        limits = self.broker.capabilities.rate_limits
         return Governor(
-            self.broker.capabilities.rate_limits, self.config.governor,
-            wall_ns=self.clock_ns, initial_counts=counts, on_count=on_count,
+            share_limits(limits, share.slots), share_config(self.config.governor, limits, share.slots),
+            wall_ns=self.clock_ns, initial_counts=share.with_charge(ist_day(self.clock_ns()).isoformat(), counts),
+            on_count=on_count,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -428,7 +435,7 @@ class Engine:
         now = self.clock_ns()
         today = ist_day(now).isoformat()
         try:
-            saved = await asyncio.to_thread(recorder.load, today, self.broker.capabilities.name)
+            saved = await asyncio.to_thread(recorder.load, today, self.account_share.account)
         except Exception as exc:  # noqa: BLE001 - an unreadable store means an unknown picture: halt
             self.halt(f"could not read the store at start: {type(exc).__name__}: {exc}")
             return
@@ -704,6 +711,7 @@ class Engine:
         refused = await self._durable_order(order, AuditEventType.ORDER_SENT)
         if refused is not None:
             return refused
+        await self.governor.going()
         if self.halted():
             # Halted while order.sent was being made durable: the call is still not made, and the
             # refusal after order.sent says so.
