@@ -54,11 +54,7 @@ from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
 from app.security.accounts import AuthError
 from app.security.api_clients import ApiClientDirectory
 from app.security.operators import OperatorDirectory
-from app.store.account_leases import (
-    DESKS_PER_ACCOUNT,
-    MAX_DESKS_PER_ACCOUNT,
-    AccountFull,
-)
+from app.store.account_leases import AccountFull, check_slots
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.checkpoints import (
@@ -148,8 +144,10 @@ class DeskOptions:
     desks_per_account: int = 1
 
     def __post_init__(self) -> None:
-        if not 1 <= self.desks_per_account <= MAX_DESKS_PER_ACCOUNT:
-            raise DeskError(f"{DESKS_PER_ACCOUNT} must be from 1 to {MAX_DESKS_PER_ACCOUNT}, got {self.desks_per_account}")
+        try:
+            check_slots(self.desks_per_account)
+        except ValueError as exc:
+            raise DeskError(str(exc)) from None
         if self.instruments is not None and not 1 <= self.instruments <= MAX_INSTRUMENTS:
             raise DeskError(f"--instruments must be between 1 and {MAX_INSTRUMENTS}, got {self.instruments}")
         if self.session_horizon_s is not None and (not math.isfinite(self.session_horizon_s) or self.session_horizon_s < 0):

@@ -16,6 +16,7 @@ from app.brokers.account import paper_account
 from app.brokers.base import RateLimits
 from app.brokers.paper import PaperConfig
 from app.desk import Desk, DeskError, DeskOptions
+from app.domain.actors import Actor, Permission
 from app.domain.india_time import ist_day
 from app.domain.trading_state import TradingState
 from app.engine.risk.calendar_data import load_effective
@@ -62,7 +63,9 @@ async def test_a_desk_holds_its_slot_while_it_runs_and_trades_on_its_share(db_ur
             # The start's own reads are counted on top of the 700 charged.
             assert schedule.day_calls > 700
             spent = schedule.day_calls - 700
-        assert holders(store, POOL) == []
+        # Released: cooling until the desk's last calls leave the broker's minute window.
+        [cooling] = holders(store, POOL)
+        assert cooling.expires_ns - time.time_ns() <= account_leases.RELEASE_COOLDOWN_NS
         # The store holds what this desk spent itself; the absent desk's row is untouched.
         own = rate_counters.load(store, day, POOL, desk.identity.desk_id)
         assert own["calls"] >= spent
@@ -84,6 +87,9 @@ async def test_a_desk_whose_lease_is_taken_halts(db_url: str, tmp_path: Path, mo
                 connection.execute(update(table).values(desk_id="OTHERS"))
             await poll_until(lambda: engine.trading_state is TradingState.HALTED, "the halt")
             assert "rate limits is not assured" in engine.halt_reason
+            with pytest.raises(ValueError, match="restart the desk to claim one"):
+                await engine.rearm(Actor("trader", frozenset({Permission.REARM})), "try again")
+            assert engine.trading_state is TradingState.HALTED
     finally:
         store.dispose()
 
@@ -108,6 +114,12 @@ async def test_desks_share_the_account_and_one_too_many_is_refused(db_url: str, 
                 assert alone.running_engine.governor.schedule.limits == RateLimits(10, 100, 5000)
         warnings = [r for r in rows(store) if r["event_type"] == "alert.raised" and '"budget"' in str(r["payload"])]
         assert len(warnings) == 1 and "firm.desks_per_account is 3" in str(warnings[0]["payload"])
-        assert holders(store, POOL) == []
+        assert [h.desk_id for h in holders(store, POOL)] == list(ids)
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("desks", [0, 11])
+def test_a_number_of_desks_out_of_bounds_is_refused_naming_the_setting(tmp_path: Path, desks: int) -> None:
+    with pytest.raises(DeskError, match=rf"firm.desks_per_account must be a whole number from 1 to 10, got {desks}"):
+        options(tmp_path / "a", "sqlite://", desks=desks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import Engine as SqlEngine
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class LeaseHolder(Protocol):
-    """What the lease needs of the engine: a way to say something, and to halt."""
+    """What the lease needs of the engine: a way to say something, to halt, and to refuse a re-arm."""
+
+    rearm_checks: list[Callable[[], str | None]]
 
     def alert(self, level: AlertLevel, component: str, message: str) -> None: ...
 
@@ -68,8 +71,10 @@ class AccountLease:
         return self._keeper.lease
 
     def attach(self, engine: LeaseHolder) -> None:
-        """Warn when this desk's setting is not the database's, and halt ``engine`` if the lease is lost."""
+        """Warn when this desk's setting is not the database's; halt ``engine`` if the lease is lost, and refuse
+        to re-arm it then: only a new start claims a slot again."""
         self._engine = engine
+        engine.rearm_checks.append(self._rearm_problem)
         lease = self.lease
         if lease.wanted_slots != lease.slots:
             message = (f"this desk's {account_leases.DESKS_PER_ACCOUNT} is {lease.wanted_slots} but the database says "
@@ -78,6 +83,12 @@ class AccountLease:
             engine.alert(AlertLevel.WARNING, "budget", message)
         if self._lost is not None:
             self._on_lost(self._lost)
+
+    def _rearm_problem(self) -> str | None:
+        if self._lost is None:
+            return None
+        return (f"this desk no longer holds a slot of broker account {self.share.account} ({self._lost}): "
+                "restart the desk to claim one before trading again")
 
     def _on_lost(self, reason: str) -> None:
         self._lost = reason

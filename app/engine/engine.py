@@ -199,6 +199,8 @@ class Engine:
         self.broker_down_since_ns: int | None = None
         self.started_ns: int | None = None
         self._session_down = False
+        # More reasons re-arming would be unsafe, from parts beside the engine (the broker account's lease).
+        self.rearm_checks: list[Callable[[], str | None]] = []
         # A lost order notification asks for the book to be read again; asks during a read make one more.
         self._book_stale = False
         self._book_reread: asyncio.Task[None] | None = None
@@ -534,6 +536,10 @@ class Engine:
             raise ValueError("the kill switch sweep or a flatten is still running; wait for its report")
         if self._session_down:
             raise ValueError("the broker session has expired: log in again (paste the new session token) before re-arming")
+        for check in self.rearm_checks:
+            problem = check()
+            if problem is not None:
+                raise ValueError(problem)
         if to is TradingState.ACTIVE:
             now = self.clock_ns()
             pnl = self.day_pnl.current(now)

@@ -5,7 +5,8 @@ through it at once, each with ``1/slots`` of its limits (``app.engine.budget``).
 free slot at start (``claim``), renews its lease every few seconds while it runs (``renew``) and
 gives it back at a clean stop (``release``). A desk that crashed keeps its slot until its lease
 expires: ``LEASE_TTL_NS`` is longer than the broker's minute window, so by the time another desk
-takes the slot, none of the dead desk's calls still counts there.
+takes the slot, none of the dead desk's calls still counts there. For the same reason a released
+slot cools for ``RELEASE_COOLDOWN_NS`` before another desk may take it.
 
 The database's ``slots`` are the authority every desk uses. The first desk on an account writes its
 own ``firm.desks_per_account`` there, and a desk that finds no other desk holding the account may
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # Longer than the governor's minute window (63 s) with room for a renewal that comes late.
 LEASE_TTL_NS = 90 * 1_000_000_000
+# A released slot waits out the governor's minute window (63 s) and a little more before another desk takes it.
+RELEASE_COOLDOWN_NS = 65 * 1_000_000_000
 RENEW_INTERVAL_S = 5.0
 MAX_DESKS_PER_ACCOUNT = 10
 DESKS_PER_ACCOUNT = "firm.desks_per_account"
@@ -170,7 +173,8 @@ def _full_message(account: str, slots: int, wanted: int, live: list[Holder]) -> 
     return (
         f"broker account {account} has no free slot for this desk: its {slots} slots are held by {held}; "
         f"{setting}to run more desks on it, stop them, set {DESKS_PER_ACCOUNT} (at most {MAX_DESKS_PER_ACCOUNT}) on every desk "
-        f"and start one alone first, or wait for a crashed desk's lease to expire"
+        f"and start one alone first, or wait for the leases to expire (a desk that stopped holds its slot "
+        f"until its last calls leave the broker's minute window)"
     )
 
 
@@ -191,10 +195,13 @@ def renew(engine: Engine, lease: Lease, *, ttl_ns: int = LEASE_TTL_NS) -> Lease:
                  lease.resized_from, lease.absent_calls)
 
 
-def release(engine: Engine, lease: Lease) -> None:
-    """Give the slot back (a clean stop): another desk may take it at once."""
+def release(engine: Engine, lease: Lease, *, cooldown_ns: int = RELEASE_COOLDOWN_NS) -> None:
+    """Give the slot back (a clean stop). Another desk may take it once ``cooldown_ns`` have passed: the
+    calls this desk made in its last minute still count in the broker's minute window until then. The
+    same desk may take it back at once (its restart)."""
     with engine.begin() as connection:
-        connection.execute(delete(_LEASES).where(_held(lease)))
+        expires = now_ns(connection) + cooldown_ns
+        connection.execute(update(_LEASES).where(_held(lease), _LEASES.c.expires_ns > expires).values(expires_ns=expires))
 
 
 def holders(engine: Engine, account: str) -> list[Holder]:

@@ -72,13 +72,21 @@ def test_an_expired_lease_is_taken_over_and_its_desk_learns_it_lost_it(store: En
     assert [(h.desk_id, h.slot) for h in holders(store, ACCOUNT)] == [("BBBBBB", 0)]
 
 
-def test_renewing_extends_the_lease_and_releasing_frees_the_slot(store: Engine) -> None:
+def test_renewing_extends_the_lease_and_a_released_slot_cools_for_the_minute_window(store: Engine) -> None:
     lease = claim(store, ACCOUNT, "breeze", "AAAAAA", 1, TODAY, ttl_ns=1_000_000_000)
     renewed = renew(store, lease, ttl_ns=account_leases.LEASE_TTL_NS)
     assert renewed.expires_ns > lease.expires_ns
     assert holders(store, ACCOUNT)[0].expires_ns == renewed.expires_ns
     release(store, renewed)
-    assert holders(store, ACCOUNT) == []
+    # The stopped desk's last minute of calls still counts at the broker: nobody else takes the slot yet.
+    [cooling] = holders(store, ACCOUNT)
+    assert cooling.expires_ns < renewed.expires_ns
+    assert cooling.expires_ns <= time.time_ns() + account_leases.RELEASE_COOLDOWN_NS
+    with pytest.raises(AccountFull, match="minute window"):
+        claim(store, ACCOUNT, "breeze", "BBBBBB", 1, TODAY)
+    # The same desk starting again takes it back; once cooled, anyone may.
+    again = claim(store, ACCOUNT, "breeze", "AAAAAA", 1, TODAY)
+    release(store, again, cooldown_ns=0)
     assert claim(store, ACCOUNT, "breeze", "BBBBBB", 1, TODAY).slot == 0
 
 
@@ -101,7 +109,7 @@ def test_the_databases_slots_win_over_a_desks_setting_while_other_desks_hold_the
 
 def test_a_desk_alone_on_the_account_sets_its_slots(store: Engine) -> None:
     first = claim(store, ACCOUNT, "breeze", "AAAAAA", 2, TODAY)
-    release(store, first)
+    release(store, first, cooldown_ns=0)
     # An expired lease is no running desk either.
     claim(store, ACCOUNT, "breeze", "BBBBBB", 2, TODAY)
     expire(store, "BBBBBB")
@@ -156,7 +164,8 @@ def test_the_keeper_renews_and_releases_and_reports_a_lost_lease(store: Engine) 
     keeper = LeaseKeeper(store, clean, lost.append, interval=60)
     keeper.start()
     keeper.close()
-    assert holders(store, "paper:0123456789abcdef") == []
+    [cooling] = holders(store, "paper:0123456789abcdef")
+    assert cooling.expires_ns < clean.expires_ns
 
 
 def test_the_keeper_gives_up_once_renewals_fail_for_half_the_lease(store: Engine, tmp_path: Path) -> None:
