@@ -347,11 +347,12 @@ class Desk:
                     "database could recompute the chain undetected; checkpoints and digests kept elsewhere still pin it. "
                     "Set up the encrypted keyring file (main.py keyring use-file) and restart the desk",
                 )
-        if self.account_lease is not None:
-            self.account_lease.attach(engine)
         # After app.start, so a kill pressed while the desk opened its store is recorded after it.
         if on_engine is not None:
             on_engine(engine)
+        if self.account_lease is not None:
+            # After on_engine: a window attached there shows the lease's warning.
+            self.account_lease.attach(engine)
         if isinstance(limits, Path):
             await engine.load_limits(limits, DEFAULT_LIMITS)
         self.calendar_version = await engine.record_calendar(self.calendar_load)
