@@ -3,12 +3,13 @@
 ``Desk.start`` builds and starts, in this order: the data folder's desk identity, the desk lock
 and the store (registering the desk there, with the audit writer), the broker (paper by default, or what ``broker_factory`` makes) and the record of which
 broker this desk uses (``last-desk.json``, before the broker hears anything, so a panic after a
-crash knows where the orders are), the engine with its limits and trading calendar, the control
+crash knows where the orders are), this desk's slot of the broker account's rate limits (shared
+with the other desks on the account; ``app.engine.account_lease``), the engine with its limits and trading calendar, the control
 channel that ``main.py panic`` and ``rearm`` talk to (listening before the engine's start, which
 may retry the broker's order book for a while), the engine's start, the backup schedule, and the
 front end's services (the local API). ``Desk.stop`` undoes it in reverse: services, control
 channel, engine (which drains and disconnects), the ``app.stop`` audit record; ``Desk.close``
-then closes the writer and releases the lock.
+then closes the writer and releases the account's slot and the lock.
 
 A front end adds widgets or a report; it never starts an engine another way.
 """
@@ -29,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from sqlalchemy import Engine as SqlEngine
+
 from app.brokers.base import Broker
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.brokers.paper.synthetic_universe import synthetic_universe
@@ -39,6 +42,7 @@ from app.domain.events import Alert, AlertLevel
 from app.domain.india_time import ist_day
 from app.domain.instruments import Exchange, Segment
 from app.domain.trading_state import TradingState
+from app.engine.account_lease import AccountLease
 from app.engine.config import EngineConfig
 from app.engine.control import ControlServer
 from app.engine.engine import Engine
@@ -50,6 +54,7 @@ from app.engine.risk.limits import RiskLimits, load_limits_file, parse_document
 from app.security.accounts import AuthError
 from app.security.api_clients import ApiClientDirectory
 from app.security.operators import OperatorDirectory
+from app.store.account_leases import AccountFull, check_slots
 from app.store.audit_writer import AuditWriter
 from app.store.backup import BackupInfo, BackupScheduler
 from app.store.checkpoints import (
@@ -137,8 +142,14 @@ class DeskOptions:
     start_details: dict[str, Any] = field(default_factory=dict)
     # Run beside the engine once it has started (the local API); stopped first.
     services: tuple[DeskService, ...] = ()
+    # How many desks may share the broker account's rate limits (firm.desks_per_account; the database's number wins).
+    desks_per_account: int = 1
 
     def __post_init__(self) -> None:
+        try:
+            check_slots(self.desks_per_account)
+        except ValueError as exc:
+            raise DeskError(str(exc)) from None
         if self.instruments is not None and not 1 <= self.instruments <= MAX_INSTRUMENTS:
             raise DeskError(f"--instruments must be between 1 and {MAX_INSTRUMENTS}, got {self.instruments}")
         if self.session_horizon_s is not None and (not math.isfinite(self.session_horizon_s) or self.session_horizon_s < 0):
@@ -236,6 +247,8 @@ class Desk:
         # Which desk this is: the data folder's id (created at its first start), registered in the store.
         self.identity: DeskIdentity = unfoldered()
         self.registered: RegisteredDesk | None = None
+        # This desk's slot of the broker account's rate limits (a desk with a store holds one while it runs).
+        self.account_lease: AccountLease | None = None
 
     async def __aenter__(self) -> Self:
         try:
@@ -264,6 +277,7 @@ class Desk:
         options = self.options
         tail_key: str | None = None
         order_id_stem: str | None = None
+        store: SqlEngine | None = None
         if options.home is not None:
             self.identity = await asyncio.to_thread(load_or_create, options.home)
         if options.database_url is not None:
@@ -305,11 +319,19 @@ class Desk:
         if options.home is not None:
             # Before the broker hears anything: a panic after this desk dies must know where its orders are.
             await asyncio.to_thread(record_last_desk, options.home, broker.capabilities.name)
+        if store is not None:
+            try:
+                self.account_lease = await AccountLease.claim(
+                    store, broker.capabilities, self.identity.desk_id, options.desks_per_account, ist_day(self.clock_ns()).isoformat()
+                )
+            except AccountFull as exc:
+                raise DeskError(str(exc)) from None
         limits = self._limits(entries)
         engine = Engine(
             broker, [e.instrument for e in entries], options.engine, audit=self.writer, clock_ns=self.clock_ns,
             limits=limits if isinstance(limits, RiskLimits) else None, calendar=self.calendar,
             desk_id=self.identity.desk_id, order_id_stem=order_id_stem,
+            account_share=self.account_lease.share if self.account_lease is not None else None,
         )
         self.engine = engine
         if self.writer is not None:
@@ -336,6 +358,9 @@ class Desk:
         # After app.start, so a kill pressed while the desk opened its store is recorded after it.
         if on_engine is not None:
             on_engine(engine)
+        if self.account_lease is not None:
+            # After on_engine: a window attached there shows the lease's warning.
+            self.account_lease.attach(engine)
         if isinstance(limits, Path):
             await engine.load_limits(limits, DEFAULT_LIMITS)
         self.calendar_version = await engine.record_calendar(self.calendar_load)
@@ -503,7 +528,11 @@ class Desk:
                     await asyncio.to_thread(self.writer.close)
                     await self._checkpoint(self.writer)
             finally:
-                self._resources.close()
+                try:
+                    if self.account_lease is not None:
+                        await self.account_lease.close()
+                finally:
+                    self._resources.close()
                 # What start froze may be garbage now (another desk may start in this process: the tests).
                 gc.unfreeze()
 

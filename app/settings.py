@@ -88,6 +88,7 @@ __all__ = [
     "ENV_PREFIX",
     "SETTINGS_FILE_NAME",
     "BreezeSettings",
+    "FirmSettings",
     "PaperSettings",
     "Settings",
     "SettingsError",
@@ -167,6 +168,35 @@ class PaperSettings(BaseModel):
     journal: bool = Field(
         default=False,
         description="keep the paper exchange's own journal of received orders in paper-journal.jsonl",
+    )
+    account: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$",
+        description=(
+            "a simulated broker account the desks naming it share, with its rate limits split among them "
+            "(firm.desks_per_account); unset: each desk's paper market is its own"
+        ),
+        json_schema_extra={"allowed": "1 to 32 letters, digits, '.', '_' or '-', such as desk-pool"},
+    )
+    call_log: bool = Field(
+        default=False,
+        description="log every call the paper exchange accepted, with its time, to paper-calls.jsonl (rate tests)",
+    )
+
+
+class FirmSettings(BaseModel):
+    """Several desks on one database: how they share what they share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    desks_per_account: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description=(
+            "how many desks may trade through one broker account at once, each with that fraction of its rate "
+            "limits; the first desk on an account stores it in the database, which every desk then follows"
+        ),
     )
 
 
@@ -365,6 +395,7 @@ class Settings(BaseSettings):
         description="lock the desk window after this many minutes without keyboard or mouse input; 0: never",
     )
     paper: PaperSettings = PaperSettings()
+    firm: FirmSettings = FirmSettings()
     breeze: BreezeSettings = BreezeSettings()
     api: ApiSettings = ApiSettings()
 

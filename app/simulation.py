@@ -78,6 +78,8 @@ class SimulationOptions:
     calendar: CalendarLoad | None = None
     # Run beside the engine (``simulate --api``: the local API).
     services: tuple[DeskService, ...] = ()
+    # How many desks may share the broker account (firm.desks_per_account).
+    desks_per_account: int = 1
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.seconds) or self.seconds <= 0:
@@ -104,7 +106,7 @@ class SimulationOptions:
             instruments=self.instruments, seed=self.seed, paper=self.paper, engine=self.engine, secrets=self.secrets,
             backups_dir=self.backups_dir, backup_time=self.backup_time, settings_summary=self.settings_summary,
             broker_factory=self.broker_factory, calendar=self.calendar, session_horizon_s=self.seconds,
-            start_details={"seconds": self.seconds}, services=self.services,
+            start_details={"seconds": self.seconds}, services=self.services, desks_per_account=self.desks_per_account,
         )
 
 

@@ -204,6 +204,8 @@ stream_url = "ws://127.0.0.1:8766"
         "tick_interval_ms": 10.0,
         "partial_fill": False,
         "journal": False,
+        "account": None,
+        "call_log": False,
     }
     # kept verbatim: the SDK appends paths to these, so a trailing slash matters
     assert s.breeze.api_url == "http://127.0.0.1:8765/breezeapi/api/v1/"
@@ -283,6 +285,8 @@ def test_settings_are_immutable(home: Path) -> None:
         ("log_max_bytes = 1000\n", "log_max_bytes", "1000", ">= 65536"),
         ("log_backups = 0\n", "log_backups", "0", ">= 1 and <= 100"),
         ("log_backups = 101\n", "log_backups", "101", ">= 1 and <= 100"),
+        ("[firm]\ndesks_per_account = 11\n", "firm.desks_per_account", "11", ">= 1 and <= 10"),
+        ("[firm]\ndesks_per_account = 0\n", "firm.desks_per_account", "0", ">= 1 and <= 10"),
         ("[breeze]\napi_url = 'ftp://x'\n", "breeze.api_url", "ftp://x", "http:// or https://"),
         ("[breeze]\nstream_url = 'mailto:a@b'\n", "breeze.stream_url", "mailto:a@b", "ws(s)://"),
         (
@@ -356,6 +360,8 @@ def test_non_utf8_toml(home: Path) -> None:
         ("BULWARK_PAPER__LATENCY_MS", "-1", "paper.latency_ms", ">= 0"),
         ("BULWARK_PAPER__PARTIAL_FILL", "maybe", "paper.partial_fill", "true or false"),
         ("BULWARK_BROKER", "zerodha", "broker", "'paper' or 'breeze'"),
+        ("BULWARK_PAPER__ACCOUNT", "two words", "paper.account", "1 to 32 letters"),
+        ("BULWARK_FIRM__DESKS_PER_ACCOUNT", "many", "firm.desks_per_account", "integer"),
         ("BULWARK_LOG_LEVEL", "LOUD", "log_level", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
         ("BULWARK_LOG_MAX_BYTES", "lots", "log_max_bytes", "integer >= 65536"),
         ("BULWARK_BREEZE_API_URL", "ftp://x", "breeze.api_url", "http:// or https://"),

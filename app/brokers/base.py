@@ -63,6 +63,9 @@ class BrokerCapabilities:
     # False for a broker that lives inside the desk process (paper): its book ends with the process,
     # so an order the store shows working and the next start's book does not list can never fill.
     book_outlives_desk: bool = True
+    # The broker account the calls spend (a fingerprint from app.brokers.account, never a key), when desks
+    # may share it and so its rate limits; ``None``: the account is the desk's alone (its own paper market).
+    account: str | None = None
 
     def calls(self, call: BrokerCall) -> int:
         """API calls that one ``call`` spends of the per-minute and per-day limits."""

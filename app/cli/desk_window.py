@@ -98,6 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             # A real broker trades in real time; the paper market runs from the next open when closed now.
             session_horizon_s=None if breeze is not None else 0.0,
             services=_services(settings),
+            desks_per_account=settings.firm.desks_per_account,
         )
 
     from app.ui.desk_app import GuiOptions, run_desk_window

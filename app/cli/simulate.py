@@ -85,6 +85,8 @@ def paper_config(settings: Settings, seed: int) -> PaperConfig:
         tick_interval_ms=settings.paper.tick_interval_ms,
         partial_fill=settings.paper.partial_fill,
         journal_path=settings.home / "paper-journal.jsonl" if settings.paper.journal else None,
+        account=settings.paper.account,
+        call_log=settings.home / "paper-calls.jsonl" if settings.paper.call_log else None,
     )
 
 
@@ -192,6 +194,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         broker_factory=factory,
         calendar=load_effective(settings.home),
         services=services,
+        desks_per_account=settings.firm.desks_per_account,
     )
     return asyncio.run(run_simulation(options))
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from app.brokers.account import account_of
 from app.brokers.base import (
     Broker,
     BrokerCall,
@@ -51,6 +52,7 @@ from app.domain.trading_state import TradingState
 from app.store.audit_writer import StoreOutage
 from app.store.desk_identity import UNFOLDERED_DESK_ID
 
+from .budget import AccountShare, share_config, share_limits
 from .bus import EventBus
 from .call_stats import BrokerCallStats, LatencyHistogram
 from .config import EngineConfig
@@ -136,12 +138,15 @@ class Engine:
         calendar: TradingCalendar | None = None,
         desk_id: str = UNFOLDERED_DESK_ID,
         order_id_stem: str | None = None,
+        account_share: AccountShare | None = None,
     ) -> None:
         """``desk_id`` marks every row the engine stores and limits what it reads back at start to its own;
-        ``order_id_stem`` (the desk's, unique on the database) starts every client order id."""
+        ``order_id_stem`` (the desk's, unique on the database) starts every client order id; ``account_share``
+        is the part of the broker account's rate budget this desk holds (by default all of it)."""
         self.config = config or EngineConfig()
         self.desk_id = desk_id
         self.broker = broker
+        self.account_share = account_share or AccountShare(account_of(broker.capabilities.account, desk_id))
         self.instruments: dict[str, Instrument] = {i.key: i for i in instruments}
         self.clock_ns = clock_ns
         self.bus = EventBus(on_critical_error=self._critical_handler_failed)
@@ -195,6 +200,8 @@ class Engine:
         self.broker_down_since_ns: int | None = None
         self.started_ns: int | None = None
         self._session_down = False
+        # More reasons re-arming would be unsafe, from parts beside the engine (the broker account's lease).
+        self.rearm_checks: list[Callable[[], str | None]] = []
         # A lost order notification asks for the book to be read again; asks during a read make one more.
         self._book_stale = False
         self._book_reread: asyncio.Task[None] | None = None
@@ -217,15 +224,17 @@ class Engine:
         self.rearm_holds: dict[str, str] = {}
 
     def _make_governor(self, counts: dict[str, int]) -> Governor:
-        recorder = self.recorder
-        broker = self.broker.capabilities.name
+        recorder, share = self.recorder, self.account_share
         on_count = None
         if recorder is not None:
             def on_count(day: str, kind: str, count: int) -> None:
-                recorder.count_calls(day, broker, kind, count)
+                # The store keeps this desk's own calls; the charge is other desks' and already stored.
+                recorder.count_calls(day, share.account, kind, count - share.charge(day, kind))
+        limits = self.broker.capabilities.rate_limits
         return Governor(
-            self.broker.capabilities.rate_limits, self.config.governor,
-            wall_ns=self.clock_ns, initial_counts=counts, on_count=on_count,
+            share_limits(limits, share.slots), share_config(self.config.governor, limits, share.slots),
+            wall_ns=self.clock_ns, initial_counts=share.with_charge(ist_day(self.clock_ns()).isoformat(), counts),
+            on_count=on_count,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -432,7 +441,7 @@ class Engine:
         now = self.clock_ns()
         today = ist_day(now).isoformat()
         try:
-            saved = await asyncio.to_thread(recorder.load, today, self.broker.capabilities.name)
+            saved = await asyncio.to_thread(recorder.load, today, self.account_share.account)
         except Exception as exc:  # noqa: BLE001 - an unreadable store means an unknown picture: halt
             self.halt(f"could not read the store at start: {type(exc).__name__}: {exc}")
             return
@@ -534,6 +543,10 @@ class Engine:
             raise ValueError("the kill switch sweep or a flatten is still running; wait for its report")
         if self._session_down:
             raise ValueError("the broker session has expired: log in again (paste the new session token) before re-arming")
+        for check in self.rearm_checks:
+            problem = check()
+            if problem is not None:
+                raise ValueError(problem)
         if to is TradingState.ACTIVE:
             now = self.clock_ns()
             pnl = self.day_pnl.current(now)
@@ -722,6 +735,7 @@ class Engine:
         refused = await self._durable_order(order, AuditEventType.ORDER_SENT)
         if refused is not None:
             return refused
+        await self.governor.going()
         if self.halted():
             # Halted while order.sent was being made durable: the call is still not made, and the
             # refusal after order.sent says so.

@@ -26,6 +26,10 @@ almost the whole action rate on cancels:
   finds ``max_queue`` others waiting, raises ``Throttled`` naming the limit and the wait. It is
   refused at once when its wait is already known to be too long, else when its deadline passes.
   Cancels and reads are never refused, only queued (past the day cap: until IST midnight).
+* **Going.** A release is not the call: a place or modify then waits for its durable audit record,
+  and a busy loop resumes any caller late, so actions released a spacing apart can reach the broker
+  together. Each order action therefore passes one more gate just before its call (``going``; cancels
+  inside ``acquire``), which spaces the sends themselves; the windows still count releases.
 * **Windows.** The minute window is ``60 * (1 + margin)`` seconds long for the same jitter reason;
   the day is the IST calendar day, and its counts come from the store so a restart within the
   day resumes them. The minute window is not persisted: it restarts empty.
@@ -199,6 +203,7 @@ class Schedule:
         self.day_calls = day_calls
         self.day_actions = day_actions
         self._last_action = -math.inf
+        self._last_gone = -math.inf  # when the last order action went to the broker (see go_at)
         self._second: deque[float] = deque()  # order actions of the trailing second
         self._minute: deque[float] = deque()  # calls of the trailing minute window
         self._cancels: deque[Ticket] = deque()
@@ -371,6 +376,15 @@ class Schedule:
             settled.append(self._refuse(head, self._late(head.kind, name, max(when, now) - head.arrived, ahead)))
         return settled
 
+    def go_at(self, now: float) -> float:
+        """Reserve the moment an order action released earlier really goes to the broker: ``now``, or one
+        spacing after the action that went before it. Releases are spaced, but a place waits for its
+        durable audit record between its release and its call, and a busy loop resumes a caller late:
+        two actions released a spacing apart could otherwise reach the broker together."""
+        slot = max(now, self._last_gone + self.spacing)
+        self._last_gone = slot
+        return slot
+
     def _release(self, ticket: Ticket, now: float) -> Ticket:
         if ticket.kind.is_action:
             self._last_action = now
@@ -440,7 +454,8 @@ class _Timer:
 
 
 class Governor:
-    """The asyncio face of ``Schedule``: ``await acquire(kind)`` before every broker call.
+    """The asyncio face of ``Schedule``: ``await acquire(kind)`` before every broker call, and
+    ``await going()`` just before a place's or modify's call goes out.
 
     When a slot is free ``acquire`` returns without yielding. Otherwise the caller waits on a
     future that one shared timer settles at the next moment anything can change. ``clock`` is
@@ -515,9 +530,13 @@ class Governor:
         if ticket.error is not None:
             raise ticket.error
         self._advance(now)
-        if ticket.released is not None:
-            return
-        future = self._loop.create_future()
+        if ticket.released is None:
+            await self._wait(ticket)
+        if kind is CallKind.CANCEL:
+            await self.going()
+
+    async def _wait(self, ticket: Ticket) -> None:
+        future = asyncio.get_running_loop().create_future()
         self._waiters[ticket] = future
         try:
             await future
@@ -528,6 +547,14 @@ class Governor:
             raise
         finally:
             del self._waiters[ticket]
+
+    async def going(self) -> None:
+        """Call just before an order action released earlier goes to the broker: waits, if need be, until
+        it is a spacing after the action that went before it (cancels do so inside ``acquire``)."""
+        now = self._clock()
+        slot = self._schedule.go_at(now)
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     def drop_pending(self, reason: str) -> int:
         """Refuse every queued place and modify with ``Throttled(reason)``; returns how many."""

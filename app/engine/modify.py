@@ -196,6 +196,7 @@ class OrderModifier:
                 return self._undone(
                     order, operator, Rejection(RejectReason.AUDIT_UNAVAILABLE, f"the audit store failed: {exc}"),
                 )
+        await engine.governor.going()
         if engine.halted() or order.cancel_requested or not order.status.is_working:
             # Halted, cancelled or ended while the record was made durable: the call is not made.
             why = engine.halted_before_send() if engine.halted() else Rejection(

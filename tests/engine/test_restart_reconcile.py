@@ -36,10 +36,10 @@ from app.engine.engine import Engine, EngineStartError
 from app.engine.risk.calendar_data import load_effective
 from app.engine.risk.kill_switch import KillSwitch
 from app.store.audit_writer import AuditWriter
+from app.store.desk_identity import UNFOLDERED_DESK_ID
 from app.store.desk_state import DeskScope, unclean_end
 from app.store.export import rows
 from app.store.migrate import open_store
-from app.store.desk_identity import UNFOLDERED_DESK_ID
 from app.store.models import OrderRow
 from tests.support.calendar import cover_today
 from tests.support.limits import wide_limits

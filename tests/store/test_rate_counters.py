@@ -18,6 +18,7 @@ from app.store.migrate import open_store
 # 2026-11-20 10:00 IST, fixed so the test cannot straddle a midnight.
 WALL_NS = 1_795_152_600 * 1_000_000_000
 TODAY = ist_day(WALL_NS).isoformat()
+DESK = "AAAAAA"
 
 
 @pytest.fixture
@@ -28,26 +29,37 @@ def engine(db_url: str) -> Any:
 
 
 def test_upsert_inserts_then_updates_and_keys_stay_apart(engine: Engine) -> None:
-    assert rate_counters.load(engine, TODAY, "paper") == {}
+    assert rate_counters.load(engine, TODAY, "paper", DESK) == {}
     with engine.begin() as connection:
-        rate_counters.upsert(connection, TODAY, "paper", "calls", 1)
-        rate_counters.upsert(connection, TODAY, "paper", "calls", 2)
-        rate_counters.upsert(connection, TODAY, "paper", "order_actions", 1)
-        rate_counters.upsert(connection, TODAY, "breeze", "calls", 7)
-        rate_counters.upsert(connection, "2026-11-19", "paper", "calls", 4999)
+        rate_counters.upsert(connection, TODAY, "paper", DESK, "calls", 1)
+        rate_counters.upsert(connection, TODAY, "paper", DESK, "calls", 2)
+        rate_counters.upsert(connection, TODAY, "paper", DESK, "order_actions", 1)
+        rate_counters.upsert(connection, TODAY, "breeze", DESK, "calls", 7)
+        rate_counters.upsert(connection, "2026-11-19", "paper", DESK, "calls", 4999)
     with engine.begin() as connection:
-        rate_counters.upsert(connection, TODAY, "paper", "calls", 3)
-    assert rate_counters.load(engine, TODAY, "paper") == {"calls": 3, "order_actions": 1}
-    assert rate_counters.load(engine, TODAY, "breeze") == {"calls": 7}
-    assert rate_counters.load(engine, "2026-11-19", "paper") == {"calls": 4999}
-    assert rate_counters.load(engine, "2026-11-21", "paper") == {}
+        rate_counters.upsert(connection, TODAY, "paper", DESK, "calls", 3)
+    assert rate_counters.load(engine, TODAY, "paper", DESK) == {"calls": 3, "order_actions": 1}
+    assert rate_counters.load(engine, TODAY, "breeze", DESK) == {"calls": 7}
+    assert rate_counters.load(engine, "2026-11-19", "paper", DESK) == {"calls": 4999}
+    assert rate_counters.load(engine, "2026-11-21", "paper", DESK) == {}
+
+
+def test_each_desk_keeps_its_own_count_and_the_account_total_is_their_sum(engine: Engine) -> None:
+    with engine.begin() as connection:
+        rate_counters.upsert(connection, TODAY, "paper", DESK, "calls", 30)
+        rate_counters.upsert(connection, TODAY, "paper", "BBBBBB", "calls", 12)
+        rate_counters.upsert(connection, TODAY, "paper", "BBBBBB", "order_actions", 5)
+        rate_counters.upsert(connection, TODAY, "breeze", "BBBBBB", "calls", 99)
+    assert rate_counters.load(engine, TODAY, "paper", DESK) == {"calls": 30}
+    assert rate_counters.load(engine, TODAY, "paper", "BBBBBB") == {"calls": 12, "order_actions": 5}
+    assert rate_counters.account_totals(engine, TODAY, "paper") == {"calls": 42, "order_actions": 5}
 
 
 def test_a_rolled_back_upsert_leaves_nothing(engine: Engine) -> None:
     with pytest.raises(RuntimeError), engine.begin() as connection:
-        rate_counters.upsert(connection, TODAY, "paper", "calls", 10)
+        rate_counters.upsert(connection, TODAY, "paper", DESK, "calls", 10)
         raise RuntimeError("the rest of the batch failed")
-    assert rate_counters.load(engine, TODAY, "paper") == {}
+    assert rate_counters.load(engine, TODAY, "paper", DESK) == {}
 
 
 async def test_a_restart_within_the_day_resumes_the_day_cap(engine: Engine) -> None:
@@ -59,7 +71,7 @@ async def test_a_restart_within_the_day_resumes_the_day_cap(engine: Engine) -> N
 
     def persist(day: str, kind: str, count: int) -> None:
         # As the engine wires it: one row write batched through the single writer.
-        writes.append(writer.execute(lambda connection: rate_counters.upsert(connection, day, "paper", kind, count)))
+        writes.append(writer.execute(lambda connection: rate_counters.upsert(connection, day, "paper", DESK, kind, count)))
 
     first = Governor(limits, wall_ns=lambda: WALL_NS, on_count=persist)
     for _ in range(6):
@@ -68,10 +80,10 @@ async def test_a_restart_within_the_day_resumes_the_day_cap(engine: Engine) -> N
     await first.acquire(CallKind.CANCEL)
     await asyncio.gather(*writes)
     writer.close()
-    assert rate_counters.load(engine, TODAY, "paper") == {"calls": 8, "order_actions": 7}
+    assert rate_counters.load(engine, TODAY, "paper", DESK) == {"calls": 8, "order_actions": 7}
 
     # The desk restarts the same day: no more places, and two calls left for cancels and reads.
-    second = Governor(limits, wall_ns=lambda: WALL_NS, initial_counts=rate_counters.load(engine, TODAY, "paper"))
+    second = Governor(limits, wall_ns=lambda: WALL_NS, initial_counts=rate_counters.load(engine, TODAY, "paper", DESK))
     with pytest.raises(Throttled, match="calls per day"):
         await second.acquire(CallKind.PLACE)
     await second.acquire(CallKind.CANCEL)
@@ -83,6 +95,6 @@ async def test_a_restart_within_the_day_resumes_the_day_cap(engine: Engine) -> N
 
     # A fresh day starts from nothing.
     tomorrow = Governor(limits, wall_ns=lambda: WALL_NS + 86_400 * 1_000_000_000,
-                        initial_counts=rate_counters.load(engine, ist_day(WALL_NS + 86_400 * 1_000_000_000).isoformat(), "paper"))
+                        initial_counts=rate_counters.load(engine, ist_day(WALL_NS + 86_400 * 1_000_000_000).isoformat(), "paper", DESK))
     for _ in range(8):
         await tomorrow.acquire(CallKind.PLACE)

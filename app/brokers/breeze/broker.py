@@ -40,6 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from app.brokers.account import breeze_account
 from app.brokers.base import (
     BREEZE_RATE_LIMITS,
     BrokerCall,
@@ -198,6 +199,8 @@ class BreezeBroker:
             # The SDK's modify reads the order first (a hidden call); the order book is one call per
             # exchange; a subscription is a socket message, not an API call.
             call_costs={BrokerCall.MODIFY: 2, BrokerCall.ORDER_BOOK: len(self._book_exchanges), BrokerCall.SUBSCRIBE: 0},
+            # Breeze counts its limits per API key: every desk on this key shares them.
+            account=breeze_account(credentials.api_key),
         )
         self._scope = CallScope((config.connect_timeout_s, config.read_timeout_s), self._count_request)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.brokers.account import paper_account
 from app.brokers.base import (
     BREEZE_RATE_LIMITS,
     BrokerCapabilities,
@@ -56,6 +57,13 @@ class PaperConfig:
     ``order_id_prefix`` starts the market's order ids (and so its fill ids): a desk gives each run its
     own, so a restarted market's ``...00000001`` is never taken for the last run's, as a real broker's
     ids never repeat.
+    ``account`` names a simulated account desks share (each in its own process, with its own market):
+    their desks then split its rate limits as they would a real broker account's; ``None`` keeps the
+    account the desk's own. ``call_log``, when set, gets one JSON line per call that passed the rate
+    limiter (``{"call", "action", "ns"}``): what the "exchange" took, against which a test of several
+    desks checks that the account's limits held across processes. ``ns`` is when the call left the desk
+    (the real wall clock, before the simulated latency): that latency is the same for every call, and
+    the wait that simulates it is not the network's jitter but only this process's event loop's.
     """
 
     seed: int = 0
@@ -68,6 +76,8 @@ class PaperConfig:
     volatility_bp: float = 2.0
     tick_queue_size: int = 10_000
     journal_path: Path | None = None
+    account: str | None = None
+    call_log: Path | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     wall_clock_ns: Callable[[], int] = field(default=time.time_ns)
     order_id_prefix: str = "PB"
@@ -83,6 +93,8 @@ class PaperConfig:
             raise ValueError(f"starting_cash must not be negative, got {self.starting_cash}")
         if self.tick_queue_size <= 0:
             raise ValueError(f"tick_queue_size must be positive, got {self.tick_queue_size}")
+        if self.account is not None:
+            paper_account(self.account)
 
 
 @dataclass(slots=True)
@@ -178,6 +190,7 @@ class PaperBroker:
             modify=True,
             bulk_cancel=False,
             book_outlives_desk=False,
+            account=paper_account(self._config.account) if self._config.account is not None else None,
         )
 
     @property
@@ -339,12 +352,18 @@ class PaperBroker:
     # -- internals ----------------------------------------------------------------------------
 
     async def _request(self, call: str, *, order_action: bool = False) -> None:
+        sent_ns = time.time_ns()
         if self._config.latency_ms:
             await asyncio.sleep(self._config.latency_ms / 1000)
         # A call without a session never reaches the server, so it spends no quota.
         if not self._connected:
             raise _error(BrokerErrorCode.NOT_CONNECTED, f"Not connected: {call} was not sent")
         self._limiter.acquire(call, order_action=order_action)
+        if self._config.call_log is not None:
+            line = json.dumps({"call": call, "action": order_action, "ns": sent_ns})
+            # One short append per call: several desk processes may log to files side by side.
+            with self._config.call_log.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
 
     def _working_order(self, broker_order_id: str) -> _PaperOrder:
         order = self._orders.get(broker_order_id)
