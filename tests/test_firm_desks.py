@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
+from app.brokers.base import BREEZE_RATE_LIMITS
 from app.store.db import make_engine
 from app.store.desk_identity import read_identity, registered_desks
 from app.store.firm_flag import firm_in_force, firm_view
 from app.store.models import TradingStateRow
+from tests.support.broker_budget import budget_violations, read_call_logs
 from tests.support.desk_process import ROOT, RunningDesk, desk, main_env, run_main
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -24,10 +26,10 @@ pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 HALT_WITHIN_NS = 1_000_000_000
 
 
-def start(home: Path, db_url: str, *args: str) -> subprocess.Popen[str]:
+def start(home: Path, db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     home.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "simulate", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=main_env(home, {"BULWARK_DB_URL": db_url}))
+                            stderr=subprocess.PIPE, text=True, env=main_env(home, {"BULWARK_DB_URL": db_url, **(env or {})}))
 
 
 def finish(processes: dict[Path, subprocess.Popen[str]], timeout: float) -> dict[Path, tuple[str, str]]:
@@ -60,19 +62,26 @@ def test_five_desks_starting_at_once_on_an_empty_database_all_start(db_url: str,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("count", [2, 4])
-def test_desks_trading_side_by_side_keep_to_their_own_rows(db_url: str, tmp_path: Path, count: int) -> None:
-    # The same seed everywhere: every paper market numbers its orders and fills alike, the worst case for ids.
+def test_desks_trading_side_by_side_keep_to_their_own_rows_and_the_accounts_limits(
+    db_url: str, tmp_path: Path, count: int
+) -> None:
+    # One simulated broker account for every desk, each asking for more than its share of it. The same seed
+    # everywhere: every paper market numbers its orders and fills alike, the worst case for ids.
+    shared = {"BULWARK_PAPER__ACCOUNT": "pool", "BULWARK_FIRM__DESKS_PER_ACCOUNT": str(count),
+              "BULWARK_PAPER__CALL_LOG": "true"}
     desks = [tmp_path / f"desk{i}" for i in range(count)]
-    runs = finish({home: start(home, db_url, "--seconds", "30", "--json", "--seed", "7") for home in desks}, timeout=300)
-    working_at_stop = {home: json.loads(out)["orders"]["working"] for home, (out, _) in runs.items()}
-    assert all(report_state == "ACTIVE" for report_state in (json.loads(out)["trading_state"] for out, _ in runs.values()))
-
+    runs = finish({home: start(home, db_url, "--seconds", "30", "--json", "--seed", "7", "--orders-per-sec", "4", env=shared)
+                   for home in desks}, timeout=300)
+    reports = {home: json.loads(out) for home, (out, _) in runs.items()}
+    assert all(report["trading_state"] == "ACTIVE" for report in reports.values())
+    # The governors held each desk to its share: every one of them was refused some orders for rate.
+    assert all(report["governor"]["throttled"] > 0 for report in reports.values())
     # Each desk again: it resumes its own unsettled orders, never another desk's.
-    again = finish({home: start(home, db_url, "--seconds", "1") for home in desks}, timeout=240)
+    again = finish({home: start(home, db_url, "--seconds", "1", env=shared) for home in desks}, timeout=240)
     for home, (_, err) in again.items():
         resumed = [line for line in err.splitlines() if "resumed" in line and "unsettled orders" in line]
         assert resumed, err[-2000:]
-        assert f"resumed {working_at_stop[home]} unsettled orders" in resumed[0], (working_at_stop, resumed)
+        assert f"resumed {reports[home]['orders']['working']} unsettled orders" in resumed[0], resumed
         assert "error_storm" not in err
 
     engine = make_engine(db_url)
@@ -84,9 +93,10 @@ def test_desks_trading_side_by_side_keep_to_their_own_rows(db_url: str, tmp_path
     finally:
         engine.dispose()
     fill_records = Counter(json.loads(payload)["desk"] for payload in payloads)
-    assert fill_rows == fill_records and sum(fill_rows.values()) > 0
-    assert len(fill_rows) == count
+    assert fill_rows == fill_records and len(fill_rows) == count
     assert halted == 0
+    # What the account's exchange accepted from all of them, both runs, in every sliding second and minute.
+    assert budget_violations(read_call_logs(home / "paper-calls.jsonl" for home in desks), BREEZE_RATE_LIMITS) == []
 
 
 def beating(store: Engine, desk_id: str) -> bool:
