@@ -18,6 +18,7 @@ from app.store import limit_versions
 from app.store.db import make_engine
 from app.store.limit_versions import StoredLimits
 from app.store.migrate import open_store, upgrade
+from app.store.models import LEGACY_DESK_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,8 +93,11 @@ def test_history_lists_versions_newest_first_in_india_time(tmp_path: Path) -> No
     nine_in_india = int(dt.datetime(2026, 11, 23, 3, 30, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
     engine = open_store(f"sqlite:///{tmp_path}/bulwark.db")
     with engine.begin() as connection:
-        limit_versions.insert(connection, StoredLimits(1, nine_in_india, "system", "first limits", "{}"))
-        limit_versions.insert(connection, StoredLimits(2, nine_in_india + 3_600_000_000_000, "rita", "tighter", "{}"))
+        # No desk has started from this folder yet: its versions are the ones from before desks had ids.
+        limit_versions.insert(connection, StoredLimits(1, nine_in_india, "system", "first limits", "{}"), LEGACY_DESK_ID)
+        limit_versions.insert(connection, StoredLimits(2, nine_in_india + 3_600_000_000_000, "rita", "tighter", "{}"),
+                              LEGACY_DESK_ID)
+        limit_versions.insert(connection, StoredLimits(3, nine_in_india, "bob", "another desk's", "{}"), "BBBBBB")
     engine.dispose()
     proc = main_py(tmp_path, "limits", "history")
     assert proc.returncode == 0, proc.stderr
@@ -117,7 +121,7 @@ def test_history_never_migrates_the_database(tmp_path: Path) -> None:
     upgrade(engine, "0001")  # before limit versions existed
     proc = main_py(tmp_path, "limits", "history")
     assert proc.returncode == 1
-    assert "cannot read the stored versions: no such table: limit_versions" in proc.stderr
+    assert "written by an older Bulwark, before limits were kept per desk" in proc.stderr
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
     engine.dispose()

@@ -83,25 +83,18 @@ def _desk_summary(limits: RiskLimits) -> list[str]:
 
 
 def _history(settings: Settings, limit: int) -> int:
+    from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.domain.india_time import IST
     from app.store import limit_versions
     from app.store.db import StoreError, open_read_only
-    from app.store.desk_identity import DeskIdentityError, read_identity
+    from app.store.desk_state import scope_for_home
 
     url = settings.database_url
     if (missing := no_database(url, "no limits have been stored in this data folder")) is not None:
         print(missing, file=sys.stderr)
         return EXIT_FAILED
-    try:
-        identity = read_identity(settings.home)
-    except DeskIdentityError as exc:
-        print(f"limits: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if identity is None:
-        print(f"no desk has started from {settings.home} yet, so it has stored no limits")
-        return EXIT_OK
     # Read as it is, like `audit verify`: listing the history never migrates or writes, and works
     # on a read-only copy of the data folder.
     try:
@@ -110,9 +103,18 @@ def _history(settings: Settings, limit: int) -> int:
         print(f"limits: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        versions = limit_versions.history(engine, identity.desk_id, limit)
+        tables = inspect(engine).get_table_names()
+        columns = {column["name"] for column in inspect(engine).get_columns("limit_versions")} if "limit_versions" in tables else set()
+        if "desk_id" not in columns:
+            print("limits: this store was written by an older Bulwark, before limits were kept per desk (reading it "
+                  "never upgrades it): start the desk on it once, then list the history", file=sys.stderr)
+            return EXIT_FAILED
+        versions = limit_versions.history(engine, scope_for_home(engine, settings.home).desk_id, limit)
     except SQLAlchemyError as exc:
         print(f"limits: cannot read the stored versions: {first_line(getattr(exc, 'orig', None) or exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except StoreError as exc:
+        print(f"limits: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         engine.dispose()

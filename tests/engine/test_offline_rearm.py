@@ -19,6 +19,8 @@ from app.domain.trading_state import TradingState
 from app.engine.engine import Engine
 from app.engine.offline_rearm import RearmRefused, check_offline_rearm, today_realized
 from app.store.audit_writer import AuditWriter
+from app.store.desk_identity import UNFOLDERED_DESK_ID
+from app.store.desk_state import DeskScope
 from app.store.halt_flag import persist_halt
 from app.store.migrate import open_store
 from tests.support.book_faults import BookReadFails
@@ -73,12 +75,14 @@ async def test_only_a_desk_start_that_read_the_brokers_book_settles_an_unfinishe
         return state
 
     def check() -> None:
-        check_offline_rearm(writer.engine, TradingState.ACTIVE, now_ns=time.time_ns(), limits_file=LIMITS_FILE)
+        # The engines below run without a data folder and are the store's first desk: records naming no desk are theirs.
+        check_offline_rearm(writer.engine, DeskScope(UNFOLDERED_DESK_ID, legacy=True), TradingState.ACTIVE, now_ns=time.time_ns(),
+                            limits_file=LIMITS_FILE)
 
     paper = PaperConfig(seed=7, tick_interval_ms=None)
     try:
         await writer.append(AuditEventType.APP_START, {"command": "simulate"}, actor="system", source=AuditSource.SYSTEM)
-        persist_halt(writer, "runaway", "rita")
+        persist_halt(writer, UNFOLDERED_DESK_ID, "runaway", "rita")
         await writer.append(AuditEventType.KILL_SWITCH_ENGAGED, {"reason": "runaway", "working": 3},
                             actor="rita", source=AuditSource.OPERATOR)
         with pytest.raises(RearmRefused, match="a desk run started a kill-switch sweep"):

@@ -119,7 +119,7 @@ def test_panic_without_the_key_still_writes_the_halted_flag(tmp_path: Path, keys
     panic = AuditWriter(open_store(url), keys=file_keys(tmp_path / "empty.json"))
     panic.start()
     try:
-        persist_halt(panic, "operator pressed panic", "alice")
+        persist_halt(panic, "AAAAAA", "operator pressed panic", "alice")
     finally:
         panic.close()
     engine = open_store(url)

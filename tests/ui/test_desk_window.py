@@ -237,6 +237,7 @@ def test_closing_with_working_orders_asks_and_stops_the_desk_in_order(
     stop = audit_records(run.home, "app.stop")
     assert stop and json.loads(str(stop[-1]["payload"])) == {
         "command": "desk", "closed_by": "window", "working_orders": choice.name.lower(), "still_working": working,
+        "desk": run.desk.identity.desk_id,
     }
 
 

@@ -256,7 +256,7 @@ def test_a_risk_officer_edits_the_form_sees_exactly_the_changed_fields_and_saves
     assert (row[0], row[2], row[3]) == ("2", "meera", "NIFTY expiry week: two lots")
     assert row[1].endswith(" IST")
     assert "version 2 in force" in panel.header.text() and "by meera" in panel.header.text()
-    stored = limit_versions.latest(running.engine.recorder.engine)  # type: ignore[union-attr]
+    stored = limit_versions.latest(running.engine.recorder.engine, running.engine.desk_id)  # type: ignore[union-attr]
     assert stored is not None and (stored.version, stored.actor) == (2, "meera")
 
 

@@ -19,6 +19,7 @@ from app.engine.risk.limits import DEFAULT_LIMITS_PATH, LimitsError, RiskLimits
 from app.engine.risk.limits_registry import LimitsRegistry, changed_fields
 from app.store import limit_versions
 from app.store.audit_writer import AuditWriter
+from app.store.desk_identity import UNFOLDERED_DESK_ID
 from app.store.export import rows
 from app.store.migrate import open_store
 
@@ -57,6 +58,10 @@ max_position_value_inr = 2000000
 """
 
 
+# The recorder's desk when it is given none (a desk without a data folder).
+DESK = UNFOLDERED_DESK_ID
+
+
 class Desk:
     """A store, its writer and a recorder, as the engine builds them."""
 
@@ -77,7 +82,7 @@ class Desk:
         ]
 
     def versions(self) -> list[limit_versions.StoredLimits]:
-        return list(reversed(limit_versions.history(self.writer.engine, 100)))
+        return list(reversed(limit_versions.history(self.writer.engine, DESK, 100)))
 
 
 @pytest.fixture
@@ -204,7 +209,8 @@ async def test_a_stored_version_that_no_longer_parses_gives_way_to_a_valid_file(
     desk: Desk, limits_file: Path, tmp_path: Path, instruments: dict[str, Instrument]
 ) -> None:
     def store(connection: Connection) -> None:
-        limit_versions.insert(connection, limit_versions.StoredLimits(1, 1, "old", "from an older release", '{"desk": {"x": 1}}'))
+        limit_versions.insert(connection, limit_versions.StoredLimits(1, 1, "old", "from an older release", '{"desk": {"x": 1}}'),
+                              DESK)
 
     await desk.writer.execute(store)
     registry = desk.registry(instruments)
@@ -301,15 +307,15 @@ async def test_the_audit_record_is_durable_before_the_version_row_and_the_row_be
     audited_at_insert: list[int] = []
     real_insert = limit_versions.insert
 
-    def insert(connection: Connection, stored: limit_versions.StoredLimits) -> None:
+    def insert(connection: Connection, stored: limit_versions.StoredLimits, desk_id: str | None = None) -> None:
         count = connection.execute(text("SELECT COUNT(*) FROM audit_log WHERE event_type = 'limit.changed'")).scalar_one()
         audited_at_insert.append(count)
-        real_insert(connection, stored)
+        real_insert(connection, stored, desk_id)
 
     monkeypatch.setattr(limits_registry.limit_versions, "insert", insert)
     stored_at_change: list[int | None] = []
     registry.subscribe(lambda _limits, _version: stored_at_change.append(
-        (limit_versions.latest(desk.writer.engine) or limit_versions.StoredLimits(1, 0, "", "", "")).version
+        (limit_versions.latest(desk.writer.engine, DESK) or limit_versions.StoredLimits(1, 0, "", "", "")).version
     ))
     await registry.apply(LIMITS.replace("= 20\n", "= 10\n"), actor=RISK_OFFICER, reason="tighter")
     assert audited_at_insert == [2]
