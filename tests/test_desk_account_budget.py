@@ -94,9 +94,9 @@ async def test_a_desk_whose_lease_is_taken_halts(db_url: str, tmp_path: Path, mo
         store.dispose()
 
 
+# One desk per SQLite store: only PostgreSQL has desks sharing an account.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_desks_share_the_account_and_one_too_many_is_refused(db_url: str, tmp_path: Path) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("one desk per SQLite store")
     store = make_engine(db_url)
     try:
         async with Desk(options(tmp_path / "a", db_url)) as first, Desk(options(tmp_path / "b", db_url, desks=3)) as second:

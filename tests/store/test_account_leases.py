@@ -183,9 +183,9 @@ def test_the_keeper_gives_up_once_renewals_fail_for_half_the_lease(store: Engine
     assert "could not renew its lease" in lost[0] and "OperationalError" in lost[0]
 
 
+# One desk per SQLite store: only PostgreSQL has desks claiming at once.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_claims_at_once_get_distinct_slots(store: Engine) -> None:
-    if store.dialect.name != "postgresql":
-        pytest.skip("one desk per SQLite store: only PostgreSQL has desks claiming at once")
     desks, slots = 10, 6
     start = threading.Barrier(desks)
     won: list[int] = []
