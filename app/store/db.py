@@ -20,6 +20,14 @@ SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 SQLITE_HEADER = b"SQLite format 3\x00"
 READ_ONLY_APPLICATION_NAME = "bulwark-reader"
 PG_CONNECT_TIMEOUT_S = 10
+# A server that vanishes without a word (a cable pulled, a VM frozen) must end the connection in seconds,
+# not the kernel's minutes: the desk then halts and spools its records (an outage) instead of hanging on a
+# write. Keepalives find a dead idle connection in about 5 + 3 x 2 s; tcp_user_timeout ends one whose sent
+# data stays unacknowledged for 10 s.
+PG_DEAD_PEER_BOUNDS: dict[str, int] = {
+    "connect_timeout": PG_CONNECT_TIMEOUT_S, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+    "keepalives_count": 3, "tcp_user_timeout": 10_000,
+}
 
 
 class StoreError(RuntimeError):
@@ -89,7 +97,7 @@ def make_engine(url: str, *, application_name: str = "bulwark", **kwargs: Any) -
             engine = create_engine(url, **kwargs)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        connect_args = {"application_name": application_name, **kwargs.pop("connect_args", {})}
+        connect_args = {"application_name": application_name, **PG_DEAD_PEER_BOUNDS, **kwargs.pop("connect_args", {})}
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     except (ImportError, NoSuchModuleError) as exc:
         raise StoreError(f"the {backend} database driver cannot be loaded: {exc}") from None

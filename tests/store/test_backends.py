@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from app.store.db import make_engine
 from tests.pg_server import in_ci
 
 
@@ -58,3 +59,15 @@ def test_each_test_gets_an_empty_database(db_url: str) -> None:
 @pytest.mark.skipif(not in_ci(), reason="only meaningful in CI (CI set)")
 def test_ci_always_has_postgresql(pg_base_url: str | None) -> None:
     assert pg_base_url is not None, "CI must test against PostgreSQL, never skip it"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_postgresql_connection_gives_up_on_a_silent_server_in_seconds(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            parameters = connection.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    assert {name: parameters.get(name) for name in ("keepalives", "keepalives_idle", "tcp_user_timeout", "connect_timeout")} == {
+        "keepalives": "1", "keepalives_idle": "5", "tcp_user_timeout": "10000", "connect_timeout": "10"}
