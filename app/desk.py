@@ -1,15 +1,16 @@
 """The one composition root: every front end (the GUI, ``simulate``) starts the desk here.
 
 ``Desk.start`` builds and starts, in this order: the data folder's desk identity, the desk lock
-and the store (registering the desk there, with the audit writer), the broker (paper by default, or what ``broker_factory`` makes) and the record of which
-broker this desk uses (``last-desk.json``, before the broker hears anything, so a panic after a
-crash knows where the orders are), this desk's slot of the broker account's rate limits (shared
-with the other desks on the account; ``app.engine.account_lease``), the engine with its limits and trading calendar, the control
-channel that ``main.py panic`` and ``rearm`` talk to (listening before the engine's start, which
-may retry the broker's order book for a while), the engine's start, the backup schedule, and the
-front end's services (the local API). ``Desk.stop`` undoes it in reverse: services, control
-channel, engine (which drains and disconnects), the ``app.stop`` audit record; ``Desk.close``
-then closes the writer and releases the account's slot and the lock.
+and the store (registering the desk there, with the audit writer), the broker (paper by default,
+or what ``broker_factory`` makes) and the record of which broker this desk uses
+(``last-desk.json``, before the broker hears anything, so a panic after a crash knows where the
+orders are), this desk's slot of the broker account's rate limits (shared with the other desks on
+the account; ``app.engine.account_lease``), the engine with its limits and trading calendar, the
+control channel that ``main.py panic`` and ``rearm`` talk to (listening before the engine's start,
+which may retry the broker's order book for a while), the engine's start, the backup schedule, and
+the front end's services (the local API). ``Desk.stop`` undoes it in reverse: services, control
+channel, engine (which drains and disconnects), the ``app.stop`` audit record; ``Desk.close`` then
+closes the writer and releases the account's slot and the lock.
 
 A front end adds widgets or a report; it never starts an engine another way.
 """
