@@ -40,7 +40,8 @@ from .models import (
 IDENTITY_FILE_NAME = "desk-id.json"
 # The id of a desk run without a data folder (tests, throwaway simulations): one such desk per database.
 UNFOLDERED_DESK_ID = "unfoldered"
-_ID_PATTERN = re.compile(r"^[A-Z2-7]{6}$")
+_ID_LENGTH = 6
+_ID_PATTERN = re.compile(rf"^[A-Z2-7]{{{_ID_LENGTH}}}$")
 # Broker order remarks hold 20 characters (Breeze): prefix 2 + desk 6 + start 3 + "-" + 6 digits.
 _STARTS_LIMIT = 36**3
 _NAME_LIMIT = 64
@@ -87,6 +88,11 @@ class RegisteredDesk:
         return f"{prefix}{self.desk_id}{_base36(self.starts % _STARTS_LIMIT):0>3}"
 
 
+def widest_order_id_stem(prefix: str) -> str:
+    """A stem as wide as ``RegisteredDesk.order_id_stem`` makes one (for sizing a column to show ids whole)."""
+    return f"{prefix}{'W' * _ID_LENGTH}{'W' * len(_base36(_STARTS_LIMIT - 1))}"
+
+
 def identity_file(home: Path) -> Path:
     return home / IDENTITY_FILE_NAME
 
@@ -125,7 +131,7 @@ def load_or_create(home: Path, name: str | None = None) -> DeskIdentity:
     found = read_identity(home)
     if found is not None:
         return found
-    desk_id = base64.b32encode(secrets.token_bytes(4)).decode()[:6]
+    desk_id = base64.b32encode(secrets.token_bytes(4)).decode()[:_ID_LENGTH]
     identity = DeskIdentity(desk_id, (name or f"{socket.gethostname()}:{home.name}")[:_NAME_LIMIT])
     home.mkdir(parents=True, exist_ok=True)
     path = identity_file(home)

@@ -33,6 +33,8 @@ from app.domain.events import OrderRejected, OrderSnapshot
 from app.domain.india_time import IST
 from app.domain.orders import OrderSource, OrderStatus, OrderType, Product, Side
 from app.domain.rejections import REASON_TEXT, Rejection
+from app.engine.config import EngineConfig
+from app.store.desk_identity import widest_order_id_stem
 from app.ui import formatting
 from app.ui.table_view import (
     SORT_ROLE,
@@ -625,7 +627,8 @@ class OrdersView(QWidget):
         metrics = self.table.fontMetrics()
         samples = {
             COL_TIME: "00:00:00",
-            COL_ORDER: "BW7F3A2C-000000",
+            # The desk's stem (its id and start number) and the session's sequence number, as the OMS writes them.
+            COL_ORDER: f"{widest_order_id_stem(EngineConfig().client_id_prefix)}-000000",
             COL_INSTRUMENT: "NFO:BANKNIFTY-2026-12-29-52000-CE",
             COL_SIDE: "SELL",
             COL_QTY: "1,50,000",
