@@ -63,9 +63,6 @@ class DeskIdentity:
     desk_id: str
     name: str
 
-    def describe(self) -> str:
-        return f"{self.name} ({self.desk_id})"
-
 
 @dataclass(frozen=True, slots=True)
 class RegisteredDesk:
