@@ -33,6 +33,7 @@ from typing import Any, Protocol, Self
 
 from sqlalchemy import Engine as SqlEngine
 
+from app import __version__
 from app.brokers.base import Broker
 from app.brokers.paper import PaperBroker, PaperConfig, load_universe
 from app.brokers.paper.synthetic_universe import synthetic_universe
@@ -338,7 +339,7 @@ class Desk:
         if self.writer is not None:
             await self.writer.append(
                 AuditEventType.APP_START,
-                {"command": options.command, **options.start_details, "seed": options.seed, "instruments": len(entries),
+                {"command": options.command, "version": __version__, **options.start_details, "seed": options.seed, "instruments": len(entries),
                  "synthetic_underlyings": len(self.synthetic), "limits": self.limits_source,
                  "settings": options.settings_summary},
                 actor="system", source=AuditSource.SYSTEM,

@@ -28,12 +28,13 @@ from app.security.file_keyring import (
     open_file_keyring,
     record_in_settings,
 )
+from app.security.memory_keyring import MemoryKeyring
 from app.store.audit_writer import AuditWriter
 from app.store.chain_key import ChainKeys, entry_name
 from app.store.migrate import open_store
 from tests.support.calendar import cover_today
 from tests.support.desk_process import audit_records, desk, run_main, states, url_of
-from tests.support.memory_keyring import MemoryKeyring, RaisingKeyring
+from tests.support.memory_keyring import RaisingKeyring
 
 FAST = KdfCost(time_cost=1, memory_kib=8, parallelism=1)
 PASSPHRASE = "correct horse battery staple"

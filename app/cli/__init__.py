@@ -17,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from app.version import version_line
+
 from . import desk_window
 from .common import EXIT_FAILED, EXIT_USAGE
 
@@ -40,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     desk_window.add_arguments(parser)
+    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument(
+        "--self-test", action="store_true",
+        help="check this installation: a desk in a temporary data folder, offscreen, on the paper broker "
+             "(places and cancels an order, presses KILL, verifies the audit chain); exit 0 only if all of it worked",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(commands)
@@ -58,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.self_test:
+        return _self_test(parser, args)
     # Only now: settings (pydantic) and logging cost more than parsing, and --help needs neither.
     from app.file_modes import may_write
     from app.logs import configure_logging
@@ -87,6 +98,19 @@ def _main(argv: Sequence[str] | None) -> int:
         return desk_window.run(args, settings)
     result: int = args.run(args, settings)
     return result
+
+
+def _self_test(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--self-test`` runs alone: it has its own data folder and broker, so any other option would be ignored."""
+    given = sorted(f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+                   if name not in ("self_test", "command") and value != parser.get_default(name))
+    if args.command is not None or given:
+        what = f"the {args.command} command" if args.command is not None else ", ".join(given)
+        print(f"main.py: --self-test runs alone, on its own paper desk; not with {what}", file=sys.stderr)
+        return EXIT_USAGE
+    from .self_test import run
+
+    return run()
 
 
 def _tighten_file_modes(settings: Settings) -> None:

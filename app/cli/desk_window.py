@@ -72,42 +72,48 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             _say(str(exc))
             return EXIT_USAGE
 
-    def make_options() -> DeskOptions:
-        # After the window's first paint: the keyring, the calendar, the engine and the store take a while.
-        from app.desk import DeskOptions
-        from app.engine.risk.calendar_data import load_effective
-        from app.logs import redact_in_logs
-        from app.security.keyring_choice import select_system_keyring
-        from app.security.vault import stored_secrets
-
-        from .simulate import engine_config, paper_config
-
-        if settings.vault == "system":
-            # Chosen here, after the first paint, unless the Breeze login needed it before; a machine with no
-            # secure keyring gets the desk's warning that the audit chain is not keyed, naming the remedy.
-            select_system_keyring()
-        secrets = stored_secrets()
-        redact_in_logs(secrets)
-
-        return DeskOptions(
-            command="desk --demo" if args.demo else "desk",
-            database_url=settings.database_url, home=settings.home, limits_path=settings.home / "limits.toml",
-            instruments=args.instruments, seed=settings.paper.seed, paper=paper_config(settings, settings.paper.seed),
-            engine=engine_config(settings), secrets=tuple(secrets), backups_dir=settings.backups_dir,
-            backup_time=settings.backup_time, settings_summary=settings.summary(), calendar=load_effective(settings.home),
-            # A real broker trades in real time; the paper market runs from the next open when closed now.
-            session_horizon_s=None if breeze is not None else 0.0,
-            services=_services(settings),
-            desks_per_account=settings.firm.desks_per_account,
-        )
-
     from app.ui.desk_app import GuiOptions, run_desk_window
 
     gui = GuiOptions(
         demo=args.demo, dark=not args.light, settings_path=settings.home / "desk-window.ini",
         global_hotkey=not args.no_global_hotkey, quit_after_s=args.quit_after, idle_lock_minutes=settings.idle_lock_minutes,
     )
-    return run_desk_window(make_options, gui, breeze)
+    command = "desk --demo" if args.demo else "desk"
+    return run_desk_window(
+        lambda: desk_options(settings, command=command, instruments=args.instruments, real_broker=breeze is not None),
+        gui, breeze,
+    )
+
+
+def desk_options(settings: Settings, *, command: str, instruments: int | None, real_broker: bool) -> DeskOptions:
+    """What the window's desk runs with; built after the window's first paint (the keyring, the calendar,
+    the engine and the store take a while)."""
+    from app.desk import DeskOptions
+    from app.engine.risk.calendar_data import load_effective
+    from app.logs import redact_in_logs
+    from app.security.keyring_choice import select_system_keyring
+    from app.security.vault import stored_secrets
+
+    from .simulate import engine_config, paper_config
+
+    if settings.vault == "system":
+        # Chosen here, after the first paint, unless the Breeze login needed it before; a machine with no
+        # secure keyring gets the desk's warning that the audit chain is not keyed, naming the remedy.
+        select_system_keyring()
+    secrets = stored_secrets()
+    redact_in_logs(secrets)
+
+    return DeskOptions(
+        command=command,
+        database_url=settings.database_url, home=settings.home, limits_path=settings.home / "limits.toml",
+        instruments=instruments, seed=settings.paper.seed, paper=paper_config(settings, settings.paper.seed),
+        engine=engine_config(settings), secrets=tuple(secrets), backups_dir=settings.backups_dir,
+        backup_time=settings.backup_time, settings_summary=settings.summary(), calendar=load_effective(settings.home),
+        # A real broker trades in real time; the paper market runs from the next open when closed now.
+        session_horizon_s=None if real_broker else 0.0,
+        services=_services(settings),
+        desks_per_account=settings.firm.desks_per_account,
+    )
 
 
 def _services(settings: Settings) -> tuple[DeskService, ...]:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.ui.breeze_login import BreezeLoginDialog
 from app.ui.close_dialog import CloseChoice
 from app.ui.main_window import DeskWindow, show_beside
+from app.ui.qt_messages import qt_messages_logged
 
 if TYPE_CHECKING:
     # Imported once the window has painted: the engine, the store and Alembic take most of a cold start.
@@ -260,9 +261,10 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
         return run.exit_code
 
     started = time.monotonic()
-    if sys.version_info >= (3, 12):
-        code = asyncio.run(main(), loop_factory=qasync.QEventLoop)  # type: ignore[call-arg,unused-ignore]
-    else:
-        code = qasync.run(main())
+    with qt_messages_logged():
+        if sys.version_info >= (3, 12):
+            code = asyncio.run(main(), loop_factory=qasync.QEventLoop)  # type: ignore[call-arg,unused-ignore]
+        else:
+            code = qasync.run(main())
     log.info("desk window closed after %.1f s", time.monotonic() - started)
     return int(code)

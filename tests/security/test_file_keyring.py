@@ -39,10 +39,11 @@ from app.security.file_keyring import (
     record_in_settings,
 )
 from app.security.keyring_choice import select_system_keyring
+from app.security.memory_keyring import MemoryKeyring
 from app.settings import load_settings
 from app.store.chain_key import ChainKeys, is_secure_backend
 from tests.support import file_keyring as plaintext_test_backend
-from tests.support.memory_keyring import MemoryKeyring, RaisingKeyring
+from tests.support.memory_keyring import RaisingKeyring
 
 FAST = KdfCost(time_cost=1, memory_kib=8, parallelism=1)
 PASSPHRASE = "correct horse battery staple"
@@ -309,7 +310,7 @@ def test_the_encrypted_file_counts_as_secure_and_plaintext_fail_null_and_chains_
     (fail.Keyring(), "No secure keyring: keyring.backends.fail.Keyring stores nothing"),
     (null.Keyring(), "No secure keyring: keyring.backends.null.Keyring stores nothing"),
     (PlaintextKeyring(), "The keyring keyrings.cryptfile.file.PlaintextKeyring does not protect secrets (plain text"),
-    (MemoryKeyring(), "Secrets are in the keyring tests.support.memory_keyring.MemoryKeyring: protected"),
+    (MemoryKeyring(), "Secrets are in the keyring app.security.memory_keyring.MemoryKeyring: protected"),
 ], ids=["fail", "null", "plaintext", "system"])
 def test_the_status_says_in_one_sentence_which_keyring_and_whether_it_protects(backend: object, said: str) -> None:
     text = keyring_status(backend)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ from app.security.file_keyring import (
     open_file_keyring,
     record_in_settings,
 )
+from app.security.memory_keyring import MemoryKeyring
 from app.settings import Settings, load_settings
 from app.ui import keyring_dialog, theme
 from app.ui.keyring_dialog import (
@@ -35,7 +36,6 @@ from app.ui.keyring_dialog import (
     KeyringUnlockDialog,
     prepare_keyring,
 )
-from tests.support.memory_keyring import MemoryKeyring
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 FAST = KdfCost(time_cost=1, memory_kib=8, parallelism=1)
