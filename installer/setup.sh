@@ -3,11 +3,13 @@
 #
 #   sh installer/setup.sh            the application
 #   sh installer/setup.sh --test     the application and the test tools (pytest, import-linter, ...)
+#   sh installer/setup.sh --installer  the application and PyInstaller, to build the installers (installer/build.sh)
 #   sh installer/setup.sh --force    reinstall the Python packages even if they look up to date
 #
 # Steps, each skipped when already done (running it again is cheap and changes nothing):
 #   1. Debian/Ubuntu packages: python3-venv (to create the virtualenv) and the system libraries
-#      Qt needs even offscreen (with --test also xvfb, the X server the hotkey tests type into). Checked with dpkg -s; installed with apt-get when missing, as
+#      Qt needs even offscreen (with --test also xvfb, the X server the hotkey tests type into, and what the
+#      installer test builds and checks the .deb with; with --installer binutils, which PyInstaller needs). Checked with dpkg -s; installed with apt-get when missing, as
 #      root or through sudo; otherwise the exact apt-get command is printed and setup stops.
 #   2. The virtualenv .venv (created with $PYTHON, default python3; Python 3.11 to 3.13).
 #   3. pip install -e . (or -e '.[test]'), recorded in .venv/.bulwark-setup so a rerun with an
@@ -17,14 +19,17 @@ set -eu
 exec 1>&2
 
 QT_PACKAGES="libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3"
-# --test only: the OS-wide kill hotkey is tested by typing into a real X server.
-TEST_PACKAGES="xvfb"
+# --installer: PyInstaller reads binaries with objdump, and the build strips them (binutils).
+INSTALLER_PACKAGES="binutils"
+# --test: the OS-wide kill hotkey is tested by typing into a real X server; the installer test builds the .deb
+# and installs it on a minimal Debian it makes with debootstrap.
+TEST_PACKAGES="xvfb $INSTALLER_PACKAGES debootstrap"
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 mode=app
@@ -32,6 +37,7 @@ force=0
 for arg in "$@"; do
     case $arg in
         --test) mode=test ;;
+        --installer) mode=installer ;;
         --force) force=1 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $arg" ;;
@@ -81,6 +87,7 @@ if command -v dpkg >/dev/null 2>&1; then
     fi
     packages=$QT_PACKAGES
     [ "$mode" = test ] && packages="$packages $TEST_PACKAGES"
+    [ "$mode" = installer ] && packages="$packages $INSTALLER_PACKAGES"
     for pkg in $packages; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing="${missing:+$missing }$pkg"
     done
@@ -124,7 +131,11 @@ if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
 fi
 
 # --- 3. Python packages ---------------------------------------------------------------------------
-if [ "$mode" = test ]; then spec='.[test]'; else spec='.'; fi
+case $mode in
+    test) spec='.[test]' ;;
+    installer) spec='.[installer]' ;;
+    *) spec='.' ;;
+esac
 stamp=.venv/.bulwark-setup
 digest=$(.venv/bin/python -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' pyproject.toml)
 
@@ -149,4 +160,5 @@ fi
 
 say "done. Open the desk on the paper broker with its demo flow: .venv/bin/python main.py --demo"
 [ "$mode" = test ] && say "run the tests: .venv/bin/python -m pytest"
+[ "$mode" = installer ] && say "build the application and the .deb: sh installer/build.sh"
 exit 0

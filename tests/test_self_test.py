@@ -119,10 +119,12 @@ def test_the_self_test_runs_alone(argv: list[str], capsys: pytest.CaptureFixture
 
 
 def test_version_is_the_packages_version_and_says_where_it_came_from(tmp_path: Path) -> None:
+    # A narrow terminal: the line stays whole (argparse's own --version would rewrap it).
     result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--version"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=60, check=False)
+                            cwd=ROOT, timeout=60, check=False, env={**os.environ, "COLUMNS": "30"})
     assert result.returncode == 0
     assert result.stdout.startswith(f"Bulwark {app.__version__} (from source; Python ")
+    assert result.stdout.count("\n") == 1
     # pyproject.toml reads its version from app.__version__: one number, whatever asks.
     assert installed_version("bulwark") == app.__version__
     info = tmp_path / "build-info.json"

@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     desk_window.add_arguments(parser)
-    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("--version", action=_Version, help="say the version, and the build when packaged, then exit")
     parser.add_argument(
         "--self-test", action="store_true",
         help="check this installation: a desk in a temporary data folder, offscreen, on the paper broker "
@@ -52,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(commands)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: the line as it is (argparse's own action rewraps it to the terminal's width)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(version_line(), flush=True)
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

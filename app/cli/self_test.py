@@ -182,7 +182,7 @@ def _check_imports(checks: Checks) -> None:
         try:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - each failure is named below
-            failed.append(f"{name} ({type(exc).__name__}: {exc})")
+            failed.append(f"{name} ({type(exc).__name__}: {_last_line(exc)})")
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -194,6 +194,12 @@ def _check_imports(checks: Checks) -> None:
     detail = (f"{len(names) - len(failed)} of {len(names)} desk modules import; Python {platform.python_version()}, "
               f"PySide6 {pyside}, {sdk}")
     checks.add("modules", not failed and len(names) > 0, detail + ("; failed: " + "; ".join(failed) if failed else ""))
+
+
+def _last_line(exc: BaseException) -> str:
+    """An import error's cause in one line: numpy's, for one, is a page of advice ending in the real reason."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _cover_calendar(settings: Settings, checks: Checks) -> bool:

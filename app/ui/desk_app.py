@@ -225,6 +225,8 @@ def run_desk_window(make_options: Callable[[], DeskOptions], gui: GuiOptions, br
         # A QCoreApplication (no widgets) already runs in this process: no window can be shown in it.
         raise TypeError("the desk window needs a QApplication; this process already runs a QCoreApplication")
     app.setApplicationName("Bulwark")
+    # The window belongs to the desktop entry the installers add (bulwark.desktop): its icon, its name in the dock.
+    app.setDesktopFileName("bulwark")
     app.setQuitOnLastWindowClosed(False)
     window = DeskWindow(settings_path=gui.settings_path, dark=gui.dark, global_hotkey=gui.global_hotkey,
                         idle_lock_s=gui.idle_lock_minutes * 60)

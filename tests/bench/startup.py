@@ -41,18 +41,20 @@ def _env(home: Path) -> dict[str, str]:
     return environ
 
 
-def one_start(home: Path) -> tuple[float, float]:
-    """Seconds from spawning the process to the first paint, and to the engine running."""
+def one_start(home: Path, command: list[str] | None = None) -> tuple[float, float]:
+    """Seconds from spawning the process to the first paint, and to the engine running.
+
+    ``command`` starts the desk (default ``python main.py``; an installed ``bulwark`` for the installer's bench)."""
     from datetime import datetime
 
     cover_today(home)
     spawned_ns = time.time_ns()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "--quit-after", "1", "--no-global-hotkey"],
+        [*(command or [sys.executable, str(ROOT / "main.py")]), "--quit-after", "1", "--no-global-hotkey"],
         capture_output=True, text=True, env=_env(home), timeout=120, check=False,
     )
     if proc.returncode != 0:
-        raise SystemExit(f"main.py failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise SystemExit(f"the desk failed ({proc.returncode}): {proc.stderr[-2000:]}")
     painted = PAINTED.search(proc.stderr)
     running = RUNNING.search(proc.stderr)
     if painted is None or running is None:
@@ -61,7 +63,7 @@ def one_start(home: Path) -> tuple[float, float]:
     return (int(painted.group(1)) - spawned_ns) / 1e9, (running_ns - spawned_ns) / 1e9
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def stats(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {"median": round(statistics.median(ordered), 3), "p99": round(p99, 3), "max": round(ordered[-1], 3)}
@@ -85,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "bench": "startup",
             "runs": args.runs,
-            "first_paint_s": _stats(paints),
-            "desk_running_s": _stats(runs),
+            "first_paint_s": stats(paints),
+            "desk_running_s": stats(runs),
             "qt_platform": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
         }
         misses = []

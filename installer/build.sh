@@ -1,0 +1,117 @@
+#!/bin/sh
+# Build Bulwark for Linux: the one-folder application (PyInstaller) and the .deb around it, then measure them.
+#
+#   sh installer/build.sh                     build both, print the bundle size and the installed cold start
+#   sh installer/build.sh --deb-only          repackage the last bundle as a .deb (no PyInstaller run)
+#   sh installer/build.sh --deb-version V     the .deb's version (default: app.__version__); e.g. an upgrade test
+#   sh installer/build.sh --no-measure        skip the start-up measurement
+#
+# Needs the virtualenv from `sh installer/setup.sh --installer` (PyInstaller) and dpkg-deb. Output, in
+# $BULWARK_BUILD_DIR (default build/installer): dist/bulwark/ (the application), bulwark_V_ARCH.deb, icons/,
+# and bench.json (the figures). The .deb installs the application in /opt/bulwark, the launcher
+# /usr/bin/bulwark, a desktop entry and the icon; its Depends are the system libraries Qt needs.
+# Upgrading or removing it never touches a trader's data folder or keyring: they live in the user's home
+# (~/.local/share/Bulwark, the desktop keyring), which no package owns.
+set -eu
+
+say() { printf 'build: %s\n' "$*" >&2; }
+die() { printf 'build: error: %s\n' "$*" >&2; exit 1; }
+
+root=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
+cd "$root"
+python=${PYTHON:-$root/.venv/bin/python}
+out=${BULWARK_BUILD_DIR:-$root/build/installer}
+
+bundle=1
+measure=1
+deb_version=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --deb-only) bundle=0 ;;
+        --no-measure) measure=0 ;;
+        --deb-version) [ $# -ge 2 ] || die "--deb-version needs a version"; deb_version=$2; shift ;;
+        -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option: $1 (see --help)" ;;
+    esac
+    shift
+done
+
+[ -x "$python" ] || die "no virtualenv at $root/.venv: run sh installer/setup.sh --installer first"
+"$python" -c 'import PyInstaller' 2>/dev/null || die "PyInstaller is not installed: run sh installer/setup.sh --installer"
+command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found: build the .deb on Debian or Ubuntu"
+
+version=$("$python" -c 'import app; print(app.__version__)')
+deb_version=${deb_version:-$version}
+case $deb_version in
+    [0-9]*) ;;
+    *) die "a Debian version starts with a digit: $deb_version" ;;
+esac
+arch=$(dpkg --print-architecture)
+mkdir -p "$out"
+
+# --- the application ------------------------------------------------------------------------------
+if [ "$bundle" -eq 1 ]; then
+    commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit+changes"; fi
+    . /etc/os-release
+    printf '{"commit": "%s", "built": "%s", "platform": "%s-%s-%s"}\n' \
+        "$commit" "$(date -u +%Y-%m-%d)" "$ID" "${VERSION_ID:-unknown}" "$(uname -m)" >"$out/build-info.json"
+    "$python" installer/icons.py "$out/icons" >&2
+    say "PyInstaller: $out/dist/bulwark"
+    started=$(date +%s)
+    BULWARK_BUILD_INFO="$out/build-info.json" BULWARK_ICON="$out/icons/hicolor/256x256/apps/bulwark.png" \
+        "$python" -m PyInstaller --noconfirm --log-level WARN --distpath "$out/dist" --workpath "$out/work" \
+        installer/bulwark.spec >&2
+    say "PyInstaller took $(( $(date +%s) - started )) s"
+fi
+app_dir="$out/dist/bulwark"
+[ -x "$app_dir/bulwark" ] || die "no application in $app_dir: build without --deb-only first"
+
+# --- the .deb -------------------------------------------------------------------------------------
+stage="$out/deb/bulwark_${deb_version}_${arch}"
+rm -rf "$stage"
+mkdir -p "$stage/DEBIAN" "$stage/opt" "$stage/usr/bin" "$stage/usr/share/applications" "$stage/usr/share/doc/bulwark"
+cp -a "$app_dir" "$stage/opt/bulwark"
+# A script, not a link: the application finds its _internal folder beside its own executable.
+cat >"$stage/usr/bin/bulwark" <<'EOF'
+#!/bin/sh
+exec /opt/bulwark/bulwark "$@"
+EOF
+chmod 0755 "$stage/usr/bin/bulwark"
+for png in "$out"/icons/hicolor/*/apps/bulwark.png; do
+    size_dir=$(basename "$(dirname "$(dirname "$png")")")
+    mkdir -p "$stage/usr/share/icons/hicolor/$size_dir/apps"
+    cp "$png" "$stage/usr/share/icons/hicolor/$size_dir/apps/bulwark.png"
+done
+mkdir -p "$stage/usr/share/icons/hicolor/scalable/apps"
+cp resources/icons/bulwark.svg "$stage/usr/share/icons/hicolor/scalable/apps/bulwark.svg"
+cp installer/linux/bulwark.desktop "$stage/usr/share/applications/bulwark.desktop"
+cp installer/linux/copyright "$stage/usr/share/doc/bulwark/copyright"
+# dpkg-deb keeps modes: files readable by all, directories and executables 0755, whatever the umask here.
+find "$stage" -type d -exec chmod 0755 {} +
+find "$stage" -type f -exec chmod u+rw,go+r,go-w {} +
+installed_kb=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+sed -e "s/@VERSION@/$deb_version/" -e "s/@ARCH@/$arch/" -e "s/@INSTALLED_SIZE@/$installed_kb/" \
+    installer/linux/control.in >"$stage/DEBIAN/control"
+deb="$out/bulwark_${deb_version}_${arch}.deb"
+say "dpkg-deb: $deb"
+dpkg-deb --root-owner-group -Zzstd --build "$stage" "$deb" >&2
+rm -rf "$stage"
+
+# --- the figures ----------------------------------------------------------------------------------
+bench_args="--bundle $app_dir --deb $deb --json"
+if [ "$measure" -eq 0 ]; then bench_args="$bench_args --starts 0"; fi
+# shellcheck disable=SC2086 # the arguments are split on purpose
+"$python" -m tests.bench.installer $bench_args >"$out/bench.json" || true
+"$python" - "$out/bench.json" <<'EOF'
+import json, sys
+figures = json.load(open(sys.argv[1]))
+print(f"bundle:      {figures['bundle_mb']} MB in {figures['bundle']} (target <= {figures['targets']['bundle_mb_at_most']} MB)")
+print(f".deb:        {figures['deb_mb']} MB, {figures['deb']}")
+start = figures.get("installed_first_paint_s")
+if start:
+    print(f"cold start:  first paint median {start['median']} s, p99 {start['p99']} s over {figures['starts']} starts "
+          f"of the installed layout (target median <= {figures['targets']['first_paint_median_s_at_most']} s)")
+for miss in figures["misses"]:
+    print(f"MISSED: {miss}")
+EOF

@@ -1,0 +1,94 @@
+"""The Linux installer, end to end: build the application and the .deb, install it on a minimal Debian 12 with
+only its declared dependencies, run the installed ``bulwark --self-test`` offscreen, upgrade it, remove it.
+
+Root only (dpkg, debootstrap, chroot): in CI, where ``.ci/run`` runs as root, a missing privilege fails the
+test; elsewhere it is skipped, as the PostgreSQL tests are without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import app
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = ("minimal Debian 12", "apt-get install", "installed files", "bulwark --version", "bulwark --self-test",
+         "the trader's data", "apt-get upgrade", "data after the upgrade", "apt-get remove and purge",
+         "data after removal")
+
+
+def _privileged() -> None:
+    missing = [tool for tool in ("dpkg-deb", "debootstrap", "readelf", "strip") if shutil.which(tool) is None]
+    why = "not root" if os.geteuid() != 0 else f"missing {', '.join(missing)}" if missing else None
+    if why is None:
+        return
+    message = f"the installer test needs root and dpkg-deb, debootstrap, binutils ({why}): sh installer/setup.sh --test"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _build(build: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BULWARK_BUILD_DIR": str(build), "PYTHON": sys.executable}
+    result = subprocess.run(["sh", str(ROOT / "installer" / "build.sh"), *args], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=1200, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.installer
+def test_the_deb_installs_on_a_minimal_debian_12_passes_its_self_test_keeps_the_data_on_upgrade_and_removal(
+    tmp_path: Path,
+) -> None:
+    _privileged()
+    build = tmp_path / "build"
+    built = _build(build)
+    figures = json.loads((build / "bench.json").read_text(encoding="utf-8"))
+    print(built.stdout)
+    # The size is the bundle's, whatever the machine's load; the start-up time is printed, not judged, here.
+    assert figures["bundle_mb"] <= 250, built.stdout
+    assert figures["installed_first_paint_s"]["median"] > 0
+    assert built.stdout.splitlines()[0].startswith("bundle:")
+    version = app.__version__
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+    first = build / f"bulwark_{version}_{arch}.deb"
+    control = subprocess.run(["dpkg-deb", "--field", str(first)], capture_output=True, text=True, check=True).stdout
+    assert f"Version: {version}\n" in control
+    assert "Depends: libc6 (>= 2.36), libegl1, libgl1" in control
+    listing = subprocess.run(["dpkg-deb", "--contents", str(first)], capture_output=True, text=True, check=True).stdout
+    for path in ("./opt/bulwark/bulwark", "./usr/bin/bulwark", "./usr/share/applications/bulwark.desktop",
+                 "./usr/share/icons/hicolor/256x256/apps/bulwark.png", "./usr/share/icons/hicolor/scalable/apps/bulwark.svg"):
+        assert f" {path}" in listing, path
+    # Owned by root, whoever built it.
+    assert all(" root/root " in line for line in listing.splitlines())
+
+    # The same application as a later version, to upgrade to.
+    _build(build, "--deb-only", "--no-measure", "--deb-version", f"{version}+upgrade1")
+    newer = build / f"bulwark_{version}+upgrade1_{arch}.deb"
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / "installer" / "check_deb.py"), str(first), "--upgrade-to", str(newer), "--json"],
+        capture_output=True, text=True, timeout=1800, check=False, env={**os.environ, "BULWARK_CHECK_DIR": str(tmp_path)},
+    )
+    print(checked.stdout)
+    report = json.loads(checked.stdout.strip().splitlines()[-1])
+    steps = {step["name"]: step for step in report["steps"]}
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert tuple(steps) == STEPS
+    assert all(step["passed"] for step in report["steps"])
+    assert "every library resolved" in steps["installed files"]["detail"]
+    assert steps["bulwark --version"]["detail"].startswith(f"Bulwark {version} (packaged: commit ")
+    assert steps["bulwark --self-test"]["detail"].startswith("self-test passed: 17 checks")
+    assert f"bulwark {version}+upgrade1" in steps["apt-get upgrade"]["detail"]
+    assert "keyring.cfg" in steps["the trader's data"]["detail"]
+    assert "Breeze API key: stored" in steps["data after the upgrade"]["detail"]
+    assert "verified" in steps["data after the upgrade"]["detail"]
+    # Nothing of the Debian tree is left behind.
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("bulwark-debian12-")] == []
