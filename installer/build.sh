@@ -5,6 +5,8 @@
 #   sh installer/build.sh --deb-only          repackage the last bundle as a .deb (no PyInstaller run)
 #   sh installer/build.sh --deb-version V     the .deb's version (default: app.__version__); e.g. an upgrade test
 #   sh installer/build.sh --no-measure        skip the start-up measurement
+#   sh installer/build.sh --check-debian      also install the .deb on a minimal Debian 12 and run its self-test there
+#                                             (root, debootstrap, the Debian mirror; installer/check_deb.py)
 #
 # Needs the virtualenv from `sh installer/setup.sh --installer` (PyInstaller) and dpkg-deb. Output, in
 # $BULWARK_BUILD_DIR (default build/installer): dist/bulwark/ (the application), bulwark_V_ARCH.deb, icons/,
@@ -24,13 +26,15 @@ out=${BULWARK_BUILD_DIR:-$root/build/installer}
 
 bundle=1
 measure=1
+check_debian=0
 deb_version=
 while [ $# -gt 0 ]; do
     case $1 in
         --deb-only) bundle=0 ;;
         --no-measure) measure=0 ;;
         --deb-version) [ $# -ge 2 ] || die "--deb-version needs a version"; deb_version=$2; shift ;;
-        -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --check-debian) check_debian=1 ;;
+        -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option: $1 (see --help)" ;;
     esac
     shift
@@ -115,3 +119,14 @@ if start:
 for miss in figures["misses"]:
     print(f"MISSED: {miss}")
 EOF
+
+if [ "$check_debian" -eq 1 ]; then
+    say "installing it on a minimal Debian 12: installer/check_deb.py (log in $out/check-debian.txt)"
+    if "$python" installer/check_deb.py "$deb" >"$out/check-debian.txt" 2>&1; then
+        added=$(sed -n 's/^ok  .*apt-get install ([^)]*): bulwark [^;]*; \([0-9]*\) packages added.*/\1/p' "$out/check-debian.txt")
+        echo "Debian 12:   installs on a minimal Debian 12 with only its Depends ($added packages with bulwark); every library resolved; the installed self-test passed"
+    else
+        echo "MISSED: the .deb did not install and pass on a minimal Debian 12: $(grep '^FAIL' "$out/check-debian.txt" | head -n 1)"
+        exit 1
+    fi
+fi

@@ -28,6 +28,8 @@ BENCHES: dict[str, tuple[list[str], bool]] = {
     "breeze": (["--orders", "3"], False),
     "firm": (["--desks", "2", "--seconds", "1", "--latency-samples", "5", "--window", "10"], True),
     "governor": (["--acquires", "100", "--cancels", "3", "--cap", "1000"], False),
+    # Sizes only (no start): any folder and file stand for the bundle and the .deb; tests/installer runs it whole.
+    "installer": (["--bundle", "resources/icons", "--deb", "resources/icons/bulwark.svg", "--starts", "0"], True),
     "kill_switch": (["--orders", "3", "--latency-ms", "1", "--cap", "100"], False),
     "login": (["--verifies", "3", "--lag-verifies", "2"], False),
     "risk_gate": (["--instruments", "20", "--orders", "300", "--rounds", "2"], False),
