@@ -21,9 +21,9 @@ exec 1>&2
 QT_PACKAGES="libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3"
 # --installer: PyInstaller reads binaries with objdump, and the build strips them (binutils).
 INSTALLER_PACKAGES="binutils"
-# --test: the OS-wide kill hotkey is tested by typing into a real X server; the installer test builds the .deb
-# and installs it on a minimal Debian it makes with debootstrap.
-TEST_PACKAGES="xvfb $INSTALLER_PACKAGES debootstrap"
+# --test: the OS-wide kill hotkey is tested by typing into a real X server; the installer tests validate the
+# desktop entry, build the .deb and install it on a minimal Debian they make with debootstrap.
+TEST_PACKAGES="xvfb $INSTALLER_PACKAGES debootstrap desktop-file-utils"
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
