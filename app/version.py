@@ -27,7 +27,7 @@ def build_info(path: Path = BUILD_INFO_PATH) -> dict[str, str] | None:
 
 
 def version_line(path: Path = BUILD_INFO_PATH) -> str:
-    """``Bulwark 0.1.0 (packaged: commit abc1234, built 2026-11-30 on debian-12-x86_64; Python 3.11.2)``."""
+    """``Bulwark 0.1.0 (packaged: commit abc1234, built 2026-11-30, on debian-12-x86_64; Python 3.11.2)``."""
     info = build_info(path)
     python = f"Python {platform.python_version()}"
     if info is None:

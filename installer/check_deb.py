@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,6 @@ from pathlib import Path
 
 SUITE = "bookworm"
 MIRROR = os.environ.get("BULWARK_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-INSIDE = "BULWARK_CHECK_DEB_INSIDE"
 USER = "trader"
 DATA = f"/home/{USER}/.local/share/Bulwark"
 # Test values for a throwaway keyring file in a throwaway system: nobody's secrets.
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upgrade-to", type=Path, default=None, help="a newer build of the package to upgrade to")
     parser.add_argument("--json", action="store_true", help="also print one JSON object at the end")
     parser.add_argument("--keep", action="store_true", help="keep the Debian tree (its path is printed)")
-    parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
+    # Set by the script itself when it runs again in its private mount namespace.
+    parser.add_argument("--inside", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for deb in (args.deb, args.upgrade_to):
         if deb is not None and not deb.is_file():
@@ -88,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("debootstrap") is None:
         print("check_deb: debootstrap not found: apt-get install debootstrap", file=sys.stderr)
         return 2
-    if os.environ.get(INSIDE):
-        return _inside(args)
+    if args.inside is not None:
+        if os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt"):
+            print("check_deb: --inside outside a private mount namespace: refusing to mount anything", file=sys.stderr)
+            return 2
+        return _inside(args, args.inside)
     return _outside(args, argv if argv is not None else sys.argv[1:])
 
 
@@ -100,8 +104,8 @@ def _outside(args: argparse.Namespace, argv: list[str]) -> int:
     root.chmod(0o755)
     try:
         command = ["unshare", "--mount", "--propagation", "private", sys.executable, str(Path(__file__).resolve()),
-                   *argv, "--root", str(root)]
-        return subprocess.run(command, env={**os.environ, INSIDE: "1"}, check=False).returncode
+                   *argv, "--inside", str(root)]
+        return subprocess.run(command, check=False).returncode
     finally:
         if args.keep:
             print(f"check_deb: the Debian tree is kept in {root}")
@@ -117,8 +121,7 @@ def _mounted_under(root: Path) -> bool:
         return any(line.split()[4].startswith(prefix) for line in handle)
 
 
-def _inside(args: argparse.Namespace) -> int:
-    root: Path = args.root
+def _inside(args: argparse.Namespace, root: Path) -> int:
     report = Report(str(args.deb), str(args.upgrade_to) if args.upgrade_to else None)
     try:
         _bootstrap(root, report)
@@ -132,6 +135,10 @@ def _inside(args: argparse.Namespace) -> int:
         _remove(root, before, report)
     except CheckFailed:
         pass
+    except (OSError, subprocess.SubprocessError) as exc:
+        # A command that could not run or ran out of time: a failed step, in the report like the others.
+        report.steps.append(Step("check_deb", False, f"{type(exc).__name__}: {exc}", 0.0))
+        print(f"FAIL  check_deb: {type(exc).__name__}: {exc}", flush=True)
     finally:
         for mount in ("dev", "proc"):
             subprocess.run(["umount", "--recursive", "--lazy", str(root / mount)], capture_output=True, check=False)
@@ -197,13 +204,16 @@ def _packages(root: Path) -> set[str]:
 def _install(root: Path, deb: Path, report: Report, what: str) -> None:
     started = time.monotonic()
     before = _packages(root)
+    expected = _run(["dpkg-deb", "--field", str(deb), "Version"]).stdout.strip()
     staged = root / "tmp" / deb.name
     shutil.copy(deb, staged)
-    result = _chroot(root, f"apt-get update -qq && apt-get install --yes --no-install-recommends /tmp/{deb.name}")
+    result = _chroot(root, "apt-get update -qq && apt-get install --yes --no-install-recommends "
+                     + shlex.quote(f"/tmp/{deb.name}"))
     staged.unlink(missing_ok=True)
     added = sorted(_packages(root) - before)
     version = _chroot(root, "dpkg-query --show --showformat='${Version}' bulwark").stdout.strip()
-    _step(report, f"apt-get {what}", result.returncode == 0 and version != "",
+    # apt says "already the newest" and succeeds when nothing changes: the installed version must be the package's.
+    _step(report, f"apt-get {what}", result.returncode == 0 and version == expected != "",
           f"bulwark {version}; {len(added)} packages added: {', '.join(added)}" if result.returncode == 0
           else _tail(result), started)
 
@@ -217,6 +227,8 @@ def _installed_files(root: Path, report: Report) -> None:
     missing = _chroot(root, script)
     unresolved = [line for line in missing.stdout.splitlines() if line.strip()]
     counted = _chroot(root, "find /opt/bulwark -type f \\( -name '*.so*' -o -name bulwark \\) | wc -l").stdout.strip()
+    if missing.returncode != 0 or not counted.isdigit() or int(counted) == 0:
+        unresolved.append(f"the libraries could not be listed ({counted or 'none'} binaries; {_tail(missing, 4)})")
     launcher = _chroot(root, "command -v bulwark")
     desktop = (root / "usr/share/applications/bulwark.desktop").read_text(encoding="utf-8") \
         if (root / "usr/share/applications/bulwark.desktop").is_file() else ""

@@ -17,7 +17,7 @@ from app.cli import main
 from app.version import version_line
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("data folder", "modules", "calendar", "window", "desk", "local API", "order placed", "order cancelled",
+CHECKS = ("data folder", "modules", "Breeze SDK", "calendar", "window", "desk", "local API", "order placed", "order cancelled",
           "kill switch", "cancel sweep", "kill bar", "halted desk refuses orders", "desk closed", "audit chain",
           "audit records")
 
@@ -66,7 +66,7 @@ def test_the_self_test_runs_every_check_leaves_nothing_behind_and_never_touches_
     assert all(outcome == "ok" for outcomes in seen.values() for outcome in outcomes), result.stdout
     assert "on Qt's offscreen platform" in result.stdout
     assert re.search(r"audit chain: \d+ records verified, keyed with [0-9a-f]{16}", result.stdout), result.stdout
-    assert re.search(r"^self-test passed: 17 checks in [\d.]+ s$", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"^self-test passed: 18 checks in [\d.]+ s$", result.stdout, re.MULTILINE), result.stdout
     # Qt's own chatter goes to the (removed) log, not the terminal.
     assert "propagateSizeHints" not in result.stderr
     # Its temporary data folder is gone, and the trader's folder holds exactly what it held.
@@ -83,7 +83,7 @@ def test_a_failed_check_exits_1_names_it_and_keeps_the_folder_with_its_log(tmp_p
     result = _self_test(tmp_path, "-c", code)
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"^FAIL  audit records: missing or too few: \{.order.filled.: 0\}$", result.stdout, re.MULTILINE), result.stdout
-    kept = re.search(r"^self-test FAILED: 1 of 17 checks; the data folder and its log are kept in (\S+)$",
+    kept = re.search(r"^self-test FAILED: 1 of 18 checks; the data folder and its log are kept in (\S+)$",
                      result.stdout, re.MULTILINE)
     assert kept is not None, result.stdout
     folder = Path(kept.group(1))
@@ -133,3 +133,16 @@ def test_version_is_the_packages_version_and_says_where_it_came_from(tmp_path: P
         f"Bulwark {app.__version__} (packaged: commit abc1234, built 2026-11-30, on debian-12-x86_64; Python ")
     info.write_text("{not json")
     assert "(from source;" in version_line(info)
+
+
+@pytest.mark.slow
+def test_a_build_without_the_breeze_sdks_pandas_fails_the_sdk_check(tmp_path: Path) -> None:
+    # What a packaged build that excluded pandas looked like: the desk modules import (they load the SDK only when
+    # a desk starts on Breeze), the paper desk runs, and only loading the SDK as the adapter does finds it.
+    code = "import sys; sys.modules['pandas'] = None; from app.cli import self_test; sys.exit(self_test.run())"
+    result = _self_test(tmp_path, "-c", code)
+    assert result.returncode == 1, result.stdout
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1, result.stdout
+    assert failed[0].startswith("FAIL  Breeze SDK: does not load: BrokerError: ")
+    assert "pandas" in failed[0]

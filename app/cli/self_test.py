@@ -11,10 +11,14 @@ opens the desk window on the paper broker (with the local API on a free port), t
 - closes the desk and verifies the audit chain: intact, keyed, holding the records each step must
   have left, and matching the desk's checkpoints.
 
+Before the desk it checks that every module of the desk imports and that the Breeze SDK loads and makes
+a client offline (a packaged build that left something out fails there, not at a trader's first click).
+
 It prints one line per check as it goes and exits 0 only if every check passed. The folder is
 removed after a pass and kept after a failure (the line naming its log says where), for whoever
-supports the desk. Nothing is read from or written to the trader's data folder, settings, database
-or keyring; ``BULWARK_*`` variables are ignored.
+supports the desk. Nothing is read from or written to the trader's data folder, settings or database,
+and nothing is written to the trader's keyring (the one in force is put back after); ``BULWARK_*``
+variables are ignored.
 """
 
 from __future__ import annotations
@@ -99,13 +103,21 @@ def run() -> int:
         checks.add("data folder", False, f"no temporary folder could be made in {tempfile.gettempdir()}: {exc}")
         print("self-test FAILED: set TMPDIR to a folder this user can write to", flush=True)
         return EXIT_FAILED
+    from app.logs import unconfigure_logging
+
     try:
         with _isolated(home):
             _run(home, checks, started)
     except Exception as exc:  # noqa: BLE001 - whatever broke, the answer is a failed check and the kept folder
         checks.add("self-test", False, f"stopped by {type(exc).__name__}: {exc}")
+    finally:
+        # The log file is the folder's: let go of it (Windows cannot remove an open file).
+        unconfigure_logging()
     if checks.passed:
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            shutil.rmtree(home)
+        except OSError as exc:
+            print(f"note: the temporary data folder {home} could not be removed: {exc}", flush=True)
         print(f"self-test passed: {len(checks.made)} checks in {time.monotonic() - started:.1f} s", flush=True)
         return EXIT_OK
     failed = sum(not check.passed for check in checks.made)
@@ -148,6 +160,7 @@ def _run(home: Path, checks: Checks, started: float) -> None:
     log_file = configure_logging(settings, console=False)
     checks.add("data folder", settings.home == home, f"{home} (log {log_file})")
     _check_imports(checks)
+    _check_breeze_sdk(home, checks)
     if not _cover_calendar(settings, checks):
         return
     options: list[DeskOptions] = []
@@ -183,17 +196,38 @@ def _check_imports(checks: Checks) -> None:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - each failure is named below
             failed.append(f"{name} ({type(exc).__name__}: {_last_line(exc)})")
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        sdk = f"breeze-connect {version('breeze-connect')}"
-    except PackageNotFoundError:
-        sdk = "breeze-connect (version unknown)"
     from PySide6 import __version__ as pyside
 
-    detail = (f"{len(names) - len(failed)} of {len(names)} desk modules import; Python {platform.python_version()}, "
-              f"PySide6 {pyside}, {sdk}")
+    detail = f"{len(names) - len(failed)} of {len(names)} desk modules import; Python {platform.python_version()}, PySide6 {pyside}"
     checks.add("modules", not failed and len(names) > 0, detail + ("; failed: " + "; ".join(failed) if failed else ""))
+
+
+def _check_breeze_sdk(home: Path, checks: Checks) -> None:
+    """The Breeze SDK loads as the adapter loads it (its settings file, pandas, its socket.io client) and makes a
+    client, offline: the desk modules import it only when a desk starts on Breeze, so the import check misses it."""
+    import importlib.util
+    from importlib.metadata import version
+
+    import zipfile
+
+    from app.brokers.breeze.master import MASTER_FILE
+    from app.brokers.breeze.sdk import Endpoints, load_sdk
+
+    # The SDK opens the security master as it is imported: an empty one will do, the internet never.
+    master = home / "breeze" / MASTER_FILE
+    master.parent.mkdir(parents=True, exist_ok=True)
+    zipfile.ZipFile(master, "w").close()
+    try:
+        module = load_sdk(Endpoints(), master, home / "breeze" / "sdk")
+        client = module.BreezeConnect(api_key="self-test")
+    except Exception as exc:  # noqa: BLE001 - a desk that cannot load its broker's SDK fails this check, whatever broke
+        checks.add("Breeze SDK", False, f"does not load: {type(exc).__name__}: {_last_line(exc)}")
+        return
+    transports = [name for name in ("socketio", "engineio", "websocket") if importlib.util.find_spec(name) is None]
+    checks.add("Breeze SDK", client.api_key == "self-test" and not transports,
+               f"breeze-connect {version('breeze-connect')} loads with pandas {version('pandas')} and python-socketio "
+               f"{version('python-socketio')}; a client is made offline"
+               + (f"; missing: {', '.join(transports)}" if transports else ""))
 
 
 def _last_line(exc: BaseException) -> str:

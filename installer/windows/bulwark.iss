@@ -57,45 +57,72 @@ Source: "{#DistDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs cr
 
 [Icons]
 Name: "{autoprograms}\Bulwark"; Filename: "{app}\bulwark-desk.exe"; Comment: "Trading control desk"
-Name: "{autoprograms}\Bulwark self-test"; Filename: "{app}\bulwark.exe"; Parameters: "--self-test"; Comment: "Check this installation"
+; In a console that stays open, so the checks can be read.
+Name: "{autoprograms}\Bulwark self-test"; Filename: "{cmd}"; Parameters: "/k ""{app}\bulwark.exe"" --self-test"; Comment: "Check this installation"
 Name: "{autodesktop}\Bulwark"; Filename: "{app}\bulwark-desk.exe"; Tasks: desktopicon
-
-[Registry]
-Root: HKCU; Subkey: "Environment"; ValueType: expandsz; ValueName: "Path"; ValueData: "{olddata};{app}"; \
-    Tasks: addtopath; Check: NeedsAddPath(ExpandConstant('{app}'))
 
 [Run]
 Filename: "{app}\bulwark-desk.exe"; Description: "Start Bulwark"; Flags: nowait postinstall skipifsilent
 
 [Code]
-function NeedsAddPath(Dir: string): Boolean;
+// The user's PATH gets {app} on install (when the task is chosen) and loses it on uninstall. Entries are
+// compared whole, between semicolons: a folder such as ...\Bulwark\tools is never mistaken for {app}.
+const
+  EnvironmentKey = 'Environment';
+
+function WithoutEntry(Path, Dir: string): string;
+var
+  Rest, Entry: string;
+  At: Integer;
+begin
+  Result := '';
+  Rest := Path + ';';
+  while Rest <> '' do
+  begin
+    At := Pos(';', Rest);
+    Entry := Copy(Rest, 1, At - 1);
+    Delete(Rest, 1, At);
+    if (Entry <> '') and (CompareText(RemoveBackslashUnlessRoot(Entry), RemoveBackslashUnlessRoot(Dir)) <> 0) then
+    begin
+      if Result <> '' then
+        Result := Result + ';';
+      Result := Result + Entry;
+    end;
+  end;
+end;
+
+procedure AddToPath(Dir: string);
 var
   Path: string;
 begin
-  if not RegQueryStringValue(HKEY_CURRENT_USER, 'Environment', 'Path', Path) then
-  begin
-    Result := True;
-    exit;
-  end;
-  Result := Pos(';' + Uppercase(Dir) + ';', ';' + Uppercase(Path) + ';') = 0;
+  if not RegQueryStringValue(HKEY_CURRENT_USER, EnvironmentKey, 'Path', Path) then
+    Path := '';
+  if Pos(';' + Uppercase(RemoveBackslashUnlessRoot(Dir)) + ';', ';' + Uppercase(Path) + ';') > 0 then
+    exit; // already there
+  if Path = '' then
+    Path := Dir
+  else
+    Path := Path + ';' + Dir;
+  RegWriteExpandStringValue(HKEY_CURRENT_USER, EnvironmentKey, 'Path', Path);
+end;
+
+procedure RemoveFromPath(Dir: string);
+var
+  Path: string;
+begin
+  if RegQueryStringValue(HKEY_CURRENT_USER, EnvironmentKey, 'Path', Path) then
+    RegWriteExpandStringValue(HKEY_CURRENT_USER, EnvironmentKey, 'Path', WithoutEntry(Path, Dir));
+end;
+
+procedure CurStepChanged(CurStep: TSetupStep);
+begin
+  if (CurStep = ssPostInstall) and WizardIsTaskSelected('addtopath') then
+    AddToPath(ExpandConstant('{app}'));
 end;
 
 procedure CurUninstallStepChanged(CurUninstallStep: TUninstallStep);
-var
-  Path, Dir: string;
-  At: Integer;
 begin
-  if CurUninstallStep <> usPostUninstall then
-    exit;
-  { Take {app} back out of the user's PATH; the data folder stays where it is. }
-  Dir := ExpandConstant('{app}');
-  if RegQueryStringValue(HKEY_CURRENT_USER, 'Environment', 'Path', Path) then
-  begin
-    At := Pos(';' + Uppercase(Dir), Uppercase(Path));
-    if At > 0 then
-    begin
-      Delete(Path, At, Length(Dir) + 1);
-      RegWriteExpandStringValue(HKEY_CURRENT_USER, 'Environment', 'Path', Path);
-    end;
-  end;
+  // Only PATH: the data folder and the Credential Manager entries are the user's.
+  if CurUninstallStep = usPostUninstall then
+    RemoveFromPath(ExpandConstant('{app}'));
 end;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,8 @@ def _build(build: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.installer
+# The application carries its own Python, which .ci/at-date's moved clock does not reach.
+@pytest.mark.once
 def test_the_deb_installs_on_a_minimal_debian_12_passes_its_self_test_keeps_the_data_on_upgrade_and_removal(
     tmp_path: Path,
 ) -> None:
@@ -62,7 +64,7 @@ def test_the_deb_installs_on_a_minimal_debian_12_passes_its_self_test_keeps_the_
     first = build / f"bulwark_{version}_{arch}.deb"
     control = subprocess.run(["dpkg-deb", "--field", str(first)], capture_output=True, text=True, check=True).stdout
     assert f"Version: {version}\n" in control
-    assert "Depends: libc6 (>= 2.36), libegl1, libgl1" in control
+    assert re.search(r"^Depends: libc6 \(>= 2\.\d+\), libegl1, libgl1, ", control, re.MULTILINE), control
     listing = subprocess.run(["dpkg-deb", "--contents", str(first)], capture_output=True, text=True, check=True).stdout
     for path in ("./opt/bulwark/bulwark", "./usr/bin/bulwark", "./usr/share/applications/bulwark.desktop",
                  "./usr/share/icons/hicolor/256x256/apps/bulwark.png", "./usr/share/icons/hicolor/scalable/apps/bulwark.svg"):
@@ -85,7 +87,7 @@ def test_the_deb_installs_on_a_minimal_debian_12_passes_its_self_test_keeps_the_
     assert all(step["passed"] for step in report["steps"])
     assert "every library resolved" in steps["installed files"]["detail"]
     assert steps["bulwark --version"]["detail"].startswith(f"Bulwark {version} (packaged: commit ")
-    assert steps["bulwark --self-test"]["detail"].startswith("self-test passed: 17 checks")
+    assert steps["bulwark --self-test"]["detail"].startswith("self-test passed: 18 checks")
     assert f"bulwark {version}+upgrade1" in steps["apt-get upgrade"]["detail"]
     assert "keyring.cfg" in steps["the trader's data"]["detail"]
     assert "Breeze API key: stored" in steps["data after the upgrade"]["detail"]

@@ -18,6 +18,9 @@ HZ = 20
 
 
 @pytest.mark.slow
+# A minute of synthetic data, drawn as fast as the wheel allows: no date in it (the charts' own dates are
+# tested at every moved date by tests/ui/test_charts.py).
+@pytest.mark.once
 def test_exposure_panel_plots_live_at_20_hz_for_a_minute_without_aborting() -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONFAULTHANDLER": "1"}
     done = subprocess.run(

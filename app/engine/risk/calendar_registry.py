@@ -40,9 +40,19 @@ def record_version(
     writer: AuditWriter, calendars: CalendarSet, *, actor: str, source: AuditSource, reason: str,
     clock_ns: Callable[[], int] = time.time_ns,
 ) -> CalendarVersion:
-    """Store ``calendars`` as a new audited version unless it equals the newest one (blocking: run off the loop)."""
+    """Store ``calendars`` as a new audited version unless it equals the newest one (blocking: run off the loop).
+
+    Desks sharing a database take turns here, so two starting together store one version between them."""
     document = canonical_json(calendars.document())
     digest = hashlib.sha256(document.encode("utf-8")).hexdigest()
+    with calendar_versions.recording(writer.engine):
+        return _record(writer, calendars, document, digest, actor=actor, source=source, reason=reason, clock_ns=clock_ns)
+
+
+def _record(
+    writer: AuditWriter, calendars: CalendarSet, document: str, digest: str, *, actor: str, source: AuditSource,
+    reason: str, clock_ns: Callable[[], int],
+) -> CalendarVersion:
     previous = calendar_versions.latest(writer.engine)
     if previous is not None and previous.document == document:
         return CalendarVersion(previous.version, digest, changed=False)
