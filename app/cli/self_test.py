@@ -206,9 +206,8 @@ def _check_breeze_sdk(home: Path, checks: Checks) -> None:
     """The Breeze SDK loads as the adapter loads it (its settings file, pandas, its socket.io client) and makes a
     client, offline: the desk modules import it only when a desk starts on Breeze, so the import check misses it."""
     import importlib.util
-    from importlib.metadata import version
-
     import zipfile
+    from importlib.metadata import version
 
     from app.brokers.breeze.master import MASTER_FILE
     from app.brokers.breeze.sdk import Endpoints, load_sdk
