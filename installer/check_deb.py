@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print("check_deb: debootstrap not found: apt-get install debootstrap", file=sys.stderr)
         return 2
     if args.inside is not None:
-        if os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt"):
+        # unshare runs this in place of itself: the parent is the outer run, in the namespace to leave alone.
+        if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
             print("check_deb: --inside outside a private mount namespace: refusing to mount anything", file=sys.stderr)
             return 2
         return _inside(args, args.inside)

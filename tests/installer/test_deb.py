@@ -13,13 +13,19 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import app
+from tests.breeze_emulator import BreezeEmulator
+from tests.support.calendar import cover_today
 
 ROOT = Path(__file__).resolve().parents[2]
+# Test values for throwaway keyring files and the emulator's session: nobody's secrets.
+PASSPHRASE = "installer-test passphrase"
+TOKEN = "48213577"
 STEPS = ("minimal Debian 12", "apt-get install", "installed files", "bulwark --version", "bulwark --self-test",
          "the trader's data", "apt-get upgrade", "data after the upgrade", "apt-get remove and purge",
          "data after removal")
@@ -44,21 +50,26 @@ def _build(build: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The application and its .deb, built once for this module's tests; build.sh's figures printed."""
+    _privileged()
+    folder = tmp_path_factory.mktemp("installer") / "build"
+    built = _build(folder)
+    print(built.stdout)
+    yield folder
+
+
 @pytest.mark.slow
 # The application carries its own Python, which .ci/at-date's moved clock does not reach.
 @pytest.mark.once
 def test_the_deb_installs_on_a_minimal_debian_12_passes_its_self_test_keeps_the_data_on_upgrade_and_removal(
-    tmp_path: Path,
+    build: Path, tmp_path: Path,
 ) -> None:
-    _privileged()
-    build = tmp_path / "build"
-    built = _build(build)
     figures = json.loads((build / "bench.json").read_text(encoding="utf-8"))
-    print(built.stdout)
     # The size is the bundle's, whatever the machine's load; the start-up time is printed, not judged, here.
-    assert figures["bundle_mb"] <= 250, built.stdout
+    assert figures["bundle_mb"] <= 250, figures
     assert figures["installed_first_paint_s"]["median"] > 0
-    assert built.stdout.splitlines()[0].startswith("bundle:")
     version = app.__version__
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
     first = build / f"bulwark_{version}_{arch}.deb"
@@ -94,3 +105,41 @@ def test_the_deb_installs_on_a_minimal_debian_12_passes_its_self_test_keeps_the_
     assert "verified" in steps["data after the upgrade"]["detail"]
     # Nothing of the Debian tree is left behind.
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("bulwark-debian12-")] == []
+
+
+@pytest.mark.slow
+@pytest.mark.once
+def test_the_packaged_desk_trades_on_breeze_through_its_bundled_sdk(build: Path, tmp_path: Path) -> None:
+    # The bundle's own Breeze SDK, socket.io client and pandas against the local emulator, as the source desk is
+    # in tests/brokers/breeze/test_breeze_cli.py; its secrets in an encrypted keyring file, as a trader's would be.
+    executable = build / "dist" / "bulwark" / "bulwark"
+    home = cover_today(tmp_path / "home")
+    unlock = tmp_path / "unlock"
+    unlock.write_text(f"{PASSPHRASE}\n", encoding="utf-8")
+    with BreezeEmulator(tick_interval_s=0.05) as emulator:
+
+        def bulwark(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+            descriptor = os.open(unlock, os.O_RDONLY)
+            try:
+                environ = {k: v for k, v in os.environ.items() if not k.startswith(("BULWARK_", "PYTHON"))}
+                environ.update(emulator.env(), BULWARK_HOME=str(home), BULWARK_KEYRING_PASSPHRASE_FD=str(descriptor),
+                               QT_QPA_PLATFORM="offscreen")
+                return subprocess.run([str(executable), *args], input=stdin, capture_output=True, text=True, env=environ,
+                                      cwd=tmp_path, timeout=180, check=False, pass_fds=(descriptor,))
+            finally:
+                os.close(descriptor)
+
+        made = bulwark("keyring", "use-file", "--passphrase-stdin", "--no-copy", stdin=f"{PASSPHRASE}\n")
+        assert made.returncode == 0, made.stderr
+        stored = bulwark("credentials", "set", "--broker", "breeze", "--stdin",
+                         stdin=f"{emulator.api_key}\n{emulator.api_secret}\n")
+        assert stored.returncode == 0, stored.stderr
+        run = bulwark("simulate", "--broker", "breeze", "--session-token-stdin", "--seconds", "4", "--json",
+                      "--orders-per-sec", "4", "--instruments", "6", stdin=f"{TOKEN}\n")
+        assert run.returncode == 0, run.stderr[-3000:]
+        report = json.loads(run.stdout)
+        assert report["broker"]["name"] == "breeze"
+        assert report["orders"]["submitted"] >= 8 and report["orders"]["accepted"] > 0
+        assert report["audit"]["verified"] is True
+        assert report["broker"]["total_requests"] == len(emulator.calls) > 0
+        assert report["broker"]["handler_errors"] == {} and report["broker"]["refused_prices"] == 0
