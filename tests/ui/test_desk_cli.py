@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import app
 from tests.support.desk_process import audit_records, desk, run_main
 
 OFFSCREEN = {"QT_QPA_PLATFORM": "offscreen"}
@@ -20,6 +21,8 @@ def test_main_py_demo_opens_the_desk_on_a_fresh_folder_trades_through_the_gate_a
     assert "desk window first painted" in proc.stderr
     start = audit_records(home, "app.start")
     assert [json.loads(str(r["payload"]))["command"] for r in start] == ["desk --demo"]
+    # Which release wrote the records: a compliance officer reads it from the chain itself.
+    assert json.loads(str(start[0]["payload"]))["version"] == app.__version__
     proposed = audit_records(home, "order.proposed")
     assert proposed and all(r["actor"] == "demo" for r in proposed)
     # The demo's share of bad and over-limit orders is refused by the one gate, and recorded.
