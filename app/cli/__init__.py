@@ -17,8 +17,6 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from app.version import version_line
-
 from . import desk_window
 from .common import EXIT_FAILED, EXIT_USAGE
 
@@ -62,6 +60,9 @@ class _Version(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
+        # Only when asked: every start of main.py parses these options, --version or not.
+        from app.version import version_line
+
         print(version_line(), flush=True)
         parser.exit()
 

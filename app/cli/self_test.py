@@ -249,8 +249,7 @@ def _cover_calendar(settings: Settings, checks: Checks) -> bool:
 
     shipped = load_effective(None).calendar
     today = dt.datetime.now(IST).date()
-    missing = [year for year in (today.year, today.year + 1)
-               if any(year not in cal.years for cal in shipped.calendars.values())]
+    missing = shipped.uncovered_years(today)
     for year in missing:
         args = _parser().parse_args(["calendar", "accept-weekdays", str(year), "--reason", REASON])
         said = io.StringIO()
@@ -435,27 +434,18 @@ async def _kill(window: DeskWindow, engine: Engine, checks: Checks) -> None:
 def _verify_chain(settings: Settings, checks: Checks) -> None:
     from sqlalchemy import text
 
-    from app.store.chain_key import ChainKeys
-    from app.store.checkpoints import (
-        check_checkpoints,
-        checkpoint_file,
-        read_checkpoints,
-    )
+    from app.store.audit_query import check_chain
+    from app.store.checkpoints import checkpoint_file
     from app.store.db import open_read_only
-    from app.store.verify import verify_chain
 
     store = open_read_only(settings.database_url)
     try:
-        keys = ChainKeys()
         path = checkpoint_file(settings.home)
-        checkpoints = read_checkpoints(path) if path.is_file() else []
-        result = verify_chain(store, keys=keys, hashes_at={checkpoint.seq for checkpoint in checkpoints})
-        problems, _notes = check_checkpoints(result, checkpoints, keys)
-        problems = result.problems() + problems
-        keyed = f"keyed with {', '.join(result.keys)}" if result.keys else "NOT keyed"
-        checks.add("audit chain", not problems and bool(result.keys) and result.records > 0,
-                   f"{result.records} records verified, {keyed}, {len(checkpoints)} checkpoints match"
-                   if not problems else "; ".join(problems))
+        chain = check_chain(store, checkpoint_files=(path,) if path.is_file() else ())
+        keyed = f"keyed with {', '.join(chain.keys)}" if chain.keys else "NOT keyed"
+        checks.add("audit chain", chain.ok and bool(chain.keys) and chain.records > 0,
+                   f"{chain.records} records verified, {keyed}, {chain.checkpoints} checkpoints match"
+                   if chain.ok else "; ".join(chain.problems))
         with store.connect() as connection:
             counts: dict[str, int] = dict(connection.execute(text(
                 "SELECT event_type, COUNT(*) FROM audit_log GROUP BY event_type")).tuples().all())

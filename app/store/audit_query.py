@@ -392,6 +392,9 @@ class ChainCheck:
     broken_at: int | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The fingerprints of the keys the chain was checked against (none: not keyed), and the checkpoints compared.
+    keys: list[str] = field(default_factory=list)
+    checkpoints: int = 0
 
 
 def check_chain(
@@ -420,4 +423,5 @@ def check_chain(
         headline = f"Chain OK: {result.records:,} records verified{keyed if result.records else ''}"
         if checkpoints:
             headline += f"; {len(checkpoints)} checkpoints agree"
-    return ChainCheck(not problems, result.records, headline, result.broken_at, problems, notes)
+    return ChainCheck(not problems, result.records, headline, result.broken_at, problems, notes, result.keys,
+                      len(checkpoints))

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.installer.build_script import ROOT, run_build
 
 
 def _build(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BULWARK_BUILD_DIR": str(tmp_path / "build"), "PYTHON": sys.executable}
-    return subprocess.run(["sh", str(ROOT / "installer" / "build.sh"), *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=60, check=False)
+    return run_build(tmp_path / "build", *args, timeout=60)
 
 
 @pytest.mark.parametrize(("args", "said"), [

@@ -20,9 +20,10 @@ import pytest
 
 import app
 from tests.breeze_emulator import BreezeEmulator
+from tests.installer.build_script import ROOT, run_build
+from tests.pg_server import in_ci
 from tests.support.calendar import cover_today
 
-ROOT = Path(__file__).resolve().parents[2]
 # Test values for throwaway keyring files and the emulator's session: nobody's secrets.
 PASSPHRASE = "installer-test passphrase"
 TOKEN = "48213577"
@@ -37,15 +38,13 @@ def _privileged() -> None:
     if why is None:
         return
     message = f"the installer test needs root and dpkg-deb, debootstrap, binutils ({why}): sh installer/setup.sh --test"
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(message)
     pytest.skip(message)
 
 
 def _build(build: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BULWARK_BUILD_DIR": str(build), "PYTHON": sys.executable}
-    result = subprocess.run(["sh", str(ROOT / "installer" / "build.sh"), *args], capture_output=True, text=True,
-                            env=env, cwd=ROOT, timeout=1200, check=False)
+    result = run_build(build, *args)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     return result
 

@@ -49,8 +49,7 @@ def _assumed_now() -> dict[int, YearData]:
     at = dt.datetime.now(IST).replace(microsecond=0)
     return {
         year: YearData(year, assumed=Assumption("test-suite", at, "tests run past the shipped calendar"))
-        for year in (today.year, today.year + 1)
-        if any(year not in cal.years for cal in shipped.calendars.values())
+        for year in shipped.uncovered_years(today)
     }
 
 

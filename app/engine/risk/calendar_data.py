@@ -121,6 +121,11 @@ class CalendarSet:
     def for_exchange(self, exchange: Exchange) -> ExchangeCalendar:
         return self.by_exchange[exchange]
 
+    def uncovered_years(self, today: dt.date) -> list[int]:
+        """This year and the next where some calendar lacks them: what ``calendar accept-weekdays`` may assume."""
+        return [year for year in (today.year, today.year + 1)
+                if any(year not in cal.years for cal in self.calendars.values())]
+
     def document(self) -> dict[str, Any]:
         """The whole calendar as plain JSON-able data (the stored version and its hash are of this)."""
         return {
